@@ -1,0 +1,234 @@
+//! The one place that wires trigger → collect → check → remediate → publish.
+//!
+//! The Lambda handler and the CLI both build an [`App`] and call [`App::handle`].
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::approvals::Approvals;
+use crate::checks::{TagChange, check_user};
+use crate::config::Config;
+use crate::event::{EventError, IamChange, Parsed, Trigger, parse_event};
+use crate::finding::{CheckId, Finding, Remediation, RemediationStatus, Scope, sort_findings};
+use crate::ports::{ApprovalsStore, CallError, FindingsSink, RegistryUnavailable, UserDirectory};
+
+/// Per-invocation choices.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// The one "now" of this invocation (`--as-of` in the CLI).
+    pub now: DateTime<Utc>,
+    /// Report what remediation would do without doing it.
+    pub dry_run: bool,
+    /// Publish findings to the topic.
+    pub publish: bool,
+}
+
+/// What an invocation did, apart from its findings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Checks ran.
+    Processed,
+    /// The event needs no action; the reason says why.
+    Ignored(String),
+    /// The user the event names no longer exists.
+    UserGone(String),
+}
+
+/// The result of one invocation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `event:<EventName>`, `schedule`, or `event` when ignored before the name was known.
+    pub trigger: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Findings, most severe first.
+    pub findings: Vec<Finding>,
+    /// How many findings the topic accepted.
+    pub published: usize,
+    /// Set when the invocation must fail after its findings were produced (registry
+    /// unavailable, remediation or publish failed); entrypoints turn it into an error.
+    pub failure: Option<String>,
+}
+
+impl Report {
+    fn ignored(trigger: String, reason: String) -> Report {
+        Report { trigger, outcome: Outcome::Ignored(reason), findings: Vec::new(), published: 0, failure: None }
+    }
+}
+
+/// Errors that stop an invocation before it has findings.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The event is not one this function can read.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// Collecting IAM data failed.
+    #[error(transparent)]
+    Collect(#[from] CallError),
+    /// Publishing was asked for but no topic is configured.
+    #[error("FINDINGS_TOPIC_ARN is not set: set it to the findings topic, or pass --no-publish")]
+    NoTopic,
+    /// The trigger is recognised but this build cannot run it.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The application: configuration plus the ports it talks to.
+pub struct App<D, A, S> {
+    /// Validated configuration.
+    pub config: Config,
+    /// IAM.
+    pub directory: D,
+    /// The approvals registry.
+    pub approvals: A,
+    /// The findings topic, if configured.
+    pub sink: Option<S>,
+}
+
+impl<D: UserDirectory, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
+    /// Handles one EventBridge event (or an event file given to the CLI).
+    pub async fn handle(&self, event: Value, opts: &RunOptions) -> Result<Report, AppError> {
+        if opts.publish && self.sink.is_none() {
+            return Err(AppError::NoTopic);
+        }
+        match parse_event(event, &self.config.policy.exception_tag_key)? {
+            Parsed::Ignored(reason) => Ok(Report::ignored("event".into(), reason)),
+            // Boxed: the collect-and-publish future holds several SDK calls and is large.
+            Parsed::Trigger(Trigger::IamChange(change)) => Box::pin(self.handle_change(change, opts)).await,
+            Parsed::Trigger(Trigger::Schedule { .. }) => Err(AppError::Unsupported(
+                "the daily scan is not available in this build: run `iam-sentinel scan`".into(),
+            )),
+        }
+    }
+
+    async fn handle_change(&self, change: IamChange, opts: &RunOptions) -> Result<Report, AppError> {
+        let trigger = format!("event:{}", change.event_name);
+        if let Some(own) = &self.config.self_role_arn
+            && change.actor.is(own)
+        {
+            return Ok(Report::ignored(trigger, format!("{} was made by this function's own role", change.event_name)));
+        }
+        let (user, approvals) = tokio::join!(self.directory.read_user(&change.user_name), self.approvals.load());
+        let Some(user) = user? else {
+            return Ok(Report {
+                trigger,
+                outcome: Outcome::UserGone(format!("user {} no longer exists", change.user_name)),
+                findings: Vec::new(),
+                published: 0,
+                failure: None,
+            });
+        };
+        let scope = Scope {
+            account: change.account.clone(),
+            region: change.region.clone(),
+            trigger: trigger.clone(),
+            now: opts.now,
+        };
+        let tag_change =
+            TagChange { actor: change.actor.clone(), exception_value_set: change.exception_value_set.clone() };
+        let mut findings = check_user(&user, approvals.as_ref().ok(), Some(&tag_change), &self.config.policy, &scope);
+        let mut failures = Vec::new();
+        match approvals {
+            Ok(_) => failures.extend(self.remediate(&mut findings, opts).await),
+            Err(e) => {
+                failures.push(e.to_string());
+                findings.push(self.registry_unavailable(&scope, &e));
+            }
+        }
+        self.finish(trigger, findings, failures, opts).await
+    }
+
+    /// Sorts, publishes, and collects every failure into the report.
+    async fn finish(
+        &self,
+        trigger: String,
+        mut findings: Vec<Finding>,
+        mut failures: Vec<String>,
+        opts: &RunOptions,
+    ) -> Result<Report, AppError> {
+        sort_findings(&mut findings);
+        let mut published = 0;
+        if opts.publish && !findings.is_empty() {
+            let sink = self.sink.as_ref().ok_or(AppError::NoTopic)?;
+            match sink.publish(&findings).await {
+                Ok(n) => published = n,
+                Err(e) => {
+                    published = e.published;
+                    failures.push(e.to_string());
+                }
+            }
+        }
+        Ok(Report {
+            trigger,
+            outcome: Outcome::Processed,
+            findings,
+            published,
+            failure: (!failures.is_empty()).then(|| failures.join("; ")),
+        })
+    }
+
+    fn registry_unavailable(&self, scope: &Scope, error: &RegistryUnavailable) -> Finding {
+        let mut f = scope.finding(
+            CheckId::ApprovalsRegistryUnavailable,
+            self.approvals.location(),
+            format!("the approvals registry could not be used, so no exception tag was judged or removed: {error}"),
+        );
+        f.evidence = json!({ "secret_id": self.approvals.location(), "error": error.to_string() });
+        f
+    }
+
+    /// Removes unapproved or expired exception tags, re-reading the registry first so an
+    /// approval that landed since the first read is honoured. Returns the failures.
+    async fn remediate(&self, findings: &mut [Finding], opts: &RunOptions) -> Vec<String> {
+        let mut targets: Vec<&mut Finding> = findings
+            .iter_mut()
+            .filter(|f| matches!(f.check, CheckId::ExceptionUnapproved | CheckId::ExceptionExpired))
+            .collect();
+        if targets.is_empty() {
+            return Vec::new();
+        }
+        let set = |f: &mut Finding, status, detail: Option<String>| {
+            f.remediation = Some(Remediation { action: "untag".into(), status, detail });
+        };
+        if !self.config.auto_remediate || opts.dry_run {
+            let why = if opts.dry_run { "--dry-run" } else { "AUTO_REMEDIATE=false" };
+            for f in targets {
+                set(f, RemediationStatus::DryRun, Some(format!("would remove the tag ({why})")));
+            }
+            return Vec::new();
+        }
+        let fresh: Approvals = match self.approvals.load().await {
+            Ok(a) => a,
+            Err(e) => {
+                let why = format!("not untagged: the registry could not be re-read ({e})");
+                for f in targets {
+                    set(f, RemediationStatus::Failed, Some(why.clone()));
+                }
+                return vec![why];
+            }
+        };
+        let mut failures = Vec::new();
+        for f in &mut targets {
+            let Some(user) = f.user.clone() else { continue };
+            if fresh.is_valid_for(&user, opts.now) {
+                set(f, RemediationStatus::Skipped, Some("an approval appeared when the registry was re-read".into()));
+                continue;
+            }
+            let key = f.evidence["tag_key"].as_str().unwrap_or(&self.config.policy.exception_tag_key).to_owned();
+            match self.directory.remove_tag(&user, &key).await {
+                Ok(()) => {
+                    tracing::warn!(user = %user, tag_key = %key, check = %f.check, "removed exception tag");
+                    set(f, RemediationStatus::Applied, None);
+                }
+                Err(e) => {
+                    set(f, RemediationStatus::Failed, Some(e.to_string()));
+                    failures.push(e.to_string());
+                }
+            }
+        }
+        failures
+    }
+}

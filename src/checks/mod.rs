@@ -1,0 +1,127 @@
+//! The pure checks: plain data in, findings out. No AWS types, no I/O, no clock.
+//!
+//! One file per family. [`check_user`] runs every user check; the event path and
+//! the scan both call it, so one user gets the same findings from either.
+
+mod exceptions;
+mod keys;
+mod mfa;
+mod root;
+
+use chrono::{DateTime, Utc};
+
+use crate::approvals::Approvals;
+use crate::config::Policy;
+use crate::finding::{Finding, Scope};
+use crate::snapshot::UserSnapshot;
+
+pub use root::check_root;
+
+/// Who made an IAM change, from the event's `userIdentity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `userIdentity.arn` (for roles, the assumed-role session ARN).
+    pub arn: String,
+    /// `sessionContext.sessionIssuer.arn` for role sessions: the role itself.
+    pub issuer_arn: Option<String>,
+}
+
+impl Actor {
+    /// Whether this actor is `principal`, by its own ARN or its role's.
+    #[must_use]
+    pub fn is(&self, principal: &str) -> bool {
+        self.arn == principal || self.issuer_arn.as_deref() == Some(principal)
+    }
+}
+
+/// What the event being handled did to the exception tag (event path only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagChange {
+    /// Who made the call.
+    pub actor: Actor,
+    /// The exception tag value the call set, if it set one.
+    pub exception_value_set: Option<String>,
+}
+
+/// Runs every user check on one snapshot.
+///
+/// `approvals` is `None` when the registry could not be read: the approval checks
+/// are then skipped (the caller reports `approvals-registry-unavailable`).
+#[must_use]
+pub fn check_user(
+    user: &UserSnapshot,
+    approvals: Option<&Approvals>,
+    change: Option<&TagChange>,
+    policy: &Policy,
+    scope: &Scope,
+) -> Vec<Finding> {
+    let mut findings = exceptions::check(user, approvals, change, policy, scope);
+    findings.extend(exceptions::check_required_tags(user, policy, scope));
+    findings.extend(keys::check(user, policy, scope));
+    findings.extend(mfa::check(user, policy, scope));
+    findings
+}
+
+/// Whole days from `from` to `to` (negative if `to` is earlier); the one place durations are rounded.
+#[must_use]
+pub fn whole_days(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_days()
+}
+
+/// A finding about `user`, with the user's name and ARN filled in.
+fn user_finding(scope: &Scope, check: crate::finding::CheckId, user: &UserSnapshot, message: String) -> Finding {
+    let mut f = scope.finding(check, &user.arn, message);
+    f.user = Some(user.name.clone());
+    f
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! Builders for plain test values.
+    use super::*;
+    use crate::snapshot::{AccessKey, KeyRef, Tag};
+
+    pub fn now() -> DateTime<Utc> {
+        "2026-11-23T10:00:00Z".parse().unwrap()
+    }
+
+    pub fn days_ago(d: i64) -> DateTime<Utc> {
+        now() - chrono::Duration::days(d)
+    }
+
+    pub fn scope() -> Scope {
+        Scope { account: "123456789012".into(), region: "us-east-1".into(), trigger: "schedule".into(), now: now() }
+    }
+
+    pub fn user(name: &str) -> UserSnapshot {
+        UserSnapshot {
+            name: name.into(),
+            arn: format!("arn:aws:iam::123456789012:user/{name}"),
+            tags: vec![],
+            keys: vec![],
+            password_enabled: false,
+            mfa_active: false,
+        }
+    }
+
+    pub fn tagged(name: &str, key: &str, value: &str) -> UserSnapshot {
+        let mut u = user(name);
+        u.tags.push(Tag::new(key, value));
+        u
+    }
+
+    pub fn key(id: &str, active: bool, created_days_ago: i64, used_days_ago: Option<i64>) -> AccessKey {
+        AccessKey {
+            key: KeyRef::Id(id.into()),
+            active,
+            created: days_ago(created_days_ago),
+            last_used: used_days_ago.map(days_ago),
+        }
+    }
+
+    pub fn checks_of(findings: &[Finding]) -> Vec<&'static str> {
+        let mut v: Vec<_> = findings.iter().map(|f| f.check.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+}

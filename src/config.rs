@@ -1,0 +1,250 @@
+//! Configuration from environment variables, validated once at start-up.
+//!
+//! A bad value stops start-up with an error naming the variable and the values it
+//! accepts; nothing here is read again during an invocation.
+
+/// Which users must have MFA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaScope {
+    /// Only users with a console password (`console-without-mfa`).
+    Console,
+    /// Every user, also key-only ones (`user-without-mfa`).
+    AllUsers,
+}
+
+/// The thresholds and names the pure checks apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The exception tag key (`AccessException`), matched case-insensitively.
+    pub exception_tag_key: String,
+    /// Warn this many days before an approval expires.
+    pub exception_warn_days: i64,
+    /// Principals allowed to set the exception tag; empty means "anyone but the user itself".
+    pub approver_principals: Vec<String>,
+    /// Maximum key age (CIS: 90 days).
+    pub key_max_age_days: i64,
+    /// Warn this many days before the maximum age.
+    pub key_warn_days: i64,
+    /// A key unused this many days is reported (CIS: 45 days).
+    pub key_unused_days: i64,
+    /// Who must have MFA.
+    pub mfa_scope: MfaScope,
+    /// Tags every user must carry.
+    pub required_tags: Vec<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            exception_tag_key: "AccessException".to_owned(),
+            exception_warn_days: 14,
+            approver_principals: Vec::new(),
+            key_max_age_days: 90,
+            key_warn_days: 14,
+            key_unused_days: 45,
+            mfa_scope: MfaScope::Console,
+            required_tags: Vec::new(),
+        }
+    }
+}
+
+/// The whole configuration of the function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// What the checks enforce.
+    pub policy: Policy,
+    /// SNS topic for findings (`FINDINGS_TOPIC_ARN`); required to publish.
+    pub findings_topic_arn: Option<String>,
+    /// Secrets Manager id of the approvals registry (`APPROVALS_SECRET_ID`).
+    pub approvals_secret_id: String,
+    /// Remove unapproved exception tags (`AUTO_REMEDIATE`).
+    pub auto_remediate: bool,
+    /// The function's own role: events it caused are ignored (`SELF_ROLE_ARN`).
+    pub self_role_arn: Option<String>,
+}
+
+/// A configuration variable with a bad value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {variable}={value:?} is not valid: {expected}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// The value found (never a secret: none of these variables hold one).
+    pub value: String,
+    /// What is accepted.
+    pub expected: String,
+}
+
+fn bad(variable: &'static str, value: &str, expected: impl Into<String>) -> ConfigError {
+    ConfigError { variable, value: value.to_owned(), expected: expected.into() }
+}
+
+impl Config {
+    /// Reads and validates the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads and validates the configuration from `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let days = |name: &'static str, default: i64, max: i64| -> Result<i64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|d| (0..=max).contains(d))
+                    .ok_or_else(|| bad(name, &v, format!("a whole number of days from 0 to {max}"))),
+            }
+        };
+        let arn_list = |name: &'static str| -> Result<Vec<String>, ConfigError> {
+            let Some(v) = get(name) else {
+                return Ok(Vec::new());
+            };
+            let items: Vec<String> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            match items.iter().find(|a| !is_arn(a)) {
+                Some(item) => {
+                    Err(bad(name, &v, format!("a comma-separated list of ARNs (arn:aws:…); {item:?} is not one")))
+                }
+                None => Ok(items),
+            }
+        };
+
+        let default = Policy::default();
+        let exception_tag_key = match get("EXCEPTION_TAG_KEY") {
+            None => default.exception_tag_key,
+            Some(k) if k.len() <= 128 && !k.to_ascii_lowercase().starts_with("aws:") => k,
+            Some(k) => {
+                return Err(bad(
+                    "EXCEPTION_TAG_KEY",
+                    &k,
+                    "an IAM tag key of 1 to 128 characters not starting with aws:",
+                ));
+            }
+        };
+        let key_max_age_days = days("KEY_MAX_AGE_DAYS", default.key_max_age_days, 3650)?;
+        let key_warn_days = days("KEY_WARN_DAYS", default.key_warn_days, 3650)?;
+        if key_warn_days >= key_max_age_days {
+            return Err(bad(
+                "KEY_WARN_DAYS",
+                &key_warn_days.to_string(),
+                format!("fewer days than KEY_MAX_AGE_DAYS ({key_max_age_days})"),
+            ));
+        }
+        let mfa_scope = match get("MFA_SCOPE").as_deref() {
+            None | Some("console") => MfaScope::Console,
+            Some("all-users") => MfaScope::AllUsers,
+            Some(v) => return Err(bad("MFA_SCOPE", v, "`console` or `all-users`")),
+        };
+        let auto_remediate = match get("AUTO_REMEDIATE").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => return Err(bad("AUTO_REMEDIATE", v, "`true` or `false`")),
+        };
+        let findings_topic_arn = match get("FINDINGS_TOPIC_ARN") {
+            Some(v) if !v.starts_with("arn:") || !v.contains(":sns:") => {
+                return Err(bad("FINDINGS_TOPIC_ARN", &v, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"));
+            }
+            v => v,
+        };
+        let approvals_secret_id = get("APPROVALS_SECRET_ID").ok_or_else(|| {
+            bad(
+                "APPROVALS_SECRET_ID",
+                "",
+                "the name or ARN of the Secrets Manager secret that holds the approvals registry",
+            )
+        })?;
+        let self_role_arn = match get("SELF_ROLE_ARN") {
+            Some(v) if !is_arn(&v) || !v.contains(":role/") => {
+                return Err(bad("SELF_ROLE_ARN", &v, "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"));
+            }
+            v => v,
+        };
+        let required_tags = get("REQUIRED_TAGS")
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
+
+        Ok(Config {
+            policy: Policy {
+                exception_tag_key,
+                exception_warn_days: days("EXCEPTION_WARN_DAYS", default.exception_warn_days, 365)?,
+                approver_principals: arn_list("APPROVER_PRINCIPALS")?,
+                key_max_age_days,
+                key_warn_days,
+                key_unused_days: days("KEY_UNUSED_DAYS", default.key_unused_days, 3650)?,
+                mfa_scope,
+                required_tags,
+            },
+            findings_topic_arn,
+            approvals_secret_id,
+            auto_remediate,
+            self_role_arn,
+        })
+    }
+}
+
+fn is_arn(s: &str) -> bool {
+    s.starts_with("arn:") && s.split(':').count() >= 6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> =
+            HashMap::from([("APPROVALS_SECRET_ID".into(), "iam-sentinel/approvals".into())]);
+        for (k, v) in vars {
+            map.insert((*k).into(), (*v).into());
+        }
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_cis_and_the_design() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.policy, Policy::default());
+        assert!(!c.auto_remediate);
+        assert_eq!(c.policy.key_max_age_days - c.policy.key_warn_days, 76);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_accepted_values() {
+        for (var, val, expect) in [
+            ("AUTO_REMEDIATE", "yes", "`true` or `false`"),
+            ("MFA_SCOPE", "everyone", "all-users"),
+            ("KEY_MAX_AGE_DAYS", "-1", "whole number"),
+            ("EXCEPTION_WARN_DAYS", "two weeks", "whole number"),
+            ("APPROVER_PRINCIPALS", "arn:aws:iam::1:user/a, bob", "\"bob\""),
+            ("FINDINGS_TOPIC_ARN", "findings", "SNS topic ARN"),
+            ("SELF_ROLE_ARN", "arn:aws:iam::123456789012:user/x", "role ARN"),
+            ("KEY_WARN_DAYS", "90", "fewer days than KEY_MAX_AGE_DAYS"),
+        ] {
+            let err = with(&[(var, val)]).unwrap_err().to_string();
+            assert!(err.contains(var) && err.contains(expect), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_registry_secret_is_required() {
+        let err = Config::from_lookup(|_| None).unwrap_err();
+        assert_eq!(err.variable, "APPROVALS_SECRET_ID");
+    }
+
+    #[test]
+    fn lists_are_comma_separated() {
+        let c = with(&[
+            ("REQUIRED_TAGS", "owner, cost-center,"),
+            ("APPROVER_PRINCIPALS", "arn:aws:iam::123456789012:role/SecurityAdmin"),
+            ("AUTO_REMEDIATE", "TRUE"),
+            ("MFA_SCOPE", "all-users"),
+        ])
+        .unwrap();
+        assert_eq!(c.policy.required_tags, ["owner", "cost-center"]);
+        assert_eq!(c.policy.approver_principals.len(), 1);
+        assert!(c.auto_remediate);
+        assert_eq!(c.policy.mfa_scope, MfaScope::AllUsers);
+    }
+}

@@ -1,0 +1,243 @@
+//! The one output shape: a [`Finding`], with its stable [`CheckId`] and [`Severity`].
+//!
+//! Check ids are the SNS filter-policy vocabulary: they are defined here once and
+//! serialised with the exact names documented in the README.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How bad a finding is; ordered so that `Critical > High > … > Info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational: nothing is exposed, but someone should know.
+    Info,
+    /// Hygiene: act within the normal cycle.
+    Low,
+    /// A control is weakened.
+    Medium,
+    /// A control is bypassed or about to be.
+    High,
+    /// The account itself is exposed, or the function cannot do its job.
+    Critical,
+}
+
+impl Severity {
+    /// Every severity, most severe first.
+    pub const ALL_DESCENDING: [Severity; 5] =
+        [Severity::Critical, Severity::High, Severity::Medium, Severity::Low, Severity::Info];
+
+    /// The lowercase name used in findings, message attributes and `--fail-on`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses a severity name as written in findings (`high`, `critical`, …).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL_DESCENDING.into_iter().find(|sev| sev.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! check_ids {
+    ($( $(#[$doc:meta])* $variant:ident => $id:literal, $sev:ident; )*) => {
+        /// A stable check identifier; subscribers filter on it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum CheckId {
+            $( $(#[$doc])* #[serde(rename = $id)] $variant, )*
+        }
+
+        impl CheckId {
+            /// Every check, in documentation order.
+            pub const ALL: &'static [CheckId] = &[$(CheckId::$variant),*];
+
+            /// The id as published (`exception-unapproved`, …).
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self { $(CheckId::$variant => $id,)* }
+            }
+
+            /// The severity every finding of this check carries.
+            #[must_use]
+            pub fn severity(self) -> Severity {
+                match self { $(CheckId::$variant => Severity::$sev,)* }
+            }
+        }
+    };
+}
+
+check_ids! {
+    /// `AccessException=True` with no approval in the registry.
+    ExceptionUnapproved => "exception-unapproved", High;
+    /// The approval behind the tag has expired.
+    ExceptionExpired => "exception-expired", High;
+    /// The approval expires within `EXCEPTION_WARN_DAYS`.
+    ExceptionExpiring => "exception-expiring", Low;
+    /// The tag was set by the tagged user itself, or by someone not in `APPROVER_PRINCIPALS`.
+    ExceptionSelfGranted => "exception-self-granted", High;
+    /// The exception tag is present with a value other than exactly `True`.
+    ExceptionTagMalformed => "exception-tag-malformed", Medium;
+    /// An approval exists but the user does not carry the tag.
+    ExceptionApprovedUntagged => "exception-approved-untagged", Info;
+    /// A tag named in `REQUIRED_TAGS` is absent.
+    RequiredTagMissing => "required-tag-missing", Low;
+    /// An active key is due for rotation soon.
+    AccessKeyRotationDue => "access-key-rotation-due", Low;
+    /// An active key is older than `KEY_MAX_AGE_DAYS`.
+    AccessKeyStale => "access-key-stale", Medium;
+    /// An active key has not been used for `KEY_UNUSED_DAYS`.
+    AccessKeyUnused => "access-key-unused", Medium;
+    /// The user has two active keys.
+    AccessKeyMultipleActive => "access-key-multiple-active", Low;
+    /// Console password enabled without an MFA device.
+    ConsoleWithoutMfa => "console-without-mfa", High;
+    /// No MFA device at all (`MFA_SCOPE=all-users`).
+    UserWithoutMfa => "user-without-mfa", Medium;
+    /// The root account has an active access key.
+    RootAccessKey => "root-access-key", Critical;
+    /// The root account has no MFA.
+    RootWithoutMfa => "root-without-mfa", Critical;
+    /// The approvals registry could not be read or is invalid: nothing was remediated.
+    ApprovalsRegistryUnavailable => "approvals-registry-unavailable", Critical;
+}
+
+impl std::fmt::Display for CheckId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What remediation did (or would do) about a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remediation {
+    /// The action: `untag` (remove the exception tag).
+    pub action: String,
+    /// `applied`, `dry-run`, `skipped` or `failed`.
+    pub status: RemediationStatus,
+    /// Why it failed or was skipped, when it did not apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The outcome of one remediation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemediationStatus {
+    /// The tag was removed.
+    Applied,
+    /// Remediation is off (`AUTO_REMEDIATE=false` or `--dry-run`): this is what it would do.
+    DryRun,
+    /// Not applied on purpose (an approval appeared when the registry was re-read).
+    Skipped,
+    /// The call failed; the invocation fails too.
+    Failed,
+}
+
+/// One problem found about one principal; the shape documented in the README.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable check id.
+    pub check: CheckId,
+    /// Severity of the check.
+    pub severity: Severity,
+    /// Account the principal lives in.
+    pub account: String,
+    /// Region the function observed from.
+    pub region: String,
+    /// ARN of the principal (user, root, or the registry secret).
+    pub principal: String,
+    /// IAM user name, when the finding is about a user.
+    pub user: Option<String>,
+    /// Access key id (event path) or `access_key_N created YYYY-MM-DD` (scan); null when not about a key.
+    pub resource: Option<String>,
+    /// One sentence a person can act on.
+    pub message: String,
+    /// The facts behind the finding.
+    pub evidence: serde_json::Value,
+    /// What remediation did, for remediable checks.
+    pub remediation: Option<Remediation>,
+    /// When the function looked ("now" of the invocation).
+    pub observed_at: DateTime<Utc>,
+    /// `event:<EventName>` or `schedule`.
+    pub trigger: String,
+}
+
+/// Where and when findings are being produced; the context every finding carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The account being checked.
+    pub account: String,
+    /// The region the function runs in.
+    pub region: String,
+    /// `event:<EventName>` or `schedule`.
+    pub trigger: String,
+    /// The one "now" of the invocation.
+    pub now: DateTime<Utc>,
+}
+
+impl Scope {
+    /// Starts a finding of `check` in this scope; the caller fills in the rest.
+    #[must_use]
+    pub fn finding(&self, check: CheckId, principal: &str, message: String) -> Finding {
+        Finding {
+            check,
+            severity: check.severity(),
+            account: self.account.clone(),
+            region: self.region.clone(),
+            principal: principal.to_owned(),
+            user: None,
+            resource: None,
+            message,
+            evidence: serde_json::Value::Object(serde_json::Map::new()),
+            remediation: None,
+            observed_at: self.now,
+            trigger: self.trigger.clone(),
+        }
+    }
+}
+
+/// Orders findings for people: most severe first, then by check, user and resource.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.check.cmp(&b.check))
+            .then_with(|| a.user.cmp(&b.user))
+            .then_with(|| a.resource.cmp(&b.resource))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_ids_serialise_with_their_documented_names() {
+        for check in CheckId::ALL {
+            let json = serde_json::to_string(check).unwrap();
+            assert_eq!(json, format!("\"{}\"", check.as_str()));
+        }
+        assert_eq!(CheckId::ALL.len(), 16);
+    }
+
+    #[test]
+    fn severities_order_and_parse() {
+        assert!(Severity::Critical > Severity::High);
+        assert!(Severity::Low > Severity::Info);
+        assert_eq!(Severity::parse("HIGH"), Some(Severity::High));
+        assert_eq!(Severity::parse("severe"), None);
+    }
+}

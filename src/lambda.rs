@@ -1,0 +1,113 @@
+//! The Lambda entrypoint: translate the invocation into one [`App::handle`] call.
+
+use chrono::Utc;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::app::{App, AppError, Outcome, Report, RunOptions};
+use crate::aws::{CallCounter, Endpoint};
+use crate::config::Config;
+use crate::ports::{ApprovalsStore, FindingsSink, UserDirectory};
+
+/// A failed invocation, with a stable `error_type` for alarms and the DLQ.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct InvocationError {
+    /// `MalformedEvent`, `AwsCallFailed`, `Misconfigured`, or `FindingsIncomplete`.
+    pub error_type: &'static str,
+    /// One line naming what failed.
+    pub message: String,
+}
+
+impl From<AppError> for InvocationError {
+    fn from(e: AppError) -> Self {
+        let error_type = match &e {
+            AppError::Event(_) => "MalformedEvent",
+            AppError::Collect(_) => "AwsCallFailed",
+            AppError::NoTopic | AppError::Unsupported(_) => "Misconfigured",
+        };
+        InvocationError { error_type, message: e.to_string() }
+    }
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(e: InvocationError) -> Self {
+        Diagnostic { error_type: e.error_type.to_owned(), error_message: e.message }
+    }
+}
+
+/// Starts the runtime loop; configuration errors stop start-up with the variable's name.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let (app, counter) = crate::runtime::build_app(config, &Endpoint::default()).await;
+    let (app, counter) = (&app, &counter);
+    Box::pin(lambda_runtime::run(service_fn(move |event| handle(app, Some(counter), event)))).await
+}
+
+/// Handles one invocation: findings are published before the result is returned, and any
+/// failure after that (registry, remediation, publish) fails the invocation so Lambda retries.
+pub async fn handle<D: UserDirectory, A: ApprovalsStore, S: FindingsSink>(
+    app: &App<D, A, S>,
+    counter: Option<&CallCounter>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, InvocationError> {
+    let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+    async move {
+        if let Some(c) = counter {
+            c.reset();
+        }
+        let opts = RunOptions { now: Utc::now(), dry_run: false, publish: true };
+        let result = app.handle(event.payload, &opts).await;
+        let calls = counter.map(CallCounter::snapshot).unwrap_or_default();
+        match result {
+            Err(e) => {
+                tracing::error!(error = %e, aws_calls = ?calls.calls, "invocation failed");
+                Err(e.into())
+            }
+            Ok(report) => {
+                log_report(&report, &calls.calls);
+                match &report.failure {
+                    Some(failure) => {
+                        Err(InvocationError { error_type: "FindingsIncomplete", message: failure.clone() })
+                    }
+                    None => Ok(response(&report)),
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn log_report(report: &Report, calls: &std::collections::BTreeMap<String, u64>) {
+    match &report.outcome {
+        Outcome::Ignored(reason) | Outcome::UserGone(reason) => {
+            tracing::info!(trigger = %report.trigger, reason = %reason, aws_calls = ?calls, "nothing to check");
+        }
+        Outcome::Processed => tracing::info!(
+            trigger = %report.trigger,
+            findings = report.findings.len(),
+            published = report.published,
+            failure = report.failure.as_deref().unwrap_or(""),
+            aws_calls = ?calls,
+            "checked"
+        ),
+    }
+}
+
+/// The invocation's result: outcome and counts (the findings themselves went to SNS).
+#[must_use]
+pub fn response(report: &Report) -> Value {
+    let mut v = json!({
+        "trigger": report.trigger,
+        "findings": report.findings.len(),
+        "published": report.published,
+        "summary": crate::output::summary(&report.findings),
+    });
+    if let Ok(Value::Object(outcome)) = serde_json::to_value(&report.outcome) {
+        v.as_object_mut().into_iter().for_each(|m| m.extend(outcome.clone()));
+    }
+    v
+}

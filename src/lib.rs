@@ -1,0 +1,17 @@
+//! iam-sentinel keeps IAM users compliant: it judges IAM changes and the whole account
+//! against the `AccessException` SCP policy, key and MFA hygiene, publishes findings to
+//! SNS, and removes unapproved exception tags.
+
+pub mod app;
+pub mod approvals;
+pub mod aws;
+pub mod checks;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod finding;
+pub mod lambda;
+pub mod output;
+pub mod ports;
+pub mod runtime;
+pub mod snapshot;

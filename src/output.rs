@@ -1,0 +1,83 @@
+//! Rendering findings for people (`table`) and tools (`json`, one finding per line).
+
+use std::fmt::Write as _;
+
+use crate::finding::{Finding, Severity};
+
+/// Output formats of the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Grouped by severity, one line per finding, then a summary line.
+    Table,
+    /// NDJSON: one finding per line.
+    Json,
+    /// Only the counts.
+    Summary,
+}
+
+/// Renders `findings` in `format`.
+#[must_use]
+pub fn render(findings: &[Finding], format: Format) -> String {
+    match format {
+        Format::Json => {
+            findings.iter().filter_map(|f| serde_json::to_string(f).ok()).fold(String::new(), |mut out, line| {
+                out.push_str(&line);
+                out.push('\n');
+                out
+            })
+        }
+        Format::Table => table(findings),
+        Format::Summary => summary(findings) + "\n",
+    }
+}
+
+/// `7 findings: 1 critical, 3 high, 2 medium, 1 low` (or `no findings`).
+#[must_use]
+pub fn summary(findings: &[Finding]) -> String {
+    if findings.is_empty() {
+        return "no findings".to_owned();
+    }
+    let parts: Vec<String> = Severity::ALL_DESCENDING
+        .iter()
+        .filter_map(|s| {
+            let n = findings.iter().filter(|f| f.severity == *s).count();
+            (n > 0).then(|| format!("{n} {s}"))
+        })
+        .collect();
+    let plural = if findings.len() == 1 { "" } else { "s" };
+    format!("{} finding{plural}: {}", findings.len(), parts.join(", "))
+}
+
+fn table(findings: &[Finding]) -> String {
+    let who = |f: &Finding| f.user.clone().unwrap_or_else(|| f.principal.clone());
+    let check_w = findings.iter().map(|f| f.check.as_str().len()).max().unwrap_or(0);
+    let who_w = findings.iter().map(|f| who(f).len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for sev in Severity::ALL_DESCENDING {
+        let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == sev).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{} ({})", sev.as_str().to_ascii_uppercase(), group.len());
+        for f in group {
+            let remediation = f
+                .remediation
+                .as_ref()
+                .map(|r| {
+                    format!(
+                        "  [{}: {}]",
+                        r.action,
+                        serde_json::to_value(r.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {:<check_w$}  {:<who_w$}  {}{remediation}", f.check.as_str(), who(f), f.message);
+        }
+    }
+    out.push_str(&summary(findings));
+    out.push('\n');
+    out
+}

@@ -1,0 +1,38 @@
+//! Builds the production [`App`] from configuration: SDK clients are created once and reused.
+
+use crate::app::App;
+use crate::aws::approvals::SecretApprovals;
+use crate::aws::iam::IamDirectory;
+use crate::aws::sns::SnsSink;
+use crate::aws::{CallCounter, Endpoint, load_sdk_config};
+use crate::config::Config;
+
+/// The app wired to AWS.
+pub type AwsApp = App<IamDirectory, SecretApprovals, SnsSink>;
+
+/// Builds the AWS-backed app; every client counts its calls in the returned counter.
+pub async fn build_app(config: Config, endpoint: &Endpoint) -> (AwsApp, CallCounter) {
+    build_app_with(config, &load_sdk_config(endpoint).await)
+}
+
+/// Builds the AWS-backed app from an existing SDK configuration.
+#[must_use]
+pub fn build_app_with(config: Config, sdk: &aws_config::SdkConfig) -> (AwsApp, CallCounter) {
+    let sdk = sdk.clone();
+    let counter = CallCounter::default();
+    let iam =
+        aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&sdk).interceptor(counter.clone()).build());
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&sdk).interceptor(counter.clone()).build(),
+    );
+    let sink = config.findings_topic_arn.clone().map(|topic| {
+        SnsSink::new(
+            aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(&sdk).interceptor(counter.clone()).build(),
+            ),
+            topic,
+        )
+    });
+    let approvals = SecretApprovals::new(secrets, config.approvals_secret_id.clone());
+    (App { config, directory: IamDirectory::new(iam), approvals, sink }, counter)
+}

@@ -1,0 +1,94 @@
+//! Plain data the checks look at: what IAM says about one user at one moment.
+//!
+//! Both collectors fill these: the event path from per-user IAM calls, the scan
+//! from the credential report and `GetAccountAuthorizationDetails`.
+
+use chrono::{DateTime, Utc};
+
+/// One IAM tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    /// Tag key as stored on the user.
+    pub key: String,
+    /// Tag value as stored on the user.
+    pub value: String,
+}
+
+impl Tag {
+    /// Builds a tag from its key and value.
+    #[must_use]
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Tag { key: key.into(), value: value.into() }
+    }
+}
+
+/// How a key is named in findings: by id (event path) or by slot (scan).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRef {
+    /// The access key id, known on the event path.
+    Id(String),
+    /// The credential report's slot (1 or 2); the report has no key id.
+    Slot(u8),
+}
+
+/// One access key of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    /// Which key this is.
+    pub key: KeyRef,
+    /// `Active` (true) or `Inactive`.
+    pub active: bool,
+    /// When the key was created (the report's `last_rotated`).
+    pub created: DateTime<Utc>,
+    /// When the key was last used; `None` if never.
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+impl AccessKey {
+    /// The `resource` of a finding about this key: the id, or `access_key_N created YYYY-MM-DD`.
+    #[must_use]
+    pub fn resource(&self) -> String {
+        match &self.key {
+            KeyRef::Id(id) => id.clone(),
+            KeyRef::Slot(n) => {
+                format!("access_key_{n} created {}", self.created.format("%Y-%m-%d"))
+            }
+        }
+    }
+}
+
+/// Everything the checks need to know about one IAM user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSnapshot {
+    /// IAM user name.
+    pub name: String,
+    /// User ARN.
+    pub arn: String,
+    /// Tags on the user.
+    pub tags: Vec<Tag>,
+    /// Access keys (at most two in IAM).
+    pub keys: Vec<AccessKey>,
+    /// Whether the user has a console password (a login profile).
+    pub password_enabled: bool,
+    /// Whether the user has at least one MFA device.
+    pub mfa_active: bool,
+}
+
+impl UserSnapshot {
+    /// The value of the tag `key`, matched case-insensitively as IAM matches tag keys.
+    #[must_use]
+    pub fn tag(&self, key: &str) -> Option<&Tag> {
+        self.tags.iter().find(|t| t.key.eq_ignore_ascii_case(key))
+    }
+}
+
+/// The root account's credential state, from the credential report's `<root_account>` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootSnapshot {
+    /// `arn:aws:iam::<account>:root`.
+    pub arn: String,
+    /// Root access keys.
+    pub keys: Vec<AccessKey>,
+    /// Whether root has MFA.
+    pub mfa_active: bool,
+}

@@ -1,0 +1,246 @@
+//! Shared integration-test harness: a real moto server per test, and fixture builders.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_iam::config::Credentials;
+use iam_sentinel::config::Config;
+use serde_json::Value;
+
+pub const ACCOUNT: &str = "123456789012";
+
+/// A moto server on a free loopback port, killed when dropped.
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = std::env::var_os("MOTO_SERVER")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"), PathBuf::from);
+        assert!(
+            bin.exists(),
+            "moto_server not found at {}: run ./scripts/test, which installs the pinned moto into .venv",
+            bin.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    /// The environment a child process (CLI, Lambda emulator) needs to reach this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One message as an SQS subscriber of the findings topic receives it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub subject: String,
+    pub finding: Value,
+    pub attributes: HashMap<String, String>,
+}
+
+impl Received {
+    pub fn check(&self) -> &str {
+        self.finding["check"].as_str().unwrap_or_default()
+    }
+    pub fn user(&self) -> &str {
+        self.finding["user"].as_str().unwrap_or_default()
+    }
+}
+
+/// A moto account with IAM users, the registry secret, and a topic with a queue subscribed.
+pub struct Account {
+    pub moto: Moto,
+    pub sdk: SdkConfig,
+    pub iam: aws_sdk_iam::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub topic_arn: String,
+    pub queue_url: String,
+}
+
+pub const SECRET_ID: &str = "iam-sentinel/approvals";
+
+impl Account {
+    pub async fn new() -> Account {
+        let moto = Moto::start();
+        let sdk = moto.sdk_config().await;
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let topic_arn = sns.create_topic().name("iam-sentinel-findings").send().await.unwrap().topic_arn.unwrap();
+        let queue_url = sqs.create_queue().queue_name("findings-subscriber").send().await.unwrap().queue_url.unwrap();
+        let queue_arn = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:findings-subscriber");
+        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
+        Account { moto, sdk, iam, sns, sqs, secrets, topic_arn, queue_url }
+    }
+
+    /// The function's configuration for this account (plus `extra` variables).
+    pub fn config(&self, extra: &[(&str, &str)]) -> Config {
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("FINDINGS_TOPIC_ARN".into(), self.topic_arn.clone()),
+            ("APPROVALS_SECRET_ID".into(), SECRET_ID.into()),
+        ]);
+        for (k, v) in extra {
+            vars.insert((*k).into(), (*v).into());
+        }
+        Config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration is valid")
+    }
+
+    pub async fn create_user(&self, name: &str, tags: &[(&str, &str)]) {
+        let mut req = self.iam.create_user().user_name(name);
+        for (k, v) in tags {
+            req = req.tags(aws_sdk_iam::types::Tag::builder().key(*k).value(*v).build().unwrap());
+        }
+        req.send().await.unwrap();
+    }
+
+    pub async fn tag(&self, name: &str, key: &str, value: &str) {
+        self.iam
+            .tag_user()
+            .user_name(name)
+            .tags(aws_sdk_iam::types::Tag::builder().key(key).value(value).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn tags(&self, name: &str) -> Vec<(String, String)> {
+        let out = self.iam.list_user_tags().user_name(name).send().await.unwrap();
+        out.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
+    }
+
+    pub async fn create_key(&self, name: &str) -> String {
+        let out = self.iam.create_access_key().user_name(name).send().await.unwrap();
+        out.access_key.unwrap().access_key_id
+    }
+
+    pub async fn enable_mfa(&self, name: &str) {
+        let dev = self.iam.create_virtual_mfa_device().virtual_mfa_device_name(name).send().await.unwrap();
+        let serial = dev.virtual_mfa_device.unwrap().serial_number;
+        self.iam
+            .enable_mfa_device()
+            .user_name(name)
+            .serial_number(serial)
+            .authentication_code1("123456")
+            .authentication_code2("654321")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn create_login_profile(&self, name: &str) {
+        self.iam.create_login_profile().user_name(name).password("Correct-Horse-9!").send().await.unwrap();
+    }
+
+    /// Writes the registry secret (created on first use).
+    pub async fn put_registry(&self, json: &str) {
+        let exists = self.secrets.describe_secret().secret_id(SECRET_ID).send().await.is_ok();
+        if exists {
+            self.secrets.put_secret_value().secret_id(SECRET_ID).secret_string(json).send().await.unwrap();
+        } else {
+            self.secrets.create_secret().name(SECRET_ID).secret_string(json).send().await.unwrap();
+        }
+    }
+
+    /// Every message waiting on the subscribed queue (deleted once read).
+    pub async fn received(&self) -> Vec<Received> {
+        let mut all = Vec::new();
+        loop {
+            let out =
+                self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await.unwrap();
+            let msgs = out.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return all;
+            }
+            for m in msgs {
+                let envelope: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                let finding: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+                let attributes = envelope["MessageAttributes"]
+                    .as_object()
+                    .map(|o| {
+                        o.iter().map(|(k, v)| (k.clone(), v["Value"].as_str().unwrap_or_default().to_owned())).collect()
+                    })
+                    .unwrap_or_default();
+                all.push(Received {
+                    subject: envelope["Subject"].as_str().unwrap_or_default().to_owned(),
+                    finding,
+                    attributes,
+                });
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// A sample from `events/`, parsed.
+pub fn sample(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Sorted `(check, user)` pairs.
+pub fn pairs<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
+    let mut v: Vec<_> = items.into_iter().map(|(c, u)| (c.to_owned(), u.to_owned())).collect();
+    v.sort();
+    v
+}
+
+/// An approvals registry approving `entries` of (user, expires).
+pub fn registry(entries: &[(&str, &str)]) -> String {
+    let items: Vec<Value> = entries
+        .iter()
+        .map(|(u, exp)| serde_json::json!({"user": u, "approved_by": "sec-lead@example.com", "ticket": format!("SEC-{}", u.len()), "expires": exp, "reason": "legacy integration"}))
+        .collect();
+    serde_json::json!({ "exceptions": items }).to_string()
+}

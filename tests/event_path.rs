@@ -1,0 +1,333 @@
+//! The event path end to end against a real moto server: every sample in `events/`
+//! goes through the same code as the Lambda, and the test reads what an SQS
+//! subscriber of the findings topic really receives.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::{ACCOUNT, Account, pairs, registry, sample};
+use iam_sentinel::app::{Outcome, Report, RunOptions};
+use iam_sentinel::aws::CallCounter;
+use iam_sentinel::runtime::{AwsApp, build_app_with};
+use lambda_runtime::{Context, LambdaEvent};
+
+const SELF_ROLE: &str = "arn:aws:iam::123456789012:role/iam-sentinel-FunctionRole";
+const APPROVER: &str = "arn:aws:iam::123456789012:role/SecurityAdmin";
+
+fn remediating(acct: &Account) -> (AwsApp, CallCounter) {
+    build_app_with(
+        acct.config(&[("AUTO_REMEDIATE", "true"), ("SELF_ROLE_ARN", SELF_ROLE), ("APPROVER_PRINCIPALS", APPROVER)]),
+        &acct.sdk,
+    )
+}
+
+fn now_opts() -> RunOptions {
+    RunOptions { now: Utc::now(), dry_run: false, publish: true }
+}
+
+async fn run(app: &AwsApp, counter: &CallCounter, file: &str) -> Report {
+    counter.reset();
+    app.handle(sample(file), &now_opts()).await.unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// Makes in moto the IAM change that `file` records, as CloudTrail would have seen it.
+async fn make_the_change(acct: &Account, file: &str, first_key: &str) {
+    let mfa_serial = format!("arn:aws:iam::{ACCOUNT}:mfa/analyst-dave");
+    match file {
+        "tag-user-self-granted.json" => acct.tag("dev-mallory", "AccessException", "True").await,
+        "create-user-with-access-exception.json" => {
+            acct.create_user("contractor-eve", &[("AccessException", "True"), ("Team", "vendors")]).await;
+        }
+        "create-access-key.json" => drop(acct.create_key("svc-legacy-erp").await),
+        "delete-access-key.json" => {
+            acct.iam.delete_access_key().user_name("svc-legacy-erp").access_key_id(first_key).send().await.unwrap();
+        }
+        "untag-user-access-exception.json" => {
+            acct.iam.untag_user().user_name("svc-legacy-erp").tag_keys("AccessException").send().await.unwrap();
+        }
+        "create-access-key-self.json" => drop(acct.create_key("dev-mallory").await),
+        "create-login-profile.json" => acct.create_login_profile("analyst-dave").await,
+        "enable-mfa-device.json" => acct.enable_mfa("analyst-dave").await,
+        "deactivate-mfa-device.json" => {
+            acct.iam.deactivate_mfa_device().user_name("analyst-dave").serial_number(&mfa_serial).send().await.unwrap();
+        }
+        "delete-virtual-mfa-device.json" => {
+            acct.iam.delete_virtual_mfa_device().serial_number(&mfa_serial).send().await.unwrap();
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_sample_event_publishes_exactly_the_expected_findings() {
+    let acct = Account::new().await;
+    let in_10_days = (Utc::now() + Duration::days(10)).to_rfc3339();
+    acct.put_registry(&registry(&[("svc-legacy-erp", &in_10_days)])).await;
+    acct.create_user("svc-legacy-erp", &[("AccessException", "True")]).await;
+    let first_key = acct.create_key("svc-legacy-erp").await;
+    acct.create_user("dev-mallory", &[]).await;
+    acct.create_key("dev-mallory").await;
+    acct.create_user("analyst-dave", &[]).await;
+    let (app, counter) = remediating(&acct);
+
+    // Each step makes the IAM change the event records, then feeds the event.
+    let steps: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("tag-user-access-exception.json", vec![("exception-expiring", "svc-legacy-erp")]),
+        (
+            "tag-user-self-granted.json",
+            vec![("exception-self-granted", "dev-mallory"), ("exception-unapproved", "dev-mallory")],
+        ),
+        ("tag-user-failed-access-denied.json", vec![]),
+        ("create-user-with-access-exception.json", vec![("exception-unapproved", "contractor-eve")]),
+        ("untag-user-by-sentinel.json", vec![]),
+        (
+            "create-access-key.json",
+            vec![("exception-expiring", "svc-legacy-erp"), ("access-key-multiple-active", "svc-legacy-erp")],
+        ),
+        (
+            "update-access-key.json",
+            vec![("exception-expiring", "svc-legacy-erp"), ("access-key-multiple-active", "svc-legacy-erp")],
+        ),
+        ("delete-access-key.json", vec![("exception-expiring", "svc-legacy-erp")]),
+        ("untag-user-access-exception.json", vec![("exception-approved-untagged", "svc-legacy-erp")]),
+        ("create-access-key-self.json", vec![("access-key-multiple-active", "dev-mallory")]),
+        ("create-login-profile.json", vec![("console-without-mfa", "analyst-dave")]),
+        ("enable-mfa-device.json", vec![]),
+        ("deactivate-mfa-device.json", vec![("console-without-mfa", "analyst-dave")]),
+        ("delete-virtual-mfa-device.json", vec![("console-without-mfa", "analyst-dave")]),
+    ];
+    let mut measured = Vec::new();
+    for (file, expected) in steps {
+        make_the_change(&acct, file, &first_key).await;
+        let report = run(&app, &counter, file).await;
+        assert_eq!(report.failure, None, "{file}");
+        let received = acct.received().await;
+        assert_eq!(
+            pairs(received.iter().map(|r| (r.check(), r.user()))),
+            pairs(expected.iter().copied()),
+            "{file}: findings received by the subscriber"
+        );
+        assert_eq!(report.published, received.len(), "{file}");
+        for r in &received {
+            assert_eq!(r.attributes["check"], r.check(), "{file}");
+            assert_eq!(r.attributes["severity"], r.finding["severity"].as_str().unwrap(), "{file}");
+            assert_eq!(r.attributes["account"], ACCOUNT, "{file}");
+            assert!(r.subject.len() < 100 && r.subject.contains(r.check()), "{file}: {}", r.subject);
+            assert!(r.finding["trigger"].as_str().unwrap().starts_with("event:"), "{file}");
+        }
+        let calls = counter.snapshot().calls;
+        let count = |svc: &str| calls.iter().filter(|(k, _)| k.starts_with(svc)).map(|(_, v)| *v).sum::<u64>();
+        let iam_reads = count("iam:") - calls.get("iam:UntagUser").copied().unwrap_or(0);
+        assert!(iam_reads <= 6, "{file}: {iam_reads} IAM reads, budget is 6: {calls:?}");
+        measured.push(format!(
+            "{file:<42} iam={:<2} (untag={}) secretsmanager={} sns={} outcome={:?}",
+            count("iam:"),
+            calls.get("iam:UntagUser").copied().unwrap_or(0),
+            count("secretsmanager:"),
+            count("sns:"),
+            report.outcome
+        ));
+    }
+    eprintln!("AWS calls per event:\n{}", measured.join("\n"));
+
+    // Remediation removed the unapproved tags and left the approved user's alone.
+    assert!(acct.tags("dev-mallory").await.is_empty());
+    assert_eq!(acct.tags("contractor-eve").await, [("Team".to_owned(), "vendors".to_owned())]);
+}
+
+#[tokio::test]
+async fn remediation_untags_the_unapproved_only_and_a_second_run_changes_nothing() {
+    let acct = Account::new().await;
+    let next_year = (Utc::now() + Duration::days(365)).to_rfc3339();
+    acct.put_registry(&registry(&[("svc-legacy-erp", &next_year)])).await;
+    acct.create_user("svc-legacy-erp", &[("AccessException", "True")]).await;
+    acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
+    let (app, counter) = remediating(&acct);
+
+    let approved = run(&app, &counter, "tag-user-access-exception.json").await;
+    assert!(approved.findings.is_empty(), "{:?}", approved.findings);
+    assert_eq!(acct.tags("svc-legacy-erp").await.len(), 1, "approved user keeps the tag");
+
+    let first = run(&app, &counter, "tag-user-self-granted.json").await;
+    let unapproved = first.findings.iter().find(|f| f.check.as_str() == "exception-unapproved").unwrap();
+    let remediation = serde_json::to_value(unapproved.remediation.as_ref().unwrap()).unwrap();
+    assert_eq!(remediation["status"], "applied");
+    assert_eq!(unapproved.evidence["tagged_by"], "arn:aws:iam::123456789012:user/dev-mallory");
+    assert!(acct.tags("dev-mallory").await.is_empty());
+    assert_eq!(counter.snapshot().calls.get("iam:UntagUser"), Some(&1), "{:?}", counter.snapshot());
+
+    let second = run(&app, &counter, "tag-user-self-granted.json").await;
+    assert!(second.findings.iter().all(|f| f.remediation.is_none()), "{:?}", second.findings);
+    assert_eq!(counter.snapshot().calls.get("iam:UntagUser"), None, "nothing left to untag");
+    acct.received().await;
+}
+
+#[tokio::test]
+async fn dry_run_and_default_config_never_untag() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
+    let (app, _) = build_app_with(acct.config(&[]), &acct.sdk);
+    let report = app.handle(sample("tag-user-self-granted.json"), &now_opts()).await.unwrap();
+    let f = report.findings.iter().find(|f| f.check.as_str() == "exception-unapproved").unwrap();
+    assert_eq!(serde_json::to_value(f.remediation.as_ref().unwrap()).unwrap()["status"], "dry-run");
+    assert_eq!(acct.tags("dev-mallory").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreadable_or_invalid_registry_untags_nothing_and_fails() {
+    let acct = Account::new().await;
+    acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
+    let (app, counter) = remediating(&acct);
+
+    for registry_text in [None, Some(r#"{"exceptions":[{"user":"dev-mallory"}]}"#), Some("not json")] {
+        if let Some(text) = registry_text {
+            acct.put_registry(text).await;
+        }
+        let report = run(&app, &counter, "tag-user-self-granted.json").await;
+        let failure = report.failure.clone().expect("the invocation must fail");
+        assert!(failure.contains("iam-sentinel/approvals"), "{failure}");
+        let received = acct.received().await;
+        assert_eq!(
+            pairs(received.iter().map(|r| (r.check(), r.user()))),
+            pairs([("approvals-registry-unavailable", ""), ("exception-self-granted", "dev-mallory")]),
+            "registry {registry_text:?}"
+        );
+        let critical = received.iter().find(|r| r.check() == "approvals-registry-unavailable").unwrap();
+        assert_eq!(critical.attributes["severity"], "critical");
+        assert_eq!(counter.snapshot().calls.get("iam:UntagUser"), None);
+        assert_eq!(acct.tags("dev-mallory").await.len(), 1, "never untag on uncertainty");
+
+        let lambda = iam_sentinel::lambda::handle(
+            &app,
+            None,
+            LambdaEvent::new(sample("tag-user-self-granted.json"), Context::default()),
+        )
+        .await;
+        assert_eq!(lambda.unwrap_err().error_type, "FindingsIncomplete");
+        acct.received().await;
+    }
+}
+
+#[tokio::test]
+async fn key_age_is_judged_as_of_a_future_date() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    acct.create_user("svc-legacy-erp", &[]).await;
+    acct.create_key("svc-legacy-erp").await;
+    let (app, _) = build_app_with(acct.config(&[]), &acct.sdk);
+    for (days, expected) in [
+        (10, vec![]),
+        (80, vec!["access-key-rotation-due", "access-key-unused"]),
+        (100, vec!["access-key-stale", "access-key-unused"]),
+    ] {
+        let opts = RunOptions { now: Utc::now() + Duration::days(days), dry_run: false, publish: false };
+        let report = app.handle(sample("create-access-key.json"), &opts).await.unwrap();
+        let mut got: Vec<&str> = report.findings.iter().map(|f| f.check.as_str()).collect();
+        got.sort_unstable();
+        assert_eq!(got, expected, "as of +{days} days");
+        assert!(report.findings.iter().all(|f| f.resource.as_deref().is_some_and(|r| r.starts_with("AKIA"))));
+    }
+}
+
+#[tokio::test]
+async fn the_lambda_handler_reports_outcomes_and_typed_errors() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    acct.create_user("analyst-dave", &[]).await;
+    acct.create_login_profile("analyst-dave").await;
+    let (app, counter) = remediating(&acct);
+    let invoke =
+        |payload| iam_sentinel::lambda::handle(&app, Some(&counter), LambdaEvent::new(payload, Context::default()));
+
+    let ok = invoke(sample("create-login-profile.json")).await.unwrap();
+    assert_eq!(ok["outcome"], "processed");
+    assert_eq!(ok["published"], 1);
+    assert_eq!(acct.received().await[0].check(), "console-without-mfa");
+
+    let ignored = invoke(sample("tag-user-failed-access-denied.json")).await.unwrap();
+    assert_eq!(ignored["outcome"], "ignored");
+    assert!(ignored["reason"].as_str().unwrap().contains("AccessDenied"));
+
+    let gone = invoke(sample("create-access-key.json")).await.unwrap();
+    assert_eq!(gone["outcome"], "user-gone");
+
+    let err =
+        invoke(serde_json::json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.iam", "detail": {}}))
+            .await
+            .unwrap_err();
+    assert_eq!(err.error_type, "MalformedEvent");
+    assert!(err.message.contains("CloudTrail record"), "{}", err.message);
+    assert!(acct.received().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_publish_fails_the_invocation() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    acct.create_user("analyst-dave", &[]).await;
+    acct.create_login_profile("analyst-dave").await;
+    let config = acct.config(&[("FINDINGS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:no-such-topic")]);
+    let (app, _) = build_app_with(config, &acct.sdk);
+    let report = app.handle(sample("create-login-profile.json"), &now_opts()).await.unwrap();
+    assert_eq!(report.published, 0);
+    assert!(report.failure.as_deref().unwrap().contains("sns:Publish"), "{:?}", report.failure);
+    let lambda = iam_sentinel::lambda::handle(
+        &app,
+        None,
+        LambdaEvent::new(sample("create-login-profile.json"), Context::default()),
+    )
+    .await;
+    assert_eq!(lambda.unwrap_err().error_type, "FindingsIncomplete");
+}
+
+#[tokio::test]
+async fn the_cli_runs_the_same_path_on_event_files() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    acct.create_user("contractor-eve", &[("AccessException", "true")]).await;
+    let cli = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_iam-sentinel"));
+        cmd.args(args).env_remove("AWS_LAMBDA_RUNTIME_API");
+        for (k, v) in acct.moto.env() {
+            cmd.env(k, v);
+        }
+        cmd.env("FINDINGS_TOPIC_ARN", &acct.topic_arn).env("APPROVALS_SECRET_ID", common::SECRET_ID);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let events = concat!(env!("CARGO_MANIFEST_DIR"), "/events/");
+    let out = cli(&["handle", &format!("{events}create-user-with-access-exception.json"), "--format", "json"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["check"], "exception-tag-malformed");
+    assert_eq!(acct.received().await.len(), 1);
+
+    let table = cli(&["handle", &format!("{events}create-user-with-access-exception.json"), "--no-publish"], &[]);
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.starts_with("MEDIUM (1)") && text.contains("1 finding: 1 medium"), "{text}");
+    assert!(acct.received().await.is_empty(), "--no-publish publishes nothing");
+
+    let bad_config =
+        cli(&["handle", &format!("{events}create-user-with-access-exception.json")], &[("MFA_SCOPE", "some")]);
+    assert_eq!(bad_config.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_config.stderr).contains("MFA_SCOPE"));
+
+    let missing = cli(&["handle", "no-such-file.json"], &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-file.json"));
+}
+
+#[tokio::test]
+async fn events_for_a_deleted_user_are_logged_not_fatal() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    let (app, _) = remediating(&acct);
+    let report = app.handle(sample("delete-access-key.json"), &now_opts()).await.unwrap();
+    assert_eq!(report.outcome, Outcome::UserGone("user svc-legacy-erp no longer exists".into()));
+    assert!(acct.received().await.is_empty());
+}
