@@ -34,7 +34,7 @@ start_moto() {
     sleep 0.1
   done
   export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
-  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 }
 
 stop_moto() {
