@@ -7,11 +7,15 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::approvals::Approvals;
-use crate::checks::{TagChange, check_user};
+use crate::checks::{TagChange, check_root, check_user, check_user_tags};
 use crate::config::Config;
 use crate::event::{EventError, IamChange, Parsed, Trigger, parse_event};
+use crate::finding::Severity;
 use crate::finding::{CheckId, Finding, Remediation, RemediationStatus, Scope, sort_findings};
-use crate::ports::{ApprovalsStore, CallError, FindingsSink, RegistryUnavailable, UserDirectory};
+use crate::message::{MAX_BODY_BYTES, Message, ScanSummary, digest};
+use crate::ports::{
+    AccountReader, ApprovalsStore, CallError, FindingsSink, RegistryUnavailable, ScanError, UserDirectory,
+};
 
 /// Per-invocation choices.
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +50,10 @@ pub struct Report {
     pub outcome: Outcome,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
-    /// How many findings the topic accepted.
+    /// How many messages the topic accepted.
     pub published: usize,
+    /// For scans: what was scanned (report age, users outside the report).
+    pub scan: Option<ScanSummary>,
     /// Set when the invocation must fail after its findings were produced (registry
     /// unavailable, remediation or publish failed); entrypoints turn it into an error.
     pub failure: Option<String>,
@@ -55,7 +61,14 @@ pub struct Report {
 
 impl Report {
     fn ignored(trigger: String, reason: String) -> Report {
-        Report { trigger, outcome: Outcome::Ignored(reason), findings: Vec::new(), published: 0, failure: None }
+        Report {
+            trigger,
+            outcome: Outcome::Ignored(reason),
+            findings: Vec::new(),
+            published: 0,
+            scan: None,
+            failure: None,
+        }
     }
 }
 
@@ -68,12 +81,12 @@ pub enum AppError {
     /// Collecting IAM data failed.
     #[error(transparent)]
     Collect(#[from] CallError),
+    /// The scan could not collect the account.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
     /// Publishing was asked for but no topic is configured.
     #[error("FINDINGS_TOPIC_ARN is not set: set it to the findings topic, or pass --no-publish")]
     NoTopic,
-    /// The trigger is recognised but this build cannot run it.
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 /// The application: configuration plus the ports it talks to.
@@ -86,9 +99,11 @@ pub struct App<D, A, S> {
     pub approvals: A,
     /// The findings topic, if configured.
     pub sink: Option<S>,
+    /// The region the function runs in (findings carry it).
+    pub region: String,
 }
 
-impl<D: UserDirectory, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
+impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
     /// Handles one EventBridge event (or an event file given to the CLI).
     pub async fn handle(&self, event: Value, opts: &RunOptions) -> Result<Report, AppError> {
         if opts.publish && self.sink.is_none() {
@@ -98,9 +113,7 @@ impl<D: UserDirectory, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
             Parsed::Ignored(reason) => Ok(Report::ignored("event".into(), reason)),
             // Boxed: the collect-and-publish future holds several SDK calls and is large.
             Parsed::Trigger(Trigger::IamChange(change)) => Box::pin(self.handle_change(change, opts)).await,
-            Parsed::Trigger(Trigger::Schedule { .. }) => Err(AppError::Unsupported(
-                "the daily scan is not available in this build: run `iam-sentinel scan`".into(),
-            )),
+            Parsed::Trigger(Trigger::Schedule { account, .. }) => Box::pin(self.scan(account, opts)).await,
         }
     }
 
@@ -118,6 +131,7 @@ impl<D: UserDirectory, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
                 outcome: Outcome::UserGone(format!("user {} no longer exists", change.user_name)),
                 findings: Vec::new(),
                 published: 0,
+                scan: None,
                 failure: None,
             });
         };
@@ -138,22 +152,104 @@ impl<D: UserDirectory, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
                 findings.push(self.registry_unavailable(&scope, &e));
             }
         }
-        self.finish(trigger, findings, failures, opts).await
+        sort_findings(&mut findings);
+        let messages: Vec<Message> = findings.iter().map(Message::finding).collect();
+        self.finish(trigger, findings, &messages, failures, opts, None).await
     }
 
-    /// Sorts, publishes, and collects every failure into the report.
+    /// Runs the daily scan: bulk reads only, every user checked, a digest published.
+    pub async fn scan(&self, event_account: Option<String>, opts: &RunOptions) -> Result<Report, AppError> {
+        if opts.publish && self.sink.is_none() {
+            return Err(AppError::NoTopic);
+        }
+        let (snapshot, approvals) = tokio::join!(self.directory.read_account(), self.approvals.load());
+        let snapshot = snapshot?;
+        let scope = Scope {
+            account: snapshot.account.clone().or(event_account).unwrap_or_else(|| "unknown".into()),
+            region: self.region.clone(),
+            trigger: "schedule".into(),
+            now: opts.now,
+        };
+        let registry = approvals.as_ref().ok();
+        let policy = &self.config.policy;
+        let mut findings: Vec<Finding> = snapshot
+            .users
+            .iter()
+            .flat_map(|u| {
+                if snapshot.users_not_in_report.contains(&u.name) {
+                    check_user_tags(u, registry, None, policy, &scope)
+                } else {
+                    check_user(u, registry, None, policy, &scope)
+                }
+            })
+            .collect();
+        if let Some(root) = &snapshot.root {
+            findings.extend(check_root(root, &scope));
+        }
+        let mut failures = Vec::new();
+        match approvals {
+            Ok(_) => failures.extend(self.remediate(&mut findings, opts).await),
+            Err(e) => {
+                failures.push(e.to_string());
+                findings.push(self.registry_unavailable(&scope, &e));
+            }
+        }
+        sort_findings(&mut findings);
+        let summary = ScanSummary {
+            account: scope.account.clone(),
+            region: scope.region.clone(),
+            observed_at: opts.now,
+            credential_report_generated_at: snapshot.report_generated_at,
+            users_scanned: snapshot.users.len(),
+            users_not_in_report: snapshot.users_not_in_report,
+            users_deleted_since_report: snapshot.users_deleted_since_report,
+        };
+        let mut messages = digest(&summary, &findings, MAX_BODY_BYTES);
+        messages.extend(findings.iter().filter(|f| f.severity >= Severity::High).map(Message::finding));
+        self.finish("schedule".into(), findings, &messages, failures, opts, Some(summary)).await
+    }
+
+    /// The baseline most tools implement: list users, then read each one with per-user
+    /// calls (about 5 per user). Kept for the benchmark; never used by the Lambda.
+    pub async fn scan_per_user(&self, opts: &RunOptions) -> Result<Report, AppError> {
+        let names = self.directory.list_user_names().await?;
+        let approvals = self.approvals.load().await.ok();
+        let mut findings = Vec::new();
+        for name in &names {
+            let Some(user) = self.directory.read_user(name).await? else { continue };
+            let scope = Scope {
+                account: user.arn.split(':').nth(4).unwrap_or("unknown").to_owned(),
+                region: self.region.clone(),
+                trigger: "schedule".into(),
+                now: opts.now,
+            };
+            findings.extend(check_user(&user, approvals.as_ref(), None, &self.config.policy, &scope));
+        }
+        sort_findings(&mut findings);
+        Ok(Report {
+            trigger: "schedule".into(),
+            outcome: Outcome::Processed,
+            findings,
+            published: 0,
+            scan: None,
+            failure: None,
+        })
+    }
+
+    /// Publishes, and collects every failure into the report.
     async fn finish(
         &self,
         trigger: String,
-        mut findings: Vec<Finding>,
+        findings: Vec<Finding>,
+        messages: &[Message],
         mut failures: Vec<String>,
         opts: &RunOptions,
+        scan: Option<ScanSummary>,
     ) -> Result<Report, AppError> {
-        sort_findings(&mut findings);
         let mut published = 0;
-        if opts.publish && !findings.is_empty() {
+        if opts.publish && !messages.is_empty() {
             let sink = self.sink.as_ref().ok_or(AppError::NoTopic)?;
-            match sink.publish(&findings).await {
+            match sink.publish(messages).await {
                 Ok(n) => published = n,
                 Err(e) => {
                     published = e.published;
@@ -166,6 +262,7 @@ impl<D: UserDirectory, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
             outcome: Outcome::Processed,
             findings,
             published,
+            scan,
             failure: (!failures.is_empty()).then(|| failures.join("; ")),
         })
     }

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{Outcome, RunOptions};
+use crate::app::{Outcome, Report, RunOptions};
 use crate::aws::Endpoint;
 use crate::config::Config;
+use crate::finding::Severity;
 use crate::output::{Format, render};
 
 /// Keeps IAM users compliant: judges IAM changes against the approvals registry,
@@ -29,6 +30,24 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Scan the whole account (as the daily schedule does) with bulk calls only.
+    Scan {
+        #[command(flatten)]
+        common: Common,
+        /// Exit with status 3 when a finding of this severity or worse exists (critical, high, medium, low, info).
+        #[arg(long, value_parser = parse_severity)]
+        fail_on: Option<Severity>,
+        /// Benchmark baseline: read every user with per-user calls instead of the bulk reads.
+        #[arg(long, hide = true)]
+        per_user: bool,
+        /// Print the AWS calls made, as JSON on stderr.
+        #[arg(long)]
+        stats: bool,
+    },
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    Severity::parse(s).ok_or_else(|| format!("{s:?} is not a severity: use critical, high, medium, low or info"))
 }
 
 #[derive(Debug, Args)]
@@ -53,18 +72,30 @@ struct Common {
     as_of: Option<DateTime<Utc>>,
 }
 
+impl Common {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint { url: self.endpoint_url.clone(), region: self.region.clone() }
+    }
+
+    fn options(&self) -> RunOptions {
+        RunOptions { now: self.as_of.unwrap_or_else(Utc::now), dry_run: self.dry_run, publish: !self.no_publish }
+    }
+}
+
 fn parse_as_of(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2027-01-01T00:00:00Z ({e})"))
 }
 
-/// Exit status: 0 success, 1 the run failed (findings may have been printed), 2 bad input or configuration.
+/// Exit status: 0 success, 1 the run failed (findings may have been printed), 2 bad input or
+/// configuration, 3 `--fail-on` threshold reached.
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
     match cli.command {
         Command::Handle { file, common } => Box::pin(handle(&file, &common)).await,
+        Command::Scan { common, fail_on, per_user, stats } => Box::pin(scan(&common, fail_on, per_user, stats)).await,
     }
 }
 
@@ -111,6 +142,67 @@ async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
         Some(f) => fail(1, f),
         None => ExitCode::SUCCESS,
     }
+}
+
+async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats: bool) -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let (app, counter) = crate::runtime::build_app(config, &common.endpoint()).await;
+    let opts = common.options();
+    let result =
+        if per_user { Box::pin(app.scan_per_user(&opts)).await } else { Box::pin(app.scan(None, &opts)).await };
+    let calls = counter.snapshot();
+    if stats {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "aws_calls": calls.total_calls(), "by_action": calls.calls, "attempts": calls.attempts })
+        );
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return fail(1, &e.to_string()),
+    };
+    if common.format == Format::Table {
+        print_scan_header(&report, opts.now);
+    }
+    print!("{}", render(&report.findings, common.format));
+    eprintln!(
+        "scan: {} finding(s), {} message(s) published, {} AWS call(s)",
+        report.findings.len(),
+        report.published,
+        calls.total_calls()
+    );
+    if let Some(f) = &report.failure {
+        return fail(1, f);
+    }
+    match fail_on {
+        Some(threshold) if report.findings.iter().any(|f| f.severity >= threshold) => {
+            eprintln!("iam-sentinel: findings of severity {threshold} or worse (--fail-on {threshold})");
+            ExitCode::from(3)
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn print_scan_header(report: &Report, now: DateTime<Utc>) {
+    let Some(scan) = &report.scan else { return };
+    let age = scan.credential_report_generated_at.map_or_else(
+        || "generation time unknown".to_owned(),
+        |t| format!("generated {} ({} min before this scan)", t.format("%Y-%m-%d %H:%M UTC"), (now - t).num_minutes()),
+    );
+    println!("Account {} · {} users · credential report {age}", scan.account, scan.users_scanned);
+    if !scan.users_not_in_report.is_empty() {
+        println!(
+            "Not yet in the credential report (tag checks only; key and MFA checks skipped): {}",
+            scan.users_not_in_report.join(", ")
+        );
+    }
+    if !scan.users_deleted_since_report.is_empty() {
+        println!("Deleted since the report was generated (skipped): {}", scan.users_deleted_since_report.join(", "));
+    }
+    println!();
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {

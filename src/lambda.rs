@@ -8,7 +8,7 @@ use tracing::Instrument;
 use crate::app::{App, AppError, Outcome, Report, RunOptions};
 use crate::aws::{CallCounter, Endpoint};
 use crate::config::Config;
-use crate::ports::{ApprovalsStore, FindingsSink, UserDirectory};
+use crate::ports::{AccountReader, ApprovalsStore, FindingsSink, UserDirectory};
 
 /// A failed invocation, with a stable `error_type` for alarms and the DLQ.
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +24,8 @@ impl From<AppError> for InvocationError {
     fn from(e: AppError) -> Self {
         let error_type = match &e {
             AppError::Event(_) => "MalformedEvent",
-            AppError::Collect(_) => "AwsCallFailed",
-            AppError::NoTopic | AppError::Unsupported(_) => "Misconfigured",
+            AppError::Collect(_) | AppError::Scan(_) => "AwsCallFailed",
+            AppError::NoTopic => "Misconfigured",
         };
         InvocationError { error_type, message: e.to_string() }
     }
@@ -48,7 +48,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 
 /// Handles one invocation: findings are published before the result is returned, and any
 /// failure after that (registry, remediation, publish) fails the invocation so Lambda retries.
-pub async fn handle<D: UserDirectory, A: ApprovalsStore, S: FindingsSink>(
+pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink>(
     app: &App<D, A, S>,
     counter: Option<&CallCounter>,
     event: LambdaEvent<Value>,

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::approvals::Approvals;
-use crate::finding::Finding;
+use crate::message::Message;
 use crate::snapshot::UserSnapshot;
 
 /// A failed AWS call, named by its action (`iam:GetUser`) and target.
@@ -54,6 +54,50 @@ pub trait UserDirectory: Send + Sync {
     fn remove_tag(&self, user: &str, key: &str) -> impl Future<Output = Result<(), CallError>> + Send;
 }
 
+/// Reads the whole account with bulk calls only (credential report + GetAccountAuthorizationDetails).
+pub trait AccountReader: Send + Sync {
+    /// Every user, the root account, and when the credential report was generated.
+    fn read_account(&self) -> impl Future<Output = Result<AccountSnapshot, ScanError>> + Send;
+    /// Every user name (bulk); the per-user baseline of the benchmark starts from it.
+    fn list_user_names(&self) -> impl Future<Output = Result<Vec<String>, ScanError>> + Send;
+}
+
+/// The whole account at one moment, joined from the two bulk sources.
+#[derive(Debug, Clone, Default)]
+pub struct AccountSnapshot {
+    /// Account id (from the ARNs).
+    pub account: Option<String>,
+    /// Users found in both sources, or in GAAD only (then without key and MFA data).
+    pub users: Vec<UserSnapshot>,
+    /// Users in GAAD but not in the (older) credential report.
+    pub users_not_in_report: Vec<String>,
+    /// Users in the report that GAAD no longer lists.
+    pub users_deleted_since_report: Vec<String>,
+    /// The root row.
+    pub root: Option<crate::snapshot::RootSnapshot>,
+    /// When AWS generated the report.
+    pub report_generated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Why a scan could not collect the account.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    /// An AWS call failed (after retries).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The credential report did not complete in time.
+    #[error("iam:GenerateCredentialReport: report not COMPLETE after {waited_secs} s ({polls} polls); try again later")]
+    ReportTimeout {
+        /// Seconds waited.
+        waited_secs: u64,
+        /// Polls made.
+        polls: u32,
+    },
+    /// The credential report could not be parsed.
+    #[error(transparent)]
+    Report(#[from] crate::credential_report::ReportError),
+}
+
 /// Loads the approvals registry.
 pub trait ApprovalsStore: Send + Sync {
     /// The current registry, fully validated.
@@ -64,6 +108,6 @@ pub trait ApprovalsStore: Send + Sync {
 
 /// Where findings go (an SNS topic).
 pub trait FindingsSink: Send + Sync {
-    /// Publishes one message per finding; returns how many were accepted.
-    fn publish(&self, findings: &[Finding]) -> impl Future<Output = Result<usize, PublishError>> + Send;
+    /// Publishes the messages; returns how many were accepted.
+    fn publish(&self, messages: &[Message]) -> impl Future<Output = Result<usize, PublishError>> + Send;
 }

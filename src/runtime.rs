@@ -34,5 +34,6 @@ pub fn build_app_with(config: Config, sdk: &aws_config::SdkConfig) -> (AwsApp, C
         )
     });
     let approvals = SecretApprovals::new(secrets, config.approvals_secret_id.clone());
-    (App { config, directory: IamDirectory::new(iam), approvals, sink }, counter)
+    let region = sdk.region().map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
+    (App { config, directory: IamDirectory::new(iam), approvals, sink, region }, counter)
 }

@@ -1,15 +1,27 @@
 //! IAM: the single-user reader of the event path (≤ 6 calls) and the tag remover.
 
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
 use aws_sdk_iam::Client;
-use aws_sdk_iam::types::StatusType;
+use aws_sdk_iam::types::{EntityType, ReportStateType, StatusType, UserDetail};
 use futures_util::future::try_join_all;
 
 use super::{call_error, to_utc};
-use crate::ports::{CallError, UserDirectory};
+use crate::credential_report::{self, CredentialReport};
+use crate::ports::{AccountReader, AccountSnapshot, CallError, ScanError, UserDirectory};
 use crate::snapshot::{AccessKey, KeyRef, Tag, UserSnapshot};
+
+/// Polls of `GenerateCredentialReport` before giving up (backoff 250 ms doubling to 4 s: about 60 s).
+const REPORT_MAX_POLLS: u32 = 20;
+/// `GetAccountAuthorizationDetails` page size (the API maximum).
+const GAAD_PAGE: i32 = 1000;
 
 /// IAM actions the function calls; the deployment role grants exactly these.
 pub const IAM_ACTIONS: &[&str] = &[
+    "iam:GenerateCredentialReport",
+    "iam:GetCredentialReport",
+    "iam:GetAccountAuthorizationDetails",
     "iam:GetUser",
     "iam:ListAccessKeys",
     "iam:GetAccessKeyLastUsed",
@@ -22,13 +34,23 @@ pub const IAM_ACTIONS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct IamDirectory {
     client: Client,
+    report_polls: u32,
+    report_first_delay: Duration,
 }
 
 impl IamDirectory {
     /// Wraps a client built once at start-up.
     #[must_use]
     pub fn new(client: Client) -> Self {
-        IamDirectory { client }
+        IamDirectory { client, report_polls: REPORT_MAX_POLLS, report_first_delay: Duration::from_millis(250) }
+    }
+
+    /// Changes how long to wait for the credential report: `polls` calls, backoff from `first_delay`.
+    #[must_use]
+    pub fn with_report_wait(mut self, polls: u32, first_delay: Duration) -> Self {
+        self.report_polls = polls.max(1);
+        self.report_first_delay = first_delay;
+        self
     }
 
     async fn key(
@@ -114,5 +136,216 @@ impl UserDirectory for IamDirectory {
             .await
             .map(|_| ())
             .map_err(|e| call_error("iam:UntagUser", user, &e))
+    }
+}
+
+impl IamDirectory {
+    /// Generates (polling with backoff, bounded) and downloads the credential report.
+    async fn credential_report(&self) -> Result<(CredentialReport, Option<chrono::DateTime<chrono::Utc>>), ScanError> {
+        let started = Instant::now();
+        let mut delay = self.report_first_delay;
+        for poll in 1..=self.report_polls {
+            let out = self
+                .client
+                .generate_credential_report()
+                .send()
+                .await
+                .map_err(|e| call_error("iam:GenerateCredentialReport", "account", &e))?;
+            if out.state() == Some(&ReportStateType::Complete) {
+                break;
+            }
+            if poll == self.report_polls {
+                return Err(ScanError::ReportTimeout { waited_secs: started.elapsed().as_secs(), polls: poll });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(4));
+        }
+        let out = self
+            .client
+            .get_credential_report()
+            .send()
+            .await
+            .map_err(|e| call_error("iam:GetCredentialReport", "account", &e))?;
+        let content = out.content().map(aws_sdk_iam::primitives::Blob::as_ref).unwrap_or_default();
+        Ok((credential_report::parse(content)?, out.generated_time().and_then(to_utc)))
+    }
+
+    /// Every user with tags, from `GetAccountAuthorizationDetails` (`Filter=User`), page by page.
+    async fn authorization_details(&self) -> Result<Vec<UserDetail>, CallError> {
+        let mut pages = self
+            .client
+            .get_account_authorization_details()
+            .filter(EntityType::User)
+            .max_items(GAAD_PAGE)
+            .into_paginator()
+            .send();
+        let mut users = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| call_error("iam:GetAccountAuthorizationDetails", "account", &e))?;
+            users.extend(page.user_detail_list.unwrap_or_default());
+        }
+        Ok(users)
+    }
+}
+
+impl AccountReader for IamDirectory {
+    async fn read_account(&self) -> Result<AccountSnapshot, ScanError> {
+        let (report, details) = tokio::join!(self.credential_report(), self.authorization_details());
+        let ((report, generated), details) = (report?, details?);
+        Ok(join(report, generated, &details))
+    }
+
+    async fn list_user_names(&self) -> Result<Vec<String>, ScanError> {
+        Ok(self.authorization_details().await?.into_iter().filter_map(|u| u.user_name).collect())
+    }
+}
+
+/// Joins the report (credentials) with GAAD (tags). GAAD is the fresher list of users: a
+/// user missing from the report was created after it; a report user missing from GAAD was deleted.
+fn join(
+    report: CredentialReport,
+    generated: Option<chrono::DateTime<chrono::Utc>>,
+    details: &[UserDetail],
+) -> AccountSnapshot {
+    let mut by_name: HashMap<&str, &credential_report::ReportUser> =
+        report.users.iter().map(|u| (u.name.as_str(), u)).collect();
+    let listed: HashSet<&str> = details.iter().filter_map(|d| d.user_name()).collect();
+    let mut snapshot = AccountSnapshot {
+        users_deleted_since_report: report
+            .users
+            .iter()
+            .filter(|u| !listed.contains(u.name.as_str()))
+            .map(|u| u.name.clone())
+            .collect(),
+        report_generated_at: generated,
+        ..AccountSnapshot::default()
+    };
+    for d in details {
+        let (Some(name), Some(arn)) = (d.user_name(), d.arn()) else { continue };
+        let tags = d.tags().iter().map(|t| Tag::new(t.key(), t.value())).collect();
+        let credentials = by_name.remove(name);
+        if credentials.is_none() {
+            snapshot.users_not_in_report.push(name.to_owned());
+        }
+        snapshot.users.push(UserSnapshot {
+            name: name.to_owned(),
+            arn: arn.to_owned(),
+            tags,
+            keys: credentials.map(|c| c.keys.clone()).unwrap_or_default(),
+            password_enabled: credentials.is_some_and(|c| c.password_enabled),
+            mfa_active: credentials.is_some_and(|c| c.mfa_active),
+        });
+    }
+    snapshot.account = snapshot
+        .users
+        .first()
+        .map(|u| u.arn.as_str())
+        .or(report.root.as_ref().map(|r| r.arn.as_str()))
+        .and_then(|arn| arn.split(':').nth(4))
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned);
+    snapshot.root = report.root;
+    snapshot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_iam::operation::generate_credential_report::GenerateCredentialReportOutput;
+    use aws_sdk_iam::operation::get_account_authorization_details::GetAccountAuthorizationDetailsOutput;
+    use aws_sdk_iam::operation::get_credential_report::GetCredentialReportOutput;
+    use aws_sdk_iam::primitives::Blob;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    const REPORT: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated
+<root_account>,arn:aws:iam::123456789012:root,2020-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,false,true,2024-03-05T10:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
+alice,arn:aws:iam::123456789012:user/alice,2025-01-01T00:00:00+00:00,true,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
+gone,arn:aws:iam::123456789012:user/gone,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
+";
+
+    fn user(name: &str) -> UserDetail {
+        UserDetail::builder().user_name(name).arn(format!("arn:aws:iam::123456789012:user/{name}")).build()
+    }
+
+    #[tokio::test]
+    async fn scan_joins_report_and_gaad_and_names_the_differences() {
+        let generate = mock!(Client::generate_credential_report)
+            .sequence()
+            .output(|| GenerateCredentialReportOutput::builder().state(ReportStateType::Started).build())
+            .output(|| GenerateCredentialReportOutput::builder().state(ReportStateType::Complete).build())
+            .build();
+        let get = mock!(Client::get_credential_report)
+            .then_output(|| GetCredentialReportOutput::builder().content(Blob::new(REPORT)).build());
+        let gaad = mock!(Client::get_account_authorization_details)
+            .sequence()
+            .output(|| {
+                GetAccountAuthorizationDetailsOutput::builder()
+                    .user_detail_list(user("alice"))
+                    .is_truncated(true)
+                    .marker("page-2")
+                    .build()
+            })
+            .output(|| GetAccountAuthorizationDetailsOutput::builder().user_detail_list(user("new-bob")).build())
+            .build();
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get, &gaad]);
+        let dir = IamDirectory::new(client).with_report_wait(3, Duration::from_millis(1));
+        let snap = dir.read_account().await.unwrap();
+        assert_eq!(snap.account.as_deref(), Some("123456789012"));
+        assert_eq!(snap.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["alice", "new-bob"]);
+        assert!(snap.users[0].password_enabled);
+        assert_eq!(snap.users_not_in_report, ["new-bob"]);
+        assert_eq!(snap.users_deleted_since_report, ["gone"]);
+        let root = snap.root.unwrap();
+        assert!(!root.mfa_active && root.keys[0].active);
+        assert_eq!((generate.num_calls(), get.num_calls(), gaad.num_calls()), (2, 1, 2));
+    }
+
+    #[tokio::test]
+    async fn a_report_that_never_completes_is_a_bounded_named_error() {
+        let generate = mock!(Client::generate_credential_report)
+            .then_output(|| GenerateCredentialReportOutput::builder().state(ReportStateType::Inprogress).build());
+        let gaad = mock!(Client::get_account_authorization_details)
+            .then_output(|| GetAccountAuthorizationDetailsOutput::builder().build());
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &gaad]);
+        let dir = IamDirectory::new(client).with_report_wait(4, Duration::from_millis(1));
+        let err = dir.read_account().await.unwrap_err();
+        assert!(matches!(err, ScanError::ReportTimeout { polls: 4, .. }), "{err}");
+        assert!(err.to_string().contains("iam:GenerateCredentialReport"));
+        assert_eq!(generate.num_calls(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_gaad_page_failing_midway_fails_the_scan_and_names_the_call() {
+        let generate = mock!(Client::generate_credential_report)
+            .then_output(|| GenerateCredentialReportOutput::builder().state(ReportStateType::Complete).build());
+        let get = mock!(Client::get_credential_report)
+            .then_output(|| GetCredentialReportOutput::builder().content(Blob::new(REPORT)).build());
+        let gaad = mock!(Client::get_account_authorization_details)
+            .sequence()
+            .output(|| {
+                GetAccountAuthorizationDetailsOutput::builder()
+                    .user_detail_list(user("alice"))
+                    .is_truncated(true)
+                    .marker("m")
+                    .build()
+            })
+            .http_status(500, None)
+            .build();
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get, &gaad]);
+        let err = IamDirectory::new(client).read_account().await.unwrap_err();
+        assert!(err.to_string().contains("iam:GetAccountAuthorizationDetails"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_report_is_a_named_error() {
+        let generate = mock!(Client::generate_credential_report)
+            .then_output(|| GenerateCredentialReportOutput::builder().state(ReportStateType::Complete).build());
+        let get = mock!(Client::get_credential_report)
+            .then_output(|| GetCredentialReportOutput::builder().content(Blob::new("user,arn\nalice,x\n")).build());
+        let gaad = mock!(Client::get_account_authorization_details)
+            .then_output(|| GetAccountAuthorizationDetailsOutput::builder().build());
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get, &gaad]);
+        let err = IamDirectory::new(client).read_account().await.unwrap_err();
+        assert_eq!(err.to_string(), "credential report has no `password_enabled` column");
     }
 }

@@ -1,22 +1,24 @@
-//! SNS: one message per finding, sent with `PublishBatch` (10 per call), with the
+//! SNS: messages sent with `PublishBatch` (at most 10 and 256 KB per call), with the
 //! `severity`, `check` and `account` attributes subscribers filter on.
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::call_error;
-use crate::finding::Finding;
+use crate::message::Message;
 use crate::ports::{FindingsSink, PublishError};
 
-/// SNS actions the function calls.
+/// SNS actions the function calls (`PublishBatch` is authorised by `sns:Publish`).
 pub const SNS_ACTIONS: &[&str] = &["sns:Publish"];
 
 /// SNS allows at most 10 entries per `PublishBatch`.
-const BATCH: usize = 10;
+const BATCH_ENTRIES: usize = 10;
+/// ... and 262,144 bytes for the whole batch.
+const BATCH_BYTES: usize = 256 * 1024;
 /// Entries that fail with a retryable error are sent again this many times.
 const ENTRY_RETRIES: usize = 2;
 
-/// Publishes findings to one topic.
+/// Publishes to one topic.
 #[derive(Debug, Clone)]
 pub struct SnsSink {
     client: Client,
@@ -31,17 +33,6 @@ impl SnsSink {
     }
 }
 
-/// A subject under SNS's 100-character limit: `[HIGH] exception-unapproved: alice`.
-#[must_use]
-pub fn subject(f: &Finding) -> String {
-    let who = f.user.as_deref().unwrap_or(&f.principal);
-    let mut s = format!("[{}] {}: {who}", f.severity.as_str().to_ascii_uppercase(), f.check);
-    // Subjects must be printable ASCII without line breaks.
-    s.retain(|c| c.is_ascii() && !c.is_ascii_control());
-    s.truncate(99);
-    s
-}
-
 fn attribute(value: &str) -> Result<MessageAttributeValue, String> {
     MessageAttributeValue::builder()
         .data_type("String")
@@ -50,29 +41,45 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, String> {
         .map_err(|e| format!("message attribute: {e}"))
 }
 
-fn entry(id: usize, f: &Finding) -> Result<PublishBatchRequestEntry, String> {
-    let message = serde_json::to_string_pretty(f).map_err(|e| format!("finding {id} could not be serialised: {e}"))?;
+fn entry(id: usize, m: &Message) -> Result<PublishBatchRequestEntry, String> {
     PublishBatchRequestEntry::builder()
         .id(id.to_string())
-        .subject(subject(f))
-        .message(message)
-        .message_attributes("severity", attribute(f.severity.as_str())?)
-        .message_attributes("check", attribute(f.check.as_str())?)
-        .message_attributes("account", attribute(&f.account)?)
+        .subject(&m.subject)
+        .message(&m.body)
+        .message_attributes("severity", attribute(m.severity.as_str())?)
+        .message_attributes("check", attribute(&m.check)?)
+        .message_attributes("account", attribute(&m.account)?)
         .build()
-        .map_err(|e| format!("finding {id}: {e}"))
+        .map_err(|e| format!("message {id}: {e}"))
+}
+
+/// Groups consecutive messages into batches within SNS's entry and size limits.
+fn batches(messages: &[Message]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in messages.iter().enumerate() {
+        let len = m.body.len() + m.subject.len() + 256;
+        if i > start && (i - start == BATCH_ENTRIES || bytes + len > BATCH_BYTES) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    if start < messages.len() {
+        out.push(start..messages.len());
+    }
+    out
 }
 
 impl FindingsSink for SnsSink {
-    async fn publish(&self, findings: &[Finding]) -> Result<usize, PublishError> {
-        let total = findings.len();
+    async fn publish(&self, messages: &[Message]) -> Result<usize, PublishError> {
+        let total = messages.len();
         let fail = |published, failed: String| PublishError { published, total, failed };
         let mut published = 0;
-        for (chunk_no, chunk) in findings.chunks(BATCH).enumerate() {
-            let mut pending = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, f)| entry(chunk_no * BATCH + i, f))
+        for range in batches(messages) {
+            let mut pending = range
+                .clone()
+                .map(|i| entry(i, &messages[i]))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| fail(published, e))?;
             for round in 0..=ENTRY_RETRIES {
@@ -89,8 +96,8 @@ impl FindingsSink for SnsSink {
                 if failed.is_empty() {
                     break;
                 }
-                let permanent = failed.iter().find(|f| f.sender_fault());
-                if permanent.is_some() || round == ENTRY_RETRIES {
+                if failed.iter().any(aws_sdk_sns::types::BatchResultErrorEntry::sender_fault) || round == ENTRY_RETRIES
+                {
                     let detail: Vec<String> = failed
                         .iter()
                         .map(|f| format!("entry {}: {} {}", f.id(), f.code(), f.message().unwrap_or_default()))
@@ -111,20 +118,24 @@ impl FindingsSink for SnsSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::{CheckId, Scope};
+    use crate::finding::Severity;
+
+    fn msg(bytes: usize) -> Message {
+        Message {
+            subject: "s".into(),
+            body: "x".repeat(bytes),
+            severity: Severity::Low,
+            check: "c".into(),
+            account: "1".into(),
+        }
+    }
 
     #[test]
-    fn subjects_stay_under_100_characters() {
-        let scope = Scope {
-            account: "1".into(),
-            region: "us-east-1".into(),
-            trigger: "schedule".into(),
-            now: chrono::Utc::now(),
-        };
-        let mut f = scope.finding(CheckId::AccessKeyMultipleActive, "arn", String::new());
-        f.user = Some("u".repeat(64));
-        let s = subject(&f);
-        assert!(s.len() < 100, "{}", s.len());
-        assert!(s.starts_with("[LOW] access-key-multiple-active: uuu"));
+    fn batches_respect_entry_and_size_limits() {
+        let small: Vec<Message> = (0..25).map(|_| msg(100)).collect();
+        assert_eq!(batches(&small), [0..10, 10..20, 20..25]);
+        let big = vec![msg(200_000), msg(200_000), msg(10)];
+        assert_eq!(batches(&big), [0..1, 1..3]);
+        assert!(batches(&[]).is_empty());
     }
 }

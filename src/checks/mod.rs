@@ -55,10 +55,24 @@ pub fn check_user(
     policy: &Policy,
     scope: &Scope,
 ) -> Vec<Finding> {
-    let mut findings = exceptions::check(user, approvals, change, policy, scope);
-    findings.extend(exceptions::check_required_tags(user, policy, scope));
+    let mut findings = check_user_tags(user, approvals, change, policy, scope);
     findings.extend(keys::check(user, policy, scope));
     findings.extend(mfa::check(user, policy, scope));
+    findings
+}
+
+/// Only the tag checks (exception tag, required tags), for a user whose credentials
+/// are unknown (created after the credential report was generated).
+#[must_use]
+pub fn check_user_tags(
+    user: &UserSnapshot,
+    approvals: Option<&Approvals>,
+    change: Option<&TagChange>,
+    policy: &Policy,
+    scope: &Scope,
+) -> Vec<Finding> {
+    let mut findings = exceptions::check(user, approvals, change, policy, scope);
+    findings.extend(exceptions::check_required_tags(user, policy, scope));
     findings
 }
 

@@ -1,0 +1,193 @@
+//! The IAM credential report (one CSV for the whole account) parsed into snapshots.
+//!
+//! Format: <https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_getting-report.html>.
+//! Dates are ISO 8601; `N/A` means "no such credential", `no_information` means "never
+//! used", `not_supported` means the field does not apply (root password rotation).
+//! The report has no key ids, so keys are named by slot (`access_key_1`).
+
+use chrono::{DateTime, Utc};
+
+use crate::snapshot::{AccessKey, KeyRef, RootSnapshot};
+
+/// The user column value of the root account's row.
+pub const ROOT_ROW: &str = "<root_account>";
+
+/// The columns this parser needs; a report without one of them is rejected.
+const REQUIRED_COLUMNS: &[&str] = &[
+    "user",
+    "arn",
+    "password_enabled",
+    "mfa_active",
+    "access_key_1_active",
+    "access_key_1_last_rotated",
+    "access_key_1_last_used_date",
+    "access_key_2_active",
+    "access_key_2_last_rotated",
+    "access_key_2_last_used_date",
+];
+
+/// Credential state of one user from the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportUser {
+    /// User name.
+    pub name: String,
+    /// User ARN.
+    pub arn: String,
+    /// Console password enabled.
+    pub password_enabled: bool,
+    /// At least one MFA device.
+    pub mfa_active: bool,
+    /// Keys by slot (inactive ones included).
+    pub keys: Vec<AccessKey>,
+}
+
+/// A parsed credential report.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CredentialReport {
+    /// Every IAM user row.
+    pub users: Vec<ReportUser>,
+    /// The root row, when present.
+    pub root: Option<RootSnapshot>,
+}
+
+/// A report that could not be parsed; names the row and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// The header lacks a column this parser needs.
+    #[error("credential report has no `{0}` column")]
+    MissingColumn(&'static str),
+    /// A row could not be read as CSV.
+    #[error("credential report line {line}: {problem}")]
+    Csv {
+        /// 1-based line number.
+        line: u64,
+        /// What went wrong.
+        problem: String,
+    },
+    /// A field has a value outside the documented format.
+    #[error("credential report row for {user:?}: column `{column}` has unexpected value {value:?}")]
+    BadValue {
+        /// The row's user.
+        user: String,
+        /// The column.
+        column: &'static str,
+        /// The value (never a secret: the report holds none).
+        value: String,
+    },
+}
+
+/// Parses the CSV text of `GetCredentialReport`.
+pub fn parse(text: &[u8]) -> Result<CredentialReport, ReportError> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text);
+    let headers = reader.headers().map_err(|e| ReportError::Csv { line: 1, problem: e.to_string() })?.clone();
+    let mut index = [0usize; REQUIRED_COLUMNS.len()];
+    for (i, col) in REQUIRED_COLUMNS.iter().enumerate() {
+        index[i] = headers.iter().position(|h| h == *col).ok_or(ReportError::MissingColumn(col))?;
+    }
+    let mut report = CredentialReport::default();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| ReportError::Csv {
+            line: e.position().map_or(n as u64 + 2, csv::Position::line),
+            problem: e.to_string(),
+        })?;
+        let field = |col: usize| record.get(index[col]).unwrap_or_default();
+        let user = field(0).to_owned();
+        let bad = |column: &'static str, value: &str| ReportError::BadValue {
+            user: user.clone(),
+            column,
+            value: value.to_owned(),
+        };
+        let flag = |col: usize| match field(col) {
+            // Root's password_enabled is not_supported: root always has a password.
+            "true" | "not_supported" => Ok(true),
+            "false" => Ok(false),
+            v => Err(bad(REQUIRED_COLUMNS[col], v)),
+        };
+        let date = |col: usize| -> Result<Option<DateTime<Utc>>, ReportError> {
+            match field(col) {
+                "N/A" | "no_information" | "not_supported" | "" => Ok(None),
+                v => DateTime::parse_from_rfc3339(v)
+                    .map(|d| Some(d.with_timezone(&Utc)))
+                    .map_err(|_| bad(REQUIRED_COLUMNS[col], v)),
+            }
+        };
+        let mut keys = Vec::new();
+        for (slot, base) in [(1u8, 4usize), (2, 7)] {
+            let active = flag(base)?;
+            match date(base + 1)? {
+                Some(created) => {
+                    keys.push(AccessKey { key: KeyRef::Slot(slot), active, created, last_used: date(base + 2)? });
+                }
+                None if active => return Err(bad(REQUIRED_COLUMNS[base + 1], field(base + 1))),
+                None => {}
+            }
+        }
+        let mfa_active = flag(3)?;
+        if user == ROOT_ROW {
+            report.root = Some(RootSnapshot { arn: field(1).to_owned(), keys, mfa_active });
+        } else {
+            report.users.push(ReportUser {
+                name: user.clone(),
+                arn: field(1).to_owned(),
+                password_enabled: flag(2)?,
+                mfa_active,
+                keys,
+            });
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+
+    fn report(rows: &[&str]) -> Result<CredentialReport, ReportError> {
+        parse(format!("{HEADER}\n{}\n", rows.join("\n")).as_bytes())
+    }
+
+    #[test]
+    fn root_row_with_an_active_key_and_no_mfa() {
+        let r = report(&["<root_account>,arn:aws:iam::123456789012:root,2020-01-01T00:00:00+00:00,not_supported,2026-11-01T08:00:00+00:00,not_supported,not_supported,false,true,2024-03-05T10:00:00+00:00,2026-11-20T09:00:00+00:00,us-east-1,s3,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A"]).unwrap();
+        let root = r.root.unwrap();
+        assert!(!root.mfa_active);
+        assert_eq!(root.keys.len(), 1);
+        assert!(root.keys[0].active);
+        assert_eq!(root.keys[0].resource(), "access_key_1 created 2024-03-05");
+        assert!(r.users.is_empty());
+    }
+
+    #[test]
+    fn two_keys_never_used_and_na_dates() {
+        let r = report(&[
+            "svc,arn:aws:iam::123456789012:user/svc,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2025-01-02T00:00:00+00:00,N/A,N/A,N/A,true,2026-05-07T12:00:00+00:00,2026-11-01T00:00:00+00:00,eu-west-1,iam,false,N/A,false,N/A",
+            "dave,arn:aws:iam::123456789012:user/dave,2025-01-01T00:00:00+00:00,true,no_information,2025-01-01T00:00:00+00:00,N/A,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A",
+        ])
+        .unwrap();
+        let svc = &r.users[0];
+        assert_eq!(svc.keys.len(), 2);
+        assert_eq!(svc.keys[0].last_used, None, "never used");
+        assert_eq!(svc.keys[1].resource(), "access_key_2 created 2026-05-07");
+        assert!(svc.keys[1].last_used.is_some());
+        let dave = &r.users[1];
+        assert!(dave.password_enabled && dave.mfa_active && dave.keys.is_empty());
+    }
+
+    #[test]
+    fn malformed_reports_are_named_errors() {
+        assert_eq!(parse(b"user,arn\nx,y\n").unwrap_err(), ReportError::MissingColumn("password_enabled"));
+        let err = report(&["svc,arn:x,2025-01-01T00:00:00+00:00,maybe,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A"]).unwrap_err();
+        assert!(err.to_string().contains("password_enabled") && err.to_string().contains("svc"), "{err}");
+        let err = report(&["svc,arn:x,2025"]).unwrap_err();
+        assert!(matches!(err, ReportError::Csv { .. }), "{err}");
+        let err = report(&["svc,arn:x,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A"]).unwrap_err();
+        assert!(err.to_string().contains("access_key_1_last_rotated"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_account_has_only_a_header() {
+        assert_eq!(parse(format!("{HEADER}\n").as_bytes()).unwrap(), CredentialReport::default());
+    }
+}
