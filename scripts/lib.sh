@@ -9,13 +9,15 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/iam
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# ensure_venv [DIR REQUIREMENTS]: a venv with exactly the pinned requirements (re-installed when they change).
 ensure_venv() {
-  local req="$ROOT/scripts/requirements.txt" stamp="$VENV/.requirements.sha256"
-  local want; want=$(sha256sum "$req" | cut -d' ' -f1)
+  local dir="${1:-$VENV}" req="${2:-$ROOT/scripts/requirements.txt}"
+  local stamp="$dir/.requirements.sha256" want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
-  log "installing pinned tools into .venv (scripts/requirements.txt)"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  log "installing pinned tools into ${dir#"$ROOT"/} (${req#"$ROOT"/})"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
 }
 

@@ -18,6 +18,19 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 use crate::ports::CallError;
 
+/// Every IAM, SNS and Secrets Manager action the function calls: the deployment role
+/// grants exactly these (a test compares them with `infra/template.yaml`).
+#[must_use]
+pub fn required_actions() -> Vec<&'static str> {
+    let mut all: Vec<&str> = [iam::IAM_ACTIONS, sns::SNS_ACTIONS, approvals::SECRETS_MANAGER_ACTIONS]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
+    all.sort_unstable();
+    all
+}
+
 /// Where to reach AWS: `None` fields fall back to the SDK's environment chain.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoint {

@@ -1,0 +1,113 @@
+"""Benchmark: iam-sentinel's bulk scan vs a per-user scan (and, with --peers, Cloud
+Custodian) against the same moto server, at 1,000 and 5,000 users.
+
+Measures wall time, AWS API calls by action, peak RSS and findings count of each.
+Usage: bench.py [--sizes 1000,5000] [--peers]   (run through scripts/bench)
+"""
+import argparse
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.path.join(ROOT, ".venv")
+# Keys are created "now" in moto; judging 100 days ahead makes them stale and unused.
+AS_OF = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=100)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_moto():
+    port = free_port()
+    proc = subprocess.Popen([os.path.join(VENV, "bin", "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def measure(cmd, env):
+    """Runs cmd; returns (wall seconds, stdout, stderr, exit code)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    return time.monotonic() - start, out, err, proc.returncode
+
+
+def run_sentinel(binary, env, per_user):
+    cmd = [binary, "scan", "--no-publish", "--format", "json", "--stats", "--as-of", AS_OF]
+    if per_user:
+        cmd.append("--per-user")
+    wrapped = [sys.executable, os.path.join(ROOT, "bench", "rss.py")] + cmd
+    wall, out, err, code = measure(wrapped, env)
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{err}")
+    stats = next(json.loads(l) for l in err.splitlines() if l.startswith('{"aws_calls"'))
+    rss = next(json.loads(l) for l in err.splitlines() if l.startswith('{"peak_rss_kib"'))["peak_rss_kib"] / 1024
+    findings = [json.loads(l) for l in out.splitlines() if l.strip()]
+    compared = sorted({(f["check"], f["user"]) for f in findings
+                      if f["check"] in ("access-key-stale", "access-key-unused", "console-without-mfa",
+                                        "access-key-multiple-active")})
+    return {"wall_s": wall, "calls": stats["aws_calls"], "by_action": stats["by_action"], "rss_mib": rss,
+            "findings": len(findings), "compared": compared}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="1000,5000")
+    ap.add_argument("--peers", action="store_true", help="also run Cloud Custodian (c7n, pinned) on the same moto")
+    ap.add_argument("--binary", required=True)
+    args = ap.parse_args()
+    rows = []
+    for n in [int(s) for s in args.sizes.split(",")]:
+        proc, url = start_moto()
+        try:
+            env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                       AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
+                       APPROVALS_SECRET_ID="iam-sentinel/approvals", RUST_LOG="error")
+            t = time.monotonic()
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "seed.py"), str(n)], env=env, check=True)
+            print(f"seeded {n} users in {time.monotonic() - t:.1f} s", file=sys.stderr)
+            bulk = run_sentinel(args.binary, env, per_user=False)
+            per_user = run_sentinel(args.binary, env, per_user=True)
+            results = {"iam-sentinel scan": bulk, "per-user scan": per_user}
+            if args.peers:
+                sys.path.insert(0, os.path.join(ROOT, "bench"))
+                import peers  # noqa: E402
+                results["cloud-custodian"] = peers.run_custodian(env, AS_OF)
+            agree = len({json.dumps(r["compared"]) for r in results.values()}) == 1
+            for name, r in results.items():
+                rows.append((n, name, r, agree))
+        finally:
+            proc.kill()
+            proc.wait()
+    print(f"\n{'users':>6}  {'tool':<18} {'wall s':>8} {'AWS calls':>10} {'peak RSS MiB':>13} {'findings':>9} {'compared':>9}  agree")
+    for n, name, r, agree in rows:
+        print(f"{n:>6}  {name:<18} {r['wall_s']:>8.2f} {r['calls']:>10} {r['rss_mib']:>13.1f} {r['findings']:>9} {len(r['compared']):>9}  {'yes' if agree else 'NO'}")
+    for n, name, r, _ in rows:
+        print(f"{n} {name}: {json.dumps(r['by_action'], sort_keys=True)}")
+    by = {(n, name): r for n, name, r, _ in rows}
+    for n in sorted({n for n, *_ in rows}):
+        a, b = by[(n, "iam-sentinel scan")], by[(n, "per-user scan")]
+        print(f"{n} users: bulk scan is {b['wall_s'] / a['wall_s']:.0f}x faster than the per-user scan, "
+              f"{b['calls'] / max(a['calls'], 1):.0f}x fewer calls")
+    if not all(agree for *_, agree in rows):
+        raise SystemExit("the tools disagree on the compared findings")
+
+
+if __name__ == "__main__":
+    main()
