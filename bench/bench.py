@@ -56,8 +56,9 @@ def run_sentinel(binary, env, per_user):
     wall, out, err, code = measure(wrapped, env)
     if code != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{err}")
-    stats = next(json.loads(l) for l in err.splitlines() if l.startswith('{"aws_calls"'))
-    rss = next(json.loads(l) for l in err.splitlines() if l.startswith('{"peak_rss_kib"'))["peak_rss_kib"] / 1024
+    objects = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
+    stats = next(o for o in objects if "aws_calls" in o)
+    rss = next(o for o in objects if "peak_rss_kib" in o)["peak_rss_kib"] / 1024
     findings = [json.loads(l) for l in out.splitlines() if l.strip()]
     compared = sorted({(f["check"], f["user"]) for f in findings
                       if f["check"] in ("access-key-stale", "access-key-unused", "console-without-mfa",

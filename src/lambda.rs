@@ -39,9 +39,11 @@ impl From<InvocationError> for Diagnostic {
 
 /// Starts the runtime loop; configuration errors stop start-up with the variable's name.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
+    let started = std::time::Instant::now();
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let (app, counter) = crate::runtime::build_app(config, &Endpoint::default()).await;
+    tracing::info!(init_ms = started.elapsed().as_secs_f64() * 1000.0, "ready for events");
     let (app, counter) = (&app, &counter);
     Box::pin(lambda_runtime::run(service_fn(move |event| handle(app, Some(counter), event)))).await
 }

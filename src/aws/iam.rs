@@ -12,7 +12,7 @@ use crate::credential_report::{self, CredentialReport};
 use crate::ports::{AccountReader, AccountSnapshot, CallError, ScanError, UserDirectory};
 use crate::snapshot::{AccessKey, KeyRef, Tag, UserSnapshot};
 
-/// Polls of `GenerateCredentialReport` before giving up (backoff 250 ms doubling to 4 s: about 60 s).
+/// Polls of `GenerateCredentialReport` before giving up (backoff 100 ms doubling to 4 s: about 60 s).
 const REPORT_MAX_POLLS: u32 = 20;
 /// `GetAccountAuthorizationDetails` page size (the API maximum).
 const GAAD_PAGE: i32 = 1000;
@@ -42,7 +42,7 @@ impl IamDirectory {
     /// Wraps a client built once at start-up.
     #[must_use]
     pub fn new(client: Client) -> Self {
-        IamDirectory { client, report_polls: REPORT_MAX_POLLS, report_first_delay: Duration::from_millis(250) }
+        IamDirectory { client, report_polls: REPORT_MAX_POLLS, report_first_delay: Duration::from_millis(100) }
     }
 
     /// Changes how long to wait for the credential report: `polls` calls, backoff from `first_delay`.
