@@ -144,14 +144,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         let tag_change =
             TagChange { actor: change.actor.clone(), exception_value_set: change.exception_value_set.clone() };
         let mut findings = check_user(&user, approvals.as_ref().ok(), Some(&tag_change), &self.config.policy, &scope);
-        let mut failures = Vec::new();
-        match approvals {
-            Ok(_) => failures.extend(self.remediate(&mut findings, opts).await),
-            Err(e) => {
-                failures.push(e.to_string());
-                findings.push(self.registry_unavailable(&scope, &e));
-            }
-        }
+        let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await;
         sort_findings(&mut findings);
         let messages: Vec<Message> = findings.iter().map(Message::finding).collect();
         self.finish(trigger, findings, &messages, failures, opts, None).await
@@ -186,14 +179,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         if let Some(root) = &snapshot.root {
             findings.extend(check_root(root, &scope));
         }
-        let mut failures = Vec::new();
-        match approvals {
-            Ok(_) => failures.extend(self.remediate(&mut findings, opts).await),
-            Err(e) => {
-                failures.push(e.to_string());
-                findings.push(self.registry_unavailable(&scope, &e));
-            }
-        }
+        let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await;
         sort_findings(&mut findings);
         let summary = ScanSummary {
             account: scope.account.clone(),
@@ -265,6 +251,24 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             scan,
             failure: (!failures.is_empty()).then(|| failures.join("; ")),
         })
+    }
+
+    /// With a readable registry, remediates; without one, adds the critical finding and
+    /// touches nothing (never untag on uncertainty). Returns the failures.
+    async fn remediate_or_report(
+        &self,
+        findings: &mut Vec<Finding>,
+        registry_error: Option<RegistryUnavailable>,
+        scope: &Scope,
+        opts: &RunOptions,
+    ) -> Vec<String> {
+        match registry_error {
+            None => self.remediate(findings, opts).await,
+            Some(e) => {
+                findings.push(self.registry_unavailable(scope, &e));
+                vec![e.to_string()]
+            }
+        }
     }
 
     fn registry_unavailable(&self, scope: &Scope, error: &RegistryUnavailable) -> Finding {

@@ -286,18 +286,7 @@ async fn the_cli_runs_the_same_path_on_event_files() {
     let acct = Account::new().await;
     acct.put_registry(&registry(&[])).await;
     acct.create_user("contractor-eve", &[("AccessException", "true")]).await;
-    let cli = |args: &[&str], extra: &[(&str, &str)]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_iam-sentinel"));
-        cmd.args(args).env_remove("AWS_LAMBDA_RUNTIME_API");
-        for (k, v) in acct.moto.env() {
-            cmd.env(k, v);
-        }
-        cmd.env("FINDINGS_TOPIC_ARN", &acct.topic_arn).env("APPROVALS_SECRET_ID", common::SECRET_ID);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
+    let cli = |args: &[&str], extra: &[(&str, &str)]| acct.cli(args, extra);
     let events = concat!(env!("CARGO_MANIFEST_DIR"), "/events/");
     let out = cli(&["handle", &format!("{events}create-user-with-access-exception.json"), "--format", "json"], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

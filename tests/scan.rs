@@ -195,15 +195,7 @@ async fn the_scheduled_event_and_the_cli_run_the_scan() {
     assert_eq!(lambda["published"], 2, "digest + the high finding");
     acct.received().await;
 
-    let run = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_iam-sentinel"));
-        cmd.args(args).env_remove("AWS_LAMBDA_RUNTIME_API");
-        for (k, v) in acct.moto.env() {
-            cmd.env(k, v);
-        }
-        cmd.env("FINDINGS_TOPIC_ARN", &acct.topic_arn).env("APPROVALS_SECRET_ID", common::SECRET_ID);
-        cmd.output().unwrap()
-    };
+    let run = |args: &[&str]| acct.cli(args, &[]);
     let table = run(&["scan", "--no-publish"]);
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(table.status.success());

@@ -177,6 +177,20 @@ impl Account {
         self.iam.create_login_profile().user_name(name).password("Correct-Horse-9!").send().await.unwrap();
     }
 
+    /// Runs the `iam-sentinel` binary (CLI mode) against this account with `extra` variables.
+    pub fn cli(&self, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_iam-sentinel"));
+        cmd.args(args).env_remove("AWS_LAMBDA_RUNTIME_API");
+        for (k, v) in self.moto.env() {
+            cmd.env(k, v);
+        }
+        cmd.env("FINDINGS_TOPIC_ARN", &self.topic_arn).env("APPROVALS_SECRET_ID", SECRET_ID);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
     /// Writes the registry secret (created on first use).
     pub async fn put_registry(&self, json: &str) {
         let exists = self.secrets.describe_secret().secret_id(SECRET_ID).send().await.is_ok();
