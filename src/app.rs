@@ -26,6 +26,24 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Publish findings to the topic.
     pub publish: bool,
+    /// When the invocation will be killed (Lambda's deadline); the scan stops before it.
+    pub deadline: Option<std::time::Instant>,
+}
+
+/// A scan stops this long before the deadline, so it can fail loudly instead of being killed.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl RunOptions {
+    /// Options for `now` with publishing on, no dry run, no deadline.
+    #[must_use]
+    pub fn at(now: DateTime<Utc>) -> RunOptions {
+        RunOptions { now, dry_run: false, publish: true, deadline: None }
+    }
+
+    /// Whether the deadline is closer than [`DEADLINE_MARGIN`].
+    fn near_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| d.saturating_duration_since(std::time::Instant::now()) < DEADLINE_MARGIN)
+    }
 }
 
 /// What an invocation did, apart from its findings.
@@ -84,6 +102,12 @@ pub enum AppError {
     /// The scan could not collect the account.
     #[error(transparent)]
     Scan(#[from] ScanError),
+    /// The Lambda deadline is near: the scan stopped; the message says what it completed.
+    #[error("stopped {margin} s before the Lambda deadline: {completed}", margin = DEADLINE_MARGIN.as_secs())]
+    DeadlineNear {
+        /// What was done before stopping (nothing after it was published or remediated).
+        completed: String,
+    },
     /// Publishing was asked for but no topic is configured.
     #[error("FINDINGS_TOPIC_ARN is not set: set it to the findings topic, or pass --no-publish")]
     NoTopic,
@@ -155,7 +179,18 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         if opts.publish && self.sink.is_none() {
             return Err(AppError::NoTopic);
         }
-        let (snapshot, approvals) = tokio::join!(self.directory.read_account(), self.approvals.load());
+        let collect = async { tokio::join!(self.directory.read_account(), self.approvals.load()) };
+        let (snapshot, approvals) = match opts.deadline {
+            None => collect.await,
+            Some(deadline) => {
+                let stop = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline);
+                tokio::time::timeout_at(stop.into(), collect).await.map_err(|_| AppError::DeadlineNear {
+                    completed: "nothing: the credential report and GetAccountAuthorizationDetails were still being \
+                                read; no finding was published, no tag removed"
+                        .into(),
+                })?
+            }
+        };
         let snapshot = snapshot?;
         let scope = Scope {
             account: snapshot.account.clone().or(event_account).unwrap_or_else(|| "unknown".into()),
@@ -178,6 +213,15 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             .collect();
         if let Some(root) = &snapshot.root {
             findings.extend(check_root(root, &scope));
+        }
+        if opts.near_deadline() {
+            return Err(AppError::DeadlineNear {
+                completed: format!(
+                    "read and checked {} users ({} findings); stopped before remediation and publishing",
+                    snapshot.users.len(),
+                    findings.len()
+                ),
+            });
         }
         let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await;
         sort_findings(&mut findings);

@@ -78,7 +78,12 @@ impl Common {
     }
 
     fn options(&self) -> RunOptions {
-        RunOptions { now: self.as_of.unwrap_or_else(Utc::now), dry_run: self.dry_run, publish: !self.no_publish }
+        RunOptions {
+            now: self.as_of.unwrap_or_else(Utc::now),
+            dry_run: self.dry_run,
+            publish: !self.no_publish,
+            deadline: None,
+        }
     }
 }
 
@@ -116,11 +121,8 @@ async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
             return fail(2, &format!("malformed event: {} is not JSON: {e}", file.display()));
         }
     };
-    let endpoint = Endpoint { url: common.endpoint_url.clone(), region: common.region.clone() };
-    let (app, counter) = crate::runtime::build_app(config, &endpoint).await;
-    let opts =
-        RunOptions { now: common.as_of.unwrap_or_else(Utc::now), dry_run: common.dry_run, publish: !common.no_publish };
-    let report = match Box::pin(app.handle(event, &opts)).await {
+    let (app, counter) = crate::runtime::build_app(config, &common.endpoint()).await;
+    let report = match Box::pin(app.handle(event, &common.options())).await {
         Ok(r) => r,
         Err(e @ crate::app::AppError::Event(_)) => return fail(2, &e.to_string()),
         Err(e) => return fail(1, &e.to_string()),

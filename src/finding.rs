@@ -149,6 +149,10 @@ pub enum RemediationStatus {
 /// One problem found about one principal; the shape documented in the README.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
+    /// Stable id: a hash of account, check, principal, resource and day. A retried
+    /// invocation produces the same id, so subscribers can drop duplicates.
+    #[serde(default)]
+    pub id: String,
     /// Stable check id.
     pub check: CheckId,
     /// Severity of the check.
@@ -193,6 +197,7 @@ impl Scope {
     #[must_use]
     pub fn finding(&self, check: CheckId, principal: &str, message: String) -> Finding {
         Finding {
+            id: String::new(),
             check,
             severity: check.severity(),
             account: self.account.clone(),
@@ -209,8 +214,42 @@ impl Scope {
     }
 }
 
-/// Orders findings for people: most severe first, then by check, user and resource.
+impl Finding {
+    /// The stable id of this finding (see [`Finding::id`]).
+    #[must_use]
+    pub fn stable_id(&self) -> String {
+        stable_id(&[
+            &self.account,
+            self.check.as_str(),
+            &self.principal,
+            self.resource.as_deref().unwrap_or(""),
+            &self.observed_at.format("%Y-%m-%d").to_string(),
+        ])
+    }
+}
+
+/// A 128-bit hex SHA-256 prefix of the parts, separated so that no two inputs collide by concatenation.
+#[must_use]
+pub fn stable_id(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for p in parts {
+        hasher.update((p.len() as u64).to_be_bytes());
+        hasher.update(p.as_bytes());
+    }
+    hasher.finalize()[..16].iter().fold(String::with_capacity(32), |mut hex, b| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
+}
+
+/// Readies findings for output: gives each its stable id, then orders them for people
+/// (most severe first, then by check, user and resource).
 pub fn sort_findings(findings: &mut [Finding]) {
+    for f in findings.iter_mut() {
+        f.id = f.stable_id();
+    }
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -231,6 +270,25 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", check.as_str()));
         }
         assert_eq!(CheckId::ALL.len(), 16);
+    }
+
+    #[test]
+    fn finding_ids_are_stable_per_day_and_distinct_per_resource() {
+        let scope = |now: &str| Scope {
+            account: "1".into(),
+            region: "r".into(),
+            trigger: "t".into(),
+            now: now.parse().unwrap(),
+        };
+        let at = |now, resource: &str| {
+            let mut f = scope(now).finding(CheckId::AccessKeyStale, "arn:u", "m".into());
+            f.resource = Some(resource.into());
+            f.stable_id()
+        };
+        assert_eq!(at("2026-11-23T01:00:00Z", "AKIA1"), at("2026-11-23T23:00:00Z", "AKIA1"));
+        assert_ne!(at("2026-11-23T01:00:00Z", "AKIA1"), at("2026-11-24T01:00:00Z", "AKIA1"));
+        assert_ne!(at("2026-11-23T01:00:00Z", "AKIA1"), at("2026-11-23T01:00:00Z", "AKIA2"));
+        assert_eq!(at("2026-11-23T01:00:00Z", "AKIA1").len(), 32);
     }
 
     #[test]

@@ -26,6 +26,7 @@ impl From<AppError> for InvocationError {
             AppError::Event(_) => "MalformedEvent",
             AppError::Collect(_) | AppError::Scan(_) => "AwsCallFailed",
             AppError::NoTopic => "Misconfigured",
+            AppError::DeadlineNear { .. } => "DeadlineExceeded",
         };
         InvocationError { error_type, message: e.to_string() }
     }
@@ -60,7 +61,7 @@ pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: Find
         if let Some(c) = counter {
             c.reset();
         }
-        let opts = RunOptions { now: Utc::now(), dry_run: false, publish: true };
+        let opts = RunOptions { deadline: deadline(event.context.deadline), ..RunOptions::at(Utc::now()) };
         let result = app.handle(event.payload, &opts).await;
         let calls = counter.map(CallCounter::snapshot).unwrap_or_default();
         match result {
@@ -81,6 +82,15 @@ pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: Find
     }
     .instrument(span)
     .await
+}
+
+/// The invocation's deadline (milliseconds since the epoch, from the runtime API) as an `Instant`.
+fn deadline(deadline_ms: u64) -> Option<std::time::Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+    Some(std::time::Instant::now() + std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }
 
 fn log_report(report: &Report, calls: &std::collections::BTreeMap<String, u64>) {

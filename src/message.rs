@@ -27,6 +27,8 @@ pub struct Message {
     pub check: String,
     /// `account` attribute.
     pub account: String,
+    /// `finding_id` attribute: the finding's stable id (digest parts: account, day, part).
+    pub id: String,
 }
 
 fn clean_subject(mut s: String) -> String {
@@ -47,6 +49,7 @@ impl Message {
             severity: f.severity,
             check: f.check.as_str().to_owned(),
             account: f.account.clone(),
+            id: f.id.clone(),
         }
     }
 }
@@ -137,6 +140,12 @@ pub fn digest(summary: &ScanSummary, findings: &[Finding], max_bytes: usize) -> 
                 severity: worst,
                 check: DIGEST_CHECK.to_owned(),
                 account: summary.account.clone(),
+                id: crate::finding::stable_id(&[
+                    &summary.account,
+                    DIGEST_CHECK,
+                    &summary.observed_at.format("%Y-%m-%d").to_string(),
+                    &format!("{}/{parts}", i + 1),
+                ]),
             }
         })
         .collect()

@@ -40,17 +40,20 @@ pub struct Endpoint {
     pub region: Option<String>,
 }
 
-/// Loads the SDK configuration with explicit retries: standard mode, 5 attempts, jittered
-/// exponential backoff from 200 ms to 5 s, which rides out IAM's throttling.
+/// The retry policy of every client: standard mode (throttling errors, 5xx and timeouts
+/// are retried), 5 attempts, jittered exponential backoff from `initial` up to 5 s.
+#[must_use]
+pub fn retry_config(initial: Duration) -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(5).with_initial_backoff(initial).with_max_backoff(Duration::from_secs(5))
+}
+
+/// Backoff before the first retry; IAM throttles bursts, so start well above zero.
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Loads the SDK configuration with the explicit [`retry_config`] and timeouts.
 pub async fn load_sdk_config(endpoint: &Endpoint) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(5)
-                .with_initial_backoff(Duration::from_millis(200))
-                .with_max_backoff(Duration::from_secs(5)),
-        )
-        .timeout_config(
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config(INITIAL_BACKOFF)).timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
                 .operation_attempt_timeout(Duration::from_secs(20))

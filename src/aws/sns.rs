@@ -49,6 +49,7 @@ fn entry(id: usize, m: &Message) -> Result<PublishBatchRequestEntry, String> {
         .message_attributes("severity", attribute(m.severity.as_str())?)
         .message_attributes("check", attribute(&m.check)?)
         .message_attributes("account", attribute(&m.account)?)
+        .message_attributes("finding_id", attribute(&m.id)?)
         .build()
         .map_err(|e| format!("message {id}: {e}"))
 }
@@ -127,6 +128,7 @@ mod tests {
             severity: Severity::Low,
             check: "c".into(),
             account: "1".into(),
+            id: "0".into(),
         }
     }
 
