@@ -46,13 +46,13 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// Replaces the value at a pseudo-random path of `node` with `replacement`.
 fn mutate(node: &mut Value, pick: usize, replacement: Value) {
     match node {
-        Value::Object(m) if !m.is_empty() && pick % 3 != 0 => {
+        Value::Object(m) if !m.is_empty() && !pick.is_multiple_of(3) => {
             let len = m.len();
             if let Some(child) = m.values_mut().nth(pick % len) {
                 mutate(child, pick / 3, replacement);
             }
         }
-        Value::Array(a) if !a.is_empty() && pick % 3 != 0 => {
+        Value::Array(a) if !a.is_empty() && !pick.is_multiple_of(3) => {
             let len = a.len();
             mutate(&mut a[pick % len], pick / 3, replacement);
         }
