@@ -1,0 +1,151 @@
+//! Load: a burst of 1,000 events (every supported name, 200 users) through the handler
+//! against moto; every expected finding arrives on the subscribed queue exactly once per
+//! event. Prints events per second and peak memory.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use common::{ACCOUNT, Account, registry, sample};
+use futures_util::future::join_all;
+use iam_sentinel::runtime::build_app_with;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+const USERS: usize = 200;
+const EVENTS: usize = 1000;
+const CONCURRENCY: usize = 16;
+const TEMPLATES: &[&str] = &[
+    "tag-user-access-exception.json",
+    "tag-user-self-granted.json",
+    "tag-user-failed-access-denied.json",
+    "untag-user-access-exception.json",
+    "untag-user-by-sentinel.json",
+    "create-user-with-access-exception.json",
+    "create-access-key.json",
+    "create-access-key-self.json",
+    "update-access-key.json",
+    "delete-access-key.json",
+    "create-login-profile.json",
+    "enable-mfa-device.json",
+    "deactivate-mfa-device.json",
+    "delete-virtual-mfa-device.json",
+];
+
+fn user(i: usize) -> String {
+    format!("load-user-{i:03}")
+}
+
+/// The sample `template` rewritten to name `user` (and, for self-service calls, to be made by it).
+fn event_for(template: &str, user: &str) -> Value {
+    let mut e = sample(template);
+    let d = &mut e["detail"];
+    let original = d["userIdentity"]["userName"].as_str().map(str::to_owned);
+    if let Some(p) = d["requestParameters"].as_object_mut() {
+        if p.contains_key("userName") {
+            p.insert("userName".into(), user.into());
+        }
+        if p.contains_key("serialNumber") {
+            p.insert("serialNumber".into(), format!("arn:aws:iam::{ACCOUNT}:mfa/{user}").into());
+        }
+    }
+    if let Some(k) = d["responseElements"]["accessKey"].as_object_mut() {
+        k.insert("userName".into(), user.into());
+    }
+    let acts_on_itself = original.is_some() && d["requestParameters"]["userName"].as_str().is_none_or(|u| u == user);
+    if d["userIdentity"]["type"] == "IAMUser" && acts_on_itself {
+        d["userIdentity"]["userName"] = user.into();
+        d["userIdentity"]["arn"] = format!("arn:aws:iam::{ACCOUNT}:user/{user}").into();
+    }
+    e
+}
+
+/// What the subscriber must receive for one event, as (trigger, user, check).
+fn expected_for(template: &str, i: usize) -> Vec<(String, String, String)> {
+    let name = sample(template)["detail"]["eventName"].as_str().unwrap().to_owned();
+    if template.contains("failed") || template.contains("by-sentinel") {
+        return vec![];
+    }
+    let mut checks: Vec<&str> = match i % 4 {
+        0 => vec!["exception-unapproved"],
+        1 => vec!["console-without-mfa"],
+        2 => vec!["access-key-multiple-active"],
+        _ => vec![],
+    };
+    if template == "tag-user-self-granted.json" {
+        checks.push("exception-self-granted");
+    }
+    checks.into_iter().map(|c| (format!("event:{name}"), user(i), c.to_owned())).collect()
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_1000_events_loses_and_duplicates_nothing() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    for i in 0..USERS {
+        let name = user(i);
+        match i % 4 {
+            0 => acct.create_user(&name, &[("AccessException", "True")]).await,
+            1 => {
+                acct.create_user(&name, &[]).await;
+                acct.create_login_profile(&name).await;
+            }
+            2 => {
+                acct.create_user(&name, &[]).await;
+                acct.create_key(&name).await;
+                acct.create_key(&name).await;
+            }
+            _ => acct.create_user(&name, &[]).await,
+        }
+    }
+    let (app, _) = build_app_with(
+        acct.config(&[("SELF_ROLE_ARN", "arn:aws:iam::123456789012:role/iam-sentinel-FunctionRole")]),
+        &acct.sdk,
+    );
+    let work: Vec<(usize, &str)> = (0..EVENTS).map(|k| (k % USERS, TEMPLATES[k % TEMPLATES.len()])).collect();
+
+    let started = Instant::now();
+    for chunk in work.chunks(CONCURRENCY) {
+        let results = join_all(chunk.iter().map(|(i, template)| {
+            let event = LambdaEvent::new(event_for(template, &user(*i)), Context::default());
+            iam_sentinel::lambda::handle(&app, None, event)
+        }))
+        .await;
+        for (r, (i, template)) in results.into_iter().zip(chunk) {
+            assert!(r.is_ok(), "{template} for {}: {:?}", user(*i), r.err());
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let mut expected: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for (i, template) in &work {
+        for key in expected_for(template, *i) {
+            *expected.entry(key).or_default() += 1;
+        }
+    }
+    let mut received: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    let messages = acct.received().await;
+    for r in &messages {
+        let key = (r.finding["trigger"].as_str().unwrap().to_owned(), r.user().to_owned(), r.check().to_owned());
+        *received.entry(key).or_default() += 1;
+    }
+    let total: usize = expected.values().sum();
+    assert!(total > 500, "the burst produces findings: {total}");
+    assert_eq!(messages.len(), total, "exactly one message per expected finding");
+    assert_eq!(received, expected);
+    eprintln!(
+        "load: {EVENTS} events ({USERS} users, {CONCURRENCY} at a time) in {elapsed:.1} s = {:.0} events/s; {total} findings delivered; peak RSS of the test process {:.1} MiB",
+        EVENTS as f64 / elapsed,
+        peak_rss_mib()
+    );
+}
