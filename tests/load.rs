@@ -145,7 +145,7 @@ async fn a_burst_of_1000_events_loses_and_duplicates_nothing() {
     assert_eq!(received, expected);
     eprintln!(
         "load: {EVENTS} events ({USERS} users, {CONCURRENCY} at a time) in {elapsed:.1} s = {:.0} events/s; {total} findings delivered; peak RSS of the test process {:.1} MiB",
-        EVENTS as f64 / elapsed,
+        f64::from(u32::try_from(EVENTS).unwrap()) / elapsed,
         peak_rss_mib()
     );
 }
