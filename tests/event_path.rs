@@ -112,6 +112,8 @@ async fn every_sample_event_publishes_exactly_the_expected_findings() {
             assert_eq!(r.attributes["check"], r.check(), "{file}");
             assert_eq!(r.attributes["severity"], r.finding["severity"].as_str().unwrap(), "{file}");
             assert_eq!(r.attributes["account"], ACCOUNT, "{file}");
+            assert_eq!(r.attributes["finding_id"], r.finding["id"].as_str().unwrap(), "{file}");
+            assert_eq!(r.attributes["finding_id"].len(), 32, "{file}");
             assert!(r.subject.len() < 100 && r.subject.contains(r.check()), "{file}: {}", r.subject);
             assert!(r.finding["trigger"].as_str().unwrap().starts_with("event:"), "{file}");
         }

@@ -41,8 +41,12 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, String> {
         .map_err(|e| format!("message attribute: {e}"))
 }
 
-fn entry(id: usize, m: &Message) -> Result<PublishBatchRequestEntry, String> {
-    PublishBatchRequestEntry::builder()
+/// One batch entry. On a FIFO topic the finding id is also the deduplication id, so SNS
+/// itself drops the copy a retried invocation sends (standard topics reject the field).
+fn entry(id: usize, m: &Message, fifo: bool) -> Result<PublishBatchRequestEntry, String> {
+    let builder = PublishBatchRequestEntry::builder();
+    let builder = if fifo { builder.message_deduplication_id(&m.id).message_group_id(&m.account) } else { builder };
+    builder
         .id(id.to_string())
         .subject(&m.subject)
         .message(&m.body)
@@ -80,7 +84,7 @@ impl FindingsSink for SnsSink {
         for range in batches(messages) {
             let mut pending = range
                 .clone()
-                .map(|i| entry(i, &messages[i]))
+                .map(|i| entry(i, &messages[i], self.topic_arn.ends_with(".fifo")))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| fail(published, e))?;
             for round in 0..=ENTRY_RETRIES {
@@ -130,6 +134,16 @@ mod tests {
             account: "1".into(),
             id: "0".into(),
         }
+    }
+
+    #[test]
+    fn fifo_topics_deduplicate_on_the_finding_id() {
+        let standard = entry(0, &msg(1), false).unwrap();
+        assert_eq!(standard.message_deduplication_id(), None);
+        assert_eq!(standard.message_attributes().unwrap()["finding_id"].string_value(), Some("0"));
+        let fifo = entry(0, &msg(1), true).unwrap();
+        assert_eq!(fifo.message_deduplication_id(), Some("0"));
+        assert_eq!(fifo.message_group_id(), Some("1"));
     }
 
     #[test]
