@@ -58,6 +58,12 @@ fn entry(id: usize, m: &Message, fifo: bool) -> Result<PublishBatchRequestEntry,
         .map_err(|e| format!("message {id}: {e}"))
 }
 
+/// FIFO topic names end in exactly `.fifo` (SNS compares case-sensitively).
+#[allow(clippy::case_sensitive_file_extension_comparisons)]
+fn is_fifo(topic_arn: &str) -> bool {
+    topic_arn.ends_with(".fifo")
+}
+
 /// Groups consecutive messages into batches within SNS's entry and size limits.
 fn batches(messages: &[Message]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
@@ -84,7 +90,7 @@ impl FindingsSink for SnsSink {
         for range in batches(messages) {
             let mut pending = range
                 .clone()
-                .map(|i| entry(i, &messages[i], self.topic_arn.ends_with(".fifo")))
+                .map(|i| entry(i, &messages[i], is_fifo(&self.topic_arn)))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| fail(published, e))?;
             for round in 0..=ENTRY_RETRIES {
