@@ -68,6 +68,7 @@ struct Common {
     #[arg(long)]
     region: Option<String>,
     /// Evaluate as of this time (RFC 3339) instead of now, e.g. to see what will be due.
+    /// Never remediates: a hypothetical time implies --dry-run.
     #[arg(long, value_parser = parse_as_of)]
     as_of: Option<DateTime<Utc>>,
 }
@@ -80,7 +81,8 @@ impl Common {
     fn options(&self) -> RunOptions {
         RunOptions {
             now: self.as_of.unwrap_or_else(Utc::now),
-            dry_run: self.dry_run,
+            // Untagging on a hypothetical "now" would remove tags whose approvals are still valid.
+            dry_run: self.dry_run || self.as_of.is_some(),
             publish: !self.no_publish,
             deadline: None,
         }
@@ -192,7 +194,7 @@ fn print_scan_header(report: &Report, now: DateTime<Utc>) {
     let Some(scan) = &report.scan else { return };
     let age = scan.credential_report_generated_at.map_or_else(
         || "generation time unknown".to_owned(),
-        |t| format!("generated {} ({} min before this scan)", t.format("%Y-%m-%d %H:%M UTC"), (now - t).num_minutes()),
+        |t| format!("generated {} ({} before this scan)", t.format("%Y-%m-%d %H:%M UTC"), age(now - t)),
     );
     println!("Account {} · {} users · credential report {age}", scan.account, scan.users_scanned);
     if !scan.users_not_in_report.is_empty() {
@@ -205,6 +207,15 @@ fn print_scan_header(report: &Report, now: DateTime<Utc>) {
         println!("Deleted since the report was generated (skipped): {}", scan.users_deleted_since_report.join(", "));
     }
     println!();
+}
+
+/// `42 min`, `5 h`, `12 days`.
+fn age(d: chrono::Duration) -> String {
+    match d.num_minutes() {
+        m if m < 120 => format!("{m} min"),
+        m if m < 48 * 60 => format!("{} h", m / 60),
+        _ => format!("{} days", d.num_days()),
+    }
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {

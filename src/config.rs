@@ -65,7 +65,10 @@ pub struct Config {
 
 /// A configuration variable with a bad value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration: {variable}={value:?} is not valid: {expected}")]
+#[error(
+    "configuration: {variable} {}: expected {expected}",
+    if value.is_empty() { "is not set".to_owned() } else { format!("={value:?} is not valid") }
+)]
 pub struct ConfigError {
     /// The environment variable.
     pub variable: &'static str,

@@ -212,3 +212,18 @@ async fn the_scheduled_event_and_the_cli_run_the_scan() {
     assert_eq!(line["check"], "console-without-mfa");
     assert!(acct.received().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_cli_never_remediates_on_a_hypothetical_date() {
+    let acct = Account::new().await;
+    let soon = (Utc::now() + Duration::days(10)).to_rfc3339();
+    acct.put_registry(&registry(&[("svc-legacy-erp", &soon)])).await;
+    acct.create_user("svc-legacy-erp", &[("AccessException", "True")]).await;
+    let as_of = (Utc::now() + Duration::days(100)).to_rfc3339();
+    let out = acct.cli(&["scan", "--no-publish", "--format", "json", "--as-of", &as_of], &[("AUTO_REMEDIATE", "true")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let finding: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(finding["check"], "exception-expired");
+    assert_eq!(finding["remediation"]["status"], "dry-run");
+    assert_eq!(acct.tags("svc-legacy-erp").await.len(), 1, "the approval is valid today");
+}
