@@ -26,23 +26,28 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Publish findings to the topic.
     pub publish: bool,
-    /// When the invocation will be killed (Lambda's deadline); the scan stops before it.
-    pub deadline: Option<std::time::Instant>,
+    /// When a scan must stop, shortly before Lambda's deadline (see [`stop_before`]).
+    pub stop_by: Option<std::time::Instant>,
 }
 
-/// A scan stops this long before the deadline, so it can fail loudly instead of being killed.
-pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long before a deadline `remaining` away the scan stops: a tenth of the time, at most
+/// 10 s, so it can fail loudly instead of being killed, whatever the function's timeout.
+#[must_use]
+pub fn stop_before(remaining: std::time::Duration) -> std::time::Instant {
+    let margin = (remaining / 10).min(std::time::Duration::from_secs(10));
+    std::time::Instant::now() + remaining.saturating_sub(margin)
+}
 
 impl RunOptions {
     /// Options for `now` with publishing on, no dry run, no deadline.
     #[must_use]
     pub fn at(now: DateTime<Utc>) -> RunOptions {
-        RunOptions { now, dry_run: false, publish: true, deadline: None }
+        RunOptions { now, dry_run: false, publish: true, stop_by: None }
     }
 
-    /// Whether the deadline is closer than [`DEADLINE_MARGIN`].
-    fn near_deadline(&self) -> bool {
-        self.deadline.is_some_and(|d| d.saturating_duration_since(std::time::Instant::now()) < DEADLINE_MARGIN)
+    /// Whether the time to stop has come.
+    fn must_stop(&self) -> bool {
+        self.stop_by.is_some_and(|t| std::time::Instant::now() >= t)
     }
 }
 
@@ -103,7 +108,7 @@ pub enum AppError {
     #[error(transparent)]
     Scan(#[from] ScanError),
     /// The Lambda deadline is near: the scan stopped; the message says what it completed.
-    #[error("stopped {margin} s before the Lambda deadline: {completed}", margin = DEADLINE_MARGIN.as_secs())]
+    #[error("stopped before the Lambda deadline: completed {completed}")]
     DeadlineNear {
         /// What was done before stopping (nothing after it was published or remediated).
         completed: String,
@@ -180,16 +185,13 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             return Err(AppError::NoTopic);
         }
         let collect = async { tokio::join!(self.directory.read_account(), self.approvals.load()) };
-        let (snapshot, approvals) = match opts.deadline {
+        let (snapshot, approvals) = match opts.stop_by {
             None => collect.await,
-            Some(deadline) => {
-                let stop = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline);
-                tokio::time::timeout_at(stop.into(), collect).await.map_err(|_| AppError::DeadlineNear {
-                    completed: "nothing: the credential report and GetAccountAuthorizationDetails were still being \
+            Some(stop) => tokio::time::timeout_at(stop.into(), collect).await.map_err(|_| AppError::DeadlineNear {
+                completed: "nothing: the credential report and GetAccountAuthorizationDetails were still being \
                                 read; no finding was published, no tag removed"
-                        .into(),
-                })?
-            }
+                    .into(),
+            })?,
         };
         let snapshot = snapshot?;
         let scope = Scope {
@@ -214,7 +216,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         if let Some(root) = &snapshot.root {
             findings.extend(check_root(root, &scope));
         }
-        if opts.near_deadline() {
+        if opts.must_stop() {
             return Err(AppError::DeadlineNear {
                 completed: format!(
                     "read and checked {} users ({} findings); stopped before remediation and publishing",

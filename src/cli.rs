@@ -84,7 +84,7 @@ impl Common {
             // Untagging on a hypothetical "now" would remove tags whose approvals are still valid.
             dry_run: self.dry_run || self.as_of.is_some(),
             publish: !self.no_publish,
-            deadline: None,
+            stop_by: None,
         }
     }
 }

@@ -56,12 +56,13 @@ pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: Find
     counter: Option<&CallCounter>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, InvocationError> {
-    let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+    let time_left_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX) - Utc::now().timestamp_millis();
+    let span = tracing::info_span!("invocation", request_id = %event.context.request_id, time_left_ms);
     async move {
         if let Some(c) = counter {
             c.reset();
         }
-        let opts = RunOptions { deadline: deadline(event.context.deadline), ..RunOptions::at(Utc::now()) };
+        let opts = RunOptions { stop_by: stop_by(event.context.deadline), ..RunOptions::at(Utc::now()) };
         let result = app.handle(event.payload, &opts).await;
         let calls = counter.map(CallCounter::snapshot).unwrap_or_default();
         match result {
@@ -84,13 +85,18 @@ pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: Find
     .await
 }
 
-/// The invocation's deadline (milliseconds since the epoch, from the runtime API) as an `Instant`.
-fn deadline(deadline_ms: u64) -> Option<std::time::Instant> {
-    if deadline_ms == 0 {
+/// When to stop, from the invocation's deadline (milliseconds since the epoch). A deadline
+/// already past when the invocation starts is no deadline at all (local runtime emulators
+/// send durations there): it is logged and ignored rather than failing every scan.
+fn stop_by(deadline_ms: u64) -> Option<std::time::Instant> {
+    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+    if deadline_ms <= now_ms {
+        if deadline_ms != 0 {
+            tracing::warn!(deadline_ms, now_ms, "the runtime's deadline is already past; running without one");
+        }
         return None;
     }
-    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
-    Some(std::time::Instant::now() + std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+    Some(crate::app::stop_before(std::time::Duration::from_millis(deadline_ms - now_ms)))
 }
 
 fn log_report(report: &Report, calls: &std::collections::BTreeMap<String, u64>) {

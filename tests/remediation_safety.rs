@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::{Account, registry, sample};
-use iam_sentinel::app::{App, AppError, DEADLINE_MARGIN, RunOptions};
+use iam_sentinel::app::{App, AppError, RunOptions, stop_before};
 use iam_sentinel::approvals::Approvals;
 use iam_sentinel::aws::iam::IamDirectory;
 use iam_sentinel::aws::sns::SnsSink;
 use iam_sentinel::finding::{Finding, RemediationStatus};
-use iam_sentinel::ports::{ApprovalsStore, CallError, RegistryUnavailable};
+use iam_sentinel::ports::{
+    AccountReader, AccountSnapshot, ApprovalsStore, CallError, RegistryUnavailable, ScanError, UserDirectory,
+};
 use iam_sentinel::runtime::build_app_with;
+use iam_sentinel::snapshot::UserSnapshot;
 
 /// A registry whose successive reads return the given results (the last one repeats).
 struct Changing(Mutex<VecDeque<Result<Approvals, RegistryUnavailable>>>);
@@ -140,31 +143,62 @@ async fn a_scan_near_the_deadline_stops_and_fails_loudly() {
     acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
     let (app, _) = build_app_with(acct.config(&[("AUTO_REMEDIATE", "true")]), &acct.sdk);
 
-    // Already inside the margin: nothing is read, published or untagged.
-    let opts = RunOptions { deadline: Some(Instant::now() + Duration::from_secs(3)), ..RunOptions::at(Utc::now()) };
+    // The time to stop has already come: nothing is read, published or untagged.
+    let opts = RunOptions { stop_by: Some(Instant::now()), ..RunOptions::at(Utc::now()) };
     let err = app.scan(None, &opts).await.unwrap_err();
     assert!(matches!(err, AppError::DeadlineNear { .. }), "{err}");
     assert!(err.to_string().contains("before the Lambda deadline"), "{err}");
 
-    // The deadline arrives while the account is being read.
-    let opts = RunOptions {
-        deadline: Some(Instant::now() + DEADLINE_MARGIN + Duration::from_millis(20)),
-        ..RunOptions::at(Utc::now())
-    };
+    // The deadline arrives while the account is being read (the report takes a 100 ms poll).
+    let opts = RunOptions { stop_by: Some(stop_before(Duration::from_millis(20))), ..RunOptions::at(Utc::now()) };
     let err = app.scan(None, &opts).await.unwrap_err();
     assert!(err.to_string().contains("no finding was published"), "{err}");
     assert!(acct.received().await.is_empty());
     assert_eq!(acct.tags("dev-mallory").await.len(), 1);
 
     // Through the Lambda handler, the runtime's deadline is honoured and typed.
+    let slow = App {
+        config: acct.config(&[]),
+        directory: Slow,
+        approvals: Changing::new(vec![Ok(Approvals::default())]),
+        sink: Some(SnsSink::new(aws_sdk_sns::Client::new(&acct.sdk), acct.topic_arn.clone())),
+        region: "us-east-1".into(),
+    };
     let mut context = lambda_runtime::Context::default();
-    context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 2_000;
-    let err = iam_sentinel::lambda::handle(
-        &app,
-        None,
-        lambda_runtime::LambdaEvent::new(sample("scheduled-daily-scan.json"), context),
-    )
-    .await
-    .unwrap_err();
+    context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 300;
+    let started = Instant::now();
+    let event = lambda_runtime::LambdaEvent::new(sample("scheduled-daily-scan.json"), context);
+    let err = iam_sentinel::lambda::handle(&slow, None, event).await.unwrap_err();
     assert_eq!(err.error_type, "DeadlineExceeded");
+    assert!(started.elapsed() < Duration::from_millis(300), "stopped before the deadline: {:?}", started.elapsed());
+    assert!(acct.received().await.is_empty());
+}
+
+/// An account that takes a minute to read.
+struct Slow;
+
+impl UserDirectory for Slow {
+    async fn read_user(&self, _: &str) -> Result<Option<UserSnapshot>, CallError> {
+        Ok(None)
+    }
+    async fn remove_tag(&self, _: &str, _: &str) -> Result<(), CallError> {
+        Ok(())
+    }
+}
+
+impl AccountReader for Slow {
+    async fn read_account(&self) -> Result<AccountSnapshot, ScanError> {
+        tokio::time::sleep(Duration::from_mins(1)).await;
+        Ok(AccountSnapshot::default())
+    }
+    async fn list_user_names(&self) -> Result<Vec<String>, ScanError> {
+        Ok(vec![])
+    }
+}
+
+#[test]
+fn the_margin_is_a_tenth_of_the_time_left_and_at_most_10_s() {
+    let at = |secs: u64| stop_before(Duration::from_secs(secs)).saturating_duration_since(Instant::now());
+    assert!(at(300) > Duration::from_secs(289) && at(300) <= Duration::from_secs(290));
+    assert!(at(3) > Duration::from_millis(2650) && at(3) <= Duration::from_millis(2700));
 }
