@@ -16,22 +16,6 @@ use serde_json::Value;
 const USERS: usize = 200;
 const EVENTS: usize = 1000;
 const CONCURRENCY: usize = 16;
-const TEMPLATES: &[&str] = &[
-    "tag-user-access-exception.json",
-    "tag-user-self-granted.json",
-    "tag-user-failed-access-denied.json",
-    "untag-user-access-exception.json",
-    "untag-user-by-sentinel.json",
-    "create-user-with-access-exception.json",
-    "create-access-key.json",
-    "create-access-key-self.json",
-    "update-access-key.json",
-    "delete-access-key.json",
-    "create-login-profile.json",
-    "enable-mfa-device.json",
-    "deactivate-mfa-device.json",
-    "delete-virtual-mfa-device.json",
-];
 
 fn user(i: usize) -> String {
     format!("load-user-{i:03}")
@@ -112,7 +96,15 @@ async fn a_burst_of_1000_events_loses_and_duplicates_nothing() {
         acct.config(&[("SELF_ROLE_ARN", "arn:aws:iam::123456789012:role/iam-sentinel-FunctionRole")]),
         &acct.sdk,
     );
-    let work: Vec<(usize, &str)> = (0..EVENTS).map(|k| (k % USERS, TEMPLATES[k % TEMPLATES.len()])).collect();
+    // Every IAM event sample in events/ (all supported names, ignored ones included).
+    let mut templates: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| std::path::Path::new(f).extension().is_some_and(|x| x == "json") && !f.starts_with("scheduled"))
+        .collect();
+    templates.sort();
+    assert_eq!(templates.len(), 14);
+    let work: Vec<(usize, &str)> = (0..EVENTS).map(|k| (k % USERS, templates[k % templates.len()].as_str())).collect();
 
     let started = Instant::now();
     for chunk in work.chunks(CONCURRENCY) {
