@@ -10,8 +10,7 @@ use crate::approvals::Approvals;
 use crate::checks::{TagChange, check_root, check_user, check_user_tags};
 use crate::config::Config;
 use crate::event::{EventError, IamChange, Parsed, Trigger, parse_event};
-use crate::finding::Severity;
-use crate::finding::{CheckId, Finding, Remediation, RemediationStatus, Scope, sort_findings};
+use crate::finding::{CheckId, Finding, Remediation, RemediationStatus, Scope, Severity, sort_findings};
 use crate::message::{MAX_BODY_BYTES, Message, ScanSummary, digest};
 use crate::ports::{
     AccountReader, ApprovalsStore, CallError, FindingsSink, RegistryUnavailable, ScanError, UserDirectory,
