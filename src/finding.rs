@@ -146,6 +146,19 @@ pub enum RemediationStatus {
     Failed,
 }
 
+impl RemediationStatus {
+    /// The name used in findings (`applied`, `dry-run`, `skipped`, `failed`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemediationStatus::Applied => "applied",
+            RemediationStatus::DryRun => "dry-run",
+            RemediationStatus::Skipped => "skipped",
+            RemediationStatus::Failed => "failed",
+        }
+    }
+}
+
 /// One problem found about one principal; the shape documented in the README.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
@@ -289,6 +302,14 @@ mod tests {
         assert_ne!(at("2026-11-23T01:00:00Z", "AKIA1"), at("2026-11-24T01:00:00Z", "AKIA1"));
         assert_ne!(at("2026-11-23T01:00:00Z", "AKIA1"), at("2026-11-23T01:00:00Z", "AKIA2"));
         assert_eq!(at("2026-11-23T01:00:00Z", "AKIA1").len(), 32);
+    }
+
+    #[test]
+    fn remediation_status_names_match_their_serialisation() {
+        use RemediationStatus::{Applied, DryRun, Failed, Skipped};
+        for status in [Applied, DryRun, Skipped, Failed] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::Instrument;
 
 use crate::app::{App, AppError, Outcome, Report, RunOptions};
@@ -118,14 +118,21 @@ fn log_report(report: &Report, calls: &std::collections::BTreeMap<String, u64>) 
 /// The invocation's result: outcome and counts (the findings themselves went to SNS).
 #[must_use]
 pub fn response(report: &Report) -> Value {
-    let mut v = json!({
-        "trigger": report.trigger,
-        "findings": report.findings.len(),
-        "published": report.published,
-        "summary": crate::output::summary(&report.findings),
-    });
-    if let Ok(Value::Object(outcome)) = serde_json::to_value(&report.outcome) {
-        v.as_object_mut().into_iter().for_each(|m| m.extend(outcome.clone()));
+    #[derive(serde::Serialize)]
+    struct Response<'a> {
+        trigger: &'a str,
+        #[serde(flatten)]
+        outcome: &'a Outcome,
+        findings: usize,
+        published: usize,
+        summary: String,
     }
-    v
+    serde_json::to_value(Response {
+        trigger: &report.trigger,
+        outcome: &report.outcome,
+        findings: report.findings.len(),
+        published: report.published,
+        summary: crate::output::summary(&report.findings),
+    })
+    .unwrap_or(Value::Null)
 }

@@ -60,20 +60,8 @@ fn table(findings: &[Finding]) -> String {
         }
         let _ = writeln!(out, "{} ({})", sev.as_str().to_ascii_uppercase(), group.len());
         for f in group {
-            let remediation = f
-                .remediation
-                .as_ref()
-                .map(|r| {
-                    format!(
-                        "  [{}: {}]",
-                        r.action,
-                        serde_json::to_value(r.status)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
-                    )
-                })
-                .unwrap_or_default();
+            let remediation =
+                f.remediation.as_ref().map(|r| format!("  [{}: {}]", r.action, r.status.as_str())).unwrap_or_default();
             let _ = writeln!(out, "  {:<check_w$}  {:<who_w$}  {}{remediation}", f.check.as_str(), who(f), f.message);
         }
     }
