@@ -1,44 +1,656 @@
-//! The deployment role grants exactly the IAM, SNS and Secrets Manager actions the code calls.
+//! The SAM template and the guardrail policies: the role grants exactly what the code calls, the
+//! rules forward exactly what the function handles, alarms reach a person, and a second stack can
+//! be deployed beside the first.
+
+mod common;
 
 use std::collections::BTreeSet;
 
-/// The actions listed under the `FunctionRole` resource of the SAM template.
-fn role_actions(template: &str) -> BTreeSet<String> {
-    let role: Vec<&str> = template
-        .lines()
-        .skip_while(|l| l.trim_end() != "  FunctionRole:")
-        .skip(1)
-        .take_while(|l| !(l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':')))
-        .collect();
-    assert!(!role.is_empty(), "no FunctionRole resource in infra/template.yaml");
-    role.iter()
-        .flat_map(|l| l.split(|c: char| c.is_whitespace() || "[],-\"'".contains(c)))
-        .filter(|t| ["iam:", "sns:", "secretsmanager:"].iter().any(|p| t.starts_with(p)))
-        .map(str::to_owned)
+use iam_sentinel::snapshot::{Tag, UserSnapshot};
+use serde_json::{Map, Value, json};
+
+const TEMPLATE: &str = include_str!("../infra/template.yaml");
+const REQUIRE_MFA: &str = include_str!("../infra/policies/RequireMFA.json");
+
+// ---------------------------------------------------------------------------------------------
+// A reader for the YAML subset the template uses (the project has no YAML dependency): block
+// mappings and sequences, flow sequences and JSON flow mappings, plain and quoted scalars,
+// folded scalars, and CloudFormation short-form tags. Scalars stay strings; a tagged scalar
+// stays as written ("!Ref X"); a tag followed by a nested block becomes {"!Tag": block}.
+// Anything outside the subset panics instead of being read wrongly.
+// ---------------------------------------------------------------------------------------------
+
+struct Line<'a> {
+    indent: usize,
+    text: &'a str,
+}
+
+/// Drops a trailing ` # comment` that is not inside quotes.
+fn strip_comment(s: &str) -> &str {
+    let (mut single, mut double) = (false, false);
+    let bytes = s.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\'' if !double => single = !single,
+            b'"' if !single => double = !double,
+            b'#' if !single && !double && (i == 0 || bytes[i - 1] == b' ') => return s[..i].trim_end(),
+            _ => {}
+        }
+    }
+    s.trim_end()
+}
+
+fn yaml_lines(src: &str) -> Vec<Line<'_>> {
+    src.lines()
+        .filter_map(|l| {
+            let text = strip_comment(l);
+            let trimmed = text.trim_start();
+            if trimmed.is_empty() {
+                return None;
+            }
+            assert!(!l.contains('\t'), "tab in template line: {l}");
+            Some(Line { indent: text.len() - trimmed.len(), text: trimmed })
+        })
         .collect()
+}
+
+/// Splits `a, [b, c], "d, e"` at top-level commas.
+fn split_flow(inner: &str) -> Vec<&str> {
+    let (mut depth, mut single, mut double, mut start) = (0i32, false, false, 0);
+    let mut parts = Vec::new();
+    for (i, c) in inner.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '[' | '{' if !single && !double => depth += 1,
+            ']' | '}' if !single && !double => depth -= 1,
+            ',' if depth == 0 && !single && !double => {
+                parts.push(inner[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let last = inner[start..].trim();
+    if !last.is_empty() {
+        parts.push(last);
+    }
+    parts
+}
+
+fn scalar(s: &str) -> Value {
+    let s = s.trim();
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return Value::Array(split_flow(inner).into_iter().map(scalar).collect());
+    }
+    if s.starts_with('{') {
+        return serde_json::from_str(s).unwrap_or_else(|e| panic!("flow mapping {s} is not JSON: {e}"));
+    }
+    if let Some(inner) = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        return Value::String(inner.replace("\\\"", "\"").replace("\\\\", "\\"));
+    }
+    if let Some(inner) = s.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        return Value::String(inner.replace("''", "'"));
+    }
+    Value::String(s.to_owned())
+}
+
+/// `key: rest` → (key, rest); `None` for a line that is not a mapping entry.
+fn mapping_entry(text: &str) -> Option<(&str, &str)> {
+    if text.starts_with(['"', '\'', '[', '{', '!']) {
+        return None;
+    }
+    let colon = text.find(": ").or_else(|| text.strip_suffix(':').map(str::len))?;
+    Some((&text[..colon], text[colon + 1..].trim()))
+}
+
+fn parse_block<'a>(lines: &mut [Line<'a>], i: &mut usize, indent: usize) -> Value {
+    if lines[*i].text == "-" || lines[*i].text.starts_with("- ") {
+        let mut items = Vec::new();
+        while *i < lines.len()
+            && lines[*i].indent == indent
+            && (lines[*i].text == "-" || lines[*i].text.starts_with("- "))
+        {
+            let text: &'a str = lines[*i].text;
+            let item = text[1..].trim_start();
+            if item.is_empty() {
+                *i += 1;
+                items.push(nested(lines, i, indent));
+            } else if mapping_entry(item).is_some() {
+                // `- key: value` opens a mapping whose entries are indented like `key`.
+                let offset = text.len() - item.len();
+                lines[*i] = Line { indent: indent + offset, text: item };
+                items.push(parse_block(lines, i, indent + offset));
+            } else {
+                *i += 1;
+                items.push(tagged_or_scalar(lines, i, indent, item));
+            }
+        }
+        return Value::Array(items);
+    }
+    let mut map = Map::new();
+    while *i < lines.len() && lines[*i].indent == indent {
+        let text: &'a str = lines[*i].text;
+        let (key, rest) = mapping_entry(text).unwrap_or_else(|| panic!("not a mapping entry: {text}"));
+        *i += 1;
+        let value = if rest.is_empty() {
+            // A block sequence may sit at the key's own indentation.
+            if *i < lines.len() && lines[*i].indent == indent && lines[*i].text.starts_with("- ") {
+                parse_block(lines, i, indent)
+            } else {
+                nested(lines, i, indent)
+            }
+        } else if matches!(rest, ">-" | ">" | "|" | "|-") {
+            let mut folded = Vec::new();
+            while *i < lines.len() && lines[*i].indent > indent {
+                folded.push(lines[*i].text);
+                *i += 1;
+            }
+            Value::String(folded.join(if rest.starts_with('>') { " " } else { "\n" }))
+        } else {
+            tagged_or_scalar(lines, i, indent, rest)
+        };
+        let key = scalar(key).as_str().unwrap().to_owned();
+        assert!(map.insert(key.clone(), value).is_none(), "duplicate key {key}");
+    }
+    Value::Object(map)
+}
+
+/// The block under the current line, or null if there is none.
+fn nested(lines: &mut [Line<'_>], i: &mut usize, indent: usize) -> Value {
+    if *i < lines.len() && lines[*i].indent > indent {
+        let deeper = lines[*i].indent;
+        parse_block(lines, i, deeper)
+    } else {
+        Value::Null
+    }
+}
+
+/// A lone tag (`!If`) followed by a nested block, or a scalar.
+fn tagged_or_scalar(lines: &mut [Line<'_>], i: &mut usize, indent: usize, text: &str) -> Value {
+    if text.starts_with('!') && !text.contains(' ') && *i < lines.len() && lines[*i].indent > indent {
+        let mut map = Map::new();
+        map.insert(text.to_owned(), nested(lines, i, indent));
+        return Value::Object(map);
+    }
+    scalar(text)
+}
+
+fn parse_yaml(src: &str) -> Value {
+    let mut lines = yaml_lines(src);
+    let mut i = 0;
+    let value = parse_block(&mut lines, &mut i, 0);
+    assert_eq!(i, lines.len(), "unparsed template from line: {}", lines.get(i).map_or("", |l| l.text));
+    value
+}
+
+fn template() -> Value {
+    parse_yaml(TEMPLATE)
+}
+
+fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+    let r = &t["Resources"][name];
+    assert!(r.is_object(), "no resource {name} in infra/template.yaml");
+    r
+}
+
+fn resources_of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(n, r)| (n.as_str(), r))
+        .collect()
+}
+
+/// `!Ref Name` → `Name`.
+fn ref_target(v: &Value) -> &str {
+    v.as_str().and_then(|s| s.strip_prefix("!Ref ")).unwrap_or_else(|| panic!("expected !Ref, got {v}"))
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array().unwrap_or_else(|| panic!("expected a list, got {v}")).iter().map(|s| s.as_str().unwrap()).collect()
+}
+
+/// A parameter's default, as CloudFormation passes it (a string).
+fn parameter_default<'a>(t: &'a Value, name: &str) -> &'a str {
+    t["Parameters"][name]["Default"].as_str().unwrap_or_else(|| panic!("parameter {name} has no default"))
+}
+
+/// Evaluates a condition expression (`!Equals`, `!Not`, `!And`, `!Or`, `!Condition`, `!Ref`) with
+/// every parameter at its default.
+fn evaluate(t: &Value, expr: &str) -> Value {
+    let expr = expr.trim();
+    let (tag, arg) = expr.split_once(' ').unwrap_or((expr, ""));
+    let list = || match scalar(arg) {
+        Value::Array(items) => items.into_iter().map(|v| v.as_str().unwrap().to_owned()).collect::<Vec<_>>(),
+        other => panic!("{tag} expects a list, got {other}"),
+    };
+    let truth = |v: Value| v.as_bool().unwrap_or_else(|| panic!("not a condition: {v}"));
+    match tag {
+        "!Ref" => Value::String(parameter_default(t, arg).to_owned()),
+        "!Equals" => {
+            let args = list();
+            Value::Bool(evaluate(t, &args[0]) == evaluate(t, &args[1]))
+        }
+        "!Not" => Value::Bool(!truth(evaluate(t, &list()[0]))),
+        "!And" => Value::Bool(list().iter().all(|c| truth(evaluate(t, c)))),
+        "!Or" => Value::Bool(list().iter().any(|c| truth(evaluate(t, c)))),
+        "!Condition" => condition(t, arg),
+        _ if tag.starts_with('!') => panic!("cannot evaluate {expr}"),
+        _ => scalar(expr),
+    }
+}
+
+fn condition(t: &Value, name: &str) -> Value {
+    let expr = t["Conditions"][name].as_str().unwrap_or_else(|| panic!("no condition {name}"));
+    evaluate(t, expr)
+}
+
+#[test]
+fn the_yaml_reader_reads_the_subset_the_template_uses() {
+    let v = parse_yaml(
+        "a: 1 # note\nb:\n  - x\n  - k: 'it''s'\n    l: [p, !Ref Q, \"r, s\"]\nc:\n- !If\n  - C\n  - d: e\nf: {\"g\": [\"h\"]}\ni: >-\n  one\n  two\n",
+    );
+    assert_eq!(
+        v,
+        json!({"a": "1", "b": ["x", {"k": "it's", "l": ["p", "!Ref Q", "r, s"]}], "c": [{"!If": ["C", {"d": "e"}]}],
+               "f": {"g": ["h"]}, "i": "one two"})
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The role
+// ---------------------------------------------------------------------------------------------
+
+fn role_statements(t: &Value) -> Vec<&Value> {
+    let policies = resource(t, "FunctionRole")["Properties"]["Policies"].as_array().unwrap();
+    policies
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .flat_map(|s| match s.get("!If") {
+            // [condition, statement when true, statement when false]
+            Some(branches) => branches.as_array().unwrap()[1..].iter().filter(|b| b.is_object()).collect(),
+            None => vec![s],
+        })
+        .collect()
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    match &statement["Action"] {
+        Value::String(a) => vec![a.as_str()],
+        v => strings(v),
+    }
 }
 
 #[test]
 fn the_role_grants_exactly_the_actions_the_code_calls() {
-    let template = include_str!("../infra/template.yaml");
-    let granted = role_actions(template);
+    let t = template();
+    let granted: BTreeSet<String> = role_statements(&t)
+        .into_iter()
+        .flat_map(actions)
+        .filter(|a| ["iam:", "sns:", "secretsmanager:"].iter().any(|p| a.starts_with(p)))
+        .map(str::to_owned)
+        .collect();
     let called: BTreeSet<String> = iam_sentinel::aws::required_actions().into_iter().map(str::to_owned).collect();
     assert_eq!(granted, called, "infra/template.yaml FunctionRole vs aws::required_actions()");
 }
 
+/// The `!If` statement granting `iam:UntagUser`: (condition name, statement).
+fn untag_statement(t: &Value) -> (&str, &Value) {
+    let policies = resource(t, "FunctionRole")["Properties"]["Policies"].as_array().unwrap();
+    let conditional = policies
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .filter_map(|s| s.get("!If"))
+        .find(|branches| branches[1].is_object() && actions(&branches[1]).contains(&"iam:UntagUser"))
+        .expect("iam:UntagUser is granted inside an !If");
+    (conditional[0].as_str().unwrap(), &conditional[1])
+}
+
 #[test]
 fn untag_is_limited_to_the_exception_tag_and_to_remediation() {
-    let template = include_str!("../infra/template.yaml");
-    let untag = template.find("- iam:UntagUser").expect("UntagUser statement");
-    let statement = &template[template[..untag].rfind("- !If").unwrap()..untag + 400];
-    assert!(statement.contains("RemediationEnabled"), "{statement}");
-    assert!(statement.contains("aws:TagKeys: [!Ref ExceptionTagKey]"), "{statement}");
+    let t = template();
+    let (condition_name, statement) = untag_statement(&t);
+    assert_eq!(condition_name, "RemediationEnabled");
+    assert_eq!(condition(&t, condition_name), json!(false), "remediation is off by default");
+    assert_eq!(actions(statement), ["iam:UntagUser"]);
+    let every_untag = role_statements(&t).into_iter().filter(|s| actions(s).contains(&"iam:UntagUser")).count();
+    assert_eq!(every_untag, 1, "UntagUser is granted only in the conditional statement");
+    let conditions = statement["Condition"].as_object().unwrap();
+    assert_eq!(conditions.len(), 1, "{conditions:?}");
+    let (operator, keys) = conditions.iter().next().unwrap();
+    assert!(operator.starts_with("ForAllValues:"), "every removed key must be allowed, not just one: {operator}");
+    assert_eq!(keys["aws:TagKeys"], json!(["!Ref ExceptionTagKey"]));
+}
+
+/// Whether `value` satisfies `operator` against one of `allowed` (IAM string operators).
+fn string_condition(operator: &str, allowed: &[String], value: &str) -> bool {
+    allowed.iter().any(|a| match operator {
+        "StringEquals" => a == value,
+        "StringEqualsIgnoreCase" => a.to_lowercase() == value.to_lowercase(),
+        _ => panic!("no evaluator for condition operator {operator}: extend the test"),
+    })
+}
+
+/// Whether the remediation statement allows `UntagUser` removing exactly `tag_keys`.
+fn untag_allowed(t: &Value, tag_keys: &[&str]) -> bool {
+    let (_, statement) = untag_statement(t);
+    statement["Condition"].as_object().unwrap().iter().all(|(operator, keys)| {
+        let (set, op) = operator.split_once(':').expect("a multivalued operator for aws:TagKeys");
+        let allowed: Vec<String> = strings(&keys["aws:TagKeys"])
+            .into_iter()
+            .map(|k| k.strip_prefix("!Ref ").map_or_else(|| k.to_owned(), |p| parameter_default(t, p).to_owned()))
+            .collect();
+        match set {
+            "ForAllValues" => tag_keys.iter().all(|k| string_condition(op, &allowed, k)),
+            "ForAnyValue" => tag_keys.iter().any(|k| string_condition(op, &allowed, k)),
+            _ => panic!("unexpected set operator {set}"),
+        }
+    })
+}
+
+#[test]
+fn untag_allows_every_spelling_of_the_tag_key_the_checks_remediate() {
+    let t = template();
+    let configured = parameter_default(&t, "ExceptionTagKey");
+    for spelling in
+        ["AccessException", "accessexception", "ACCESSEXCEPTION", "aCcEsSeXcEpTiOn", "AccessExceptions", "Access"]
+    {
+        let user = UserSnapshot {
+            name: "u".into(),
+            arn: "arn:aws:iam::123456789012:user/u".into(),
+            tags: vec![Tag::new(spelling, "True")],
+            keys: vec![],
+            password_enabled: false,
+            mfa_active: false,
+        };
+        let remediated = user.tag(configured).is_some();
+        if remediated {
+            assert!(untag_allowed(&t, &[spelling]), "the checks remove tag key {spelling:?} but the role denies it");
+        } else {
+            assert!(
+                !untag_allowed(&t, &[spelling]),
+                "the role may remove tag key {spelling:?}, which is not the exception tag"
+            );
+        }
+    }
+    assert!(!untag_allowed(&t, &["AccessException", "Owner"]), "a request removing another tag too is denied");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules
+// ---------------------------------------------------------------------------------------------
+
+fn function_events(t: &Value) -> &Map<String, Value> {
+    resource(t, "Function")["Properties"]["Events"].as_object().unwrap()
 }
 
 #[test]
 fn the_rule_forwards_exactly_the_events_the_function_handles() {
-    let template = include_str!("../infra/template.yaml");
-    let pattern = &template[template.find("eventName:").unwrap()..template.find("RetryPolicy:").unwrap()];
-    let names: Vec<&str> = pattern.lines().filter_map(|l| l.trim().strip_prefix("- ")).collect();
-    assert_eq!(names, iam_sentinel::event::SUPPORTED_EVENT_NAMES);
+    let t = template();
+    let pattern = &function_events(&t)["IamChanges"]["Properties"]["Pattern"];
+    assert_eq!(strings(&pattern["source"]), ["aws.iam"]);
+    assert_eq!(strings(&pattern["detail-type"]), [iam_sentinel::event::CLOUDTRAIL_DETAIL_TYPE]);
+    let names = strings(&pattern["detail"]["eventName"]);
+    assert!(
+        !names.contains(&"DeleteVirtualMFADevice"),
+        "IAM deletes only unassigned devices: no user's MFA state changes"
+    );
+    // DeleteVirtualMFADevice is left out whichever way the constant lists it.
+    let handled: Vec<&str> =
+        iam_sentinel::event::SUPPORTED_EVENT_NAMES.iter().copied().filter(|n| *n != "DeleteVirtualMFADevice").collect();
+    assert_eq!(names, handled);
+}
+
+#[test]
+fn a_rule_forwards_root_console_sign_ins() {
+    let t = template();
+    let sign_in: Vec<&Value> = function_events(&t)
+        .values()
+        .filter(|e| e["Type"] == "EventBridgeRule" && e["Properties"]["Pattern"]["source"] == json!(["aws.signin"]))
+        .collect();
+    assert_eq!(sign_in.len(), 1, "one aws.signin rule");
+    let properties = &sign_in[0]["Properties"];
+    let pattern = &properties["Pattern"];
+    assert_eq!(pattern["detail-type"], json!(["AWS Console Sign In via CloudTrail"]));
+    assert_eq!(pattern["detail"]["eventName"], json!(["ConsoleLogin"]));
+    assert_eq!(pattern["detail"]["userIdentity"]["type"], json!(["Root"]));
+    assert_eq!(properties["DeadLetterConfig"]["Arn"], "!GetAtt DeadLetterQueue.Arn");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deployability
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn by_default_no_concurrency_is_reserved() {
+    let t = template();
+    let reserved = resource(&t, "Function")["Properties"]["ReservedConcurrentExecutions"].as_str();
+    let Some(reserved) = reserved else { return };
+    let args = reserved
+        .strip_prefix("!If ")
+        .map(|a| match scalar(a) {
+            Value::Array(items) => items,
+            other => panic!("{other}"),
+        })
+        .unwrap_or_else(|| panic!("ReservedConcurrentExecutions is set unconditionally: {reserved}"));
+    assert_eq!(args[2], "!Ref AWS::NoValue", "the false branch reserves nothing");
+    assert_eq!(condition(&t, args[0].as_str().unwrap()), json!(false), "with the defaults no concurrency is reserved");
+}
+
+#[test]
+fn resource_names_derive_from_the_stack_name() {
+    let t = template();
+    let named = [
+        ("AWS::Serverless::Function", "FunctionName"),
+        ("AWS::Lambda::Function", "FunctionName"),
+        ("AWS::SNS::Topic", "TopicName"),
+        ("AWS::SQS::Queue", "QueueName"),
+        ("AWS::SecretsManager::Secret", "Name"),
+        ("AWS::Logs::LogGroup", "LogGroupName"),
+        ("AWS::CloudWatch::Alarm", "AlarmName"),
+        ("AWS::IAM::Role", "RoleName"),
+    ];
+    for (kind, property) in named {
+        for (name, r) in resources_of_type(&t, kind) {
+            match &r["Properties"][property] {
+                Value::Null => {}
+                Value::String(s) => assert!(
+                    s.starts_with("!Sub ") && s.contains("${AWS::StackName}"),
+                    "{name}.{property} is fixed ({s}): a second stack in the account would collide"
+                ),
+                other => panic!("{name}.{property}: {other}"),
+            }
+        }
+    }
+    // The log group is still the function's.
+    assert_eq!(resource(&t, "Function")["Properties"]["LoggingConfig"]["LogGroup"], "!Ref FunctionLogGroup");
+}
+
+#[test]
+fn the_key_grants_no_service_whose_conditions_are_in_doubt() {
+    let t = template();
+    let statements = resource(&t, "FindingsKey")["Properties"]["KeyPolicy"]["Statement"].as_array().unwrap();
+    let services: Vec<&str> = statements
+        .iter()
+        .flat_map(|s| match &s["Principal"]["Service"] {
+            Value::Null => vec![],
+            Value::String(one) => vec![one.as_str()],
+            list => strings(list),
+        })
+        .collect();
+    assert!(!services.contains(&"events.amazonaws.com"), "{services:?}");
+    assert!(!services.contains(&"sns.amazonaws.com"), "{services:?}");
+    // CloudWatch alarms publish to an encrypted topic: they need the key.
+    assert!(services.contains(&"cloudwatch.amazonaws.com"), "{services:?}");
+
+    let queue = &resource(&t, "DeadLetterQueue")["Properties"];
+    assert!(queue["KmsMasterKeyId"].is_null(), "the dead-letter queue uses SQS-managed encryption, not the key");
+    assert_eq!(queue["SqsManagedSseEnabled"], "true");
+    for (name, topic) in resources_of_type(&t, "AWS::SNS::Topic") {
+        assert_eq!(topic["Properties"]["KmsMasterKeyId"], "!Ref FindingsKey", "{name} is encrypted");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alarms reach the mailbox: the template's topics and e-mail subscriptions, rebuilt on moto with
+// SQS queues standing in for the mailboxes, so moto applies the real filter policies.
+// ---------------------------------------------------------------------------------------------
+
+const ALARM_MESSAGE: &str = r#"{"AlarmName":"stack-FunctionErrorsAlarm-ABC","AlarmDescription":"iam-sentinel invocations failed","AWSAccountId":"123456789012","NewStateValue":"ALARM","NewStateReason":"Threshold Crossed: 1 datapoint [1.0] was greater than the threshold (0.0).","StateChangeTime":"2026-05-07T10:00:00.000+0000","Region":"US East (N. Virginia)","OldStateValue":"OK","Trigger":{"MetricName":"Errors","Namespace":"AWS/Lambda","Statistic":"SUM","Dimensions":[{"name":"FunctionName","value":"stack-Function-XYZ"}],"Period":300,"EvaluationPeriods":1,"ComparisonOperator":"GreaterThanThreshold","Threshold":0.0}}"#;
+
+struct Mailbox {
+    subscription: String,
+    queue_url: String,
+}
+
+async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
+    let out = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await.unwrap();
+    out.messages.unwrap_or_default().into_iter().map(|m| m.body.unwrap_or_default()).collect()
+}
+
+#[tokio::test]
+async fn alarms_reach_the_mailbox_and_low_findings_do_not() {
+    let t = template();
+    let moto = common::Moto::start();
+    let sdk = moto.sdk_config().await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+
+    let mut topic_arns = std::collections::HashMap::new();
+    for (name, _) in resources_of_type(&t, "AWS::SNS::Topic") {
+        let arn = sns.create_topic().name(name).send().await.unwrap().topic_arn.unwrap();
+        topic_arns.insert(name.to_owned(), arn);
+    }
+    let mut mailboxes = Vec::new();
+    for (name, sub) in resources_of_type(&t, "AWS::SNS::Subscription") {
+        let p = &sub["Properties"];
+        if p["Protocol"] != "email" {
+            continue;
+        }
+        let topic = ref_target(&p["TopicArn"]);
+        let queue_url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap();
+        let queue_arn = format!("arn:aws:sqs:us-east-1:{}:{name}", common::ACCOUNT);
+        let mut req = sns.subscribe().topic_arn(&topic_arns[topic]).protocol("sqs").endpoint(queue_arn);
+        if !p["FilterPolicy"].is_null() {
+            assert!(p["FilterPolicy"].is_object(), "{name}: FilterPolicy is a JSON mapping");
+            assert!(p["FilterPolicyScope"].is_null(), "{name}: the test assumes the MessageAttributes scope");
+            req = req.attributes("FilterPolicy", p["FilterPolicy"].to_string());
+        }
+        req.send().await.unwrap();
+        mailboxes.push((topic.to_owned(), Mailbox { subscription: name.to_owned(), queue_url }));
+    }
+
+    // Each alarm, as CloudWatch sends it (no message attributes), reaches some mailbox.
+    let alarms = resources_of_type(&t, "AWS::CloudWatch::Alarm");
+    assert!(alarms.len() >= 2, "function-errors and dead-letter alarms");
+    for (alarm, r) in alarms {
+        let targets = r["Properties"]["AlarmActions"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{alarm} notifies nobody");
+        for target in targets {
+            let topic = ref_target(target);
+            sns.publish().topic_arn(&topic_arns[topic]).subject("ALARM").message(ALARM_MESSAGE).send().await.unwrap();
+            let mut reached = Vec::new();
+            for (_, mailbox) in mailboxes.iter().filter(|(t, _)| t == topic) {
+                if drain(&sqs, &mailbox.queue_url).await.iter().any(|b| b.contains("FunctionErrorsAlarm")) {
+                    reached.push(mailbox.subscription.clone());
+                }
+            }
+            assert!(!reached.is_empty(), "{alarm} → {topic}: no e-mail subscriber receives the alarm");
+        }
+    }
+
+    // The findings mailbox still filters: high arrives, low does not.
+    let findings_topic =
+        ref_target(&resource(&t, "Function")["Properties"]["Environment"]["Variables"]["FINDINGS_TOPIC_ARN"]);
+    let findings_mailboxes: Vec<&Mailbox> =
+        mailboxes.iter().filter(|(t, _)| t == findings_topic).map(|(_, m)| m).collect();
+    assert!(!findings_mailboxes.is_empty(), "an e-mail subscription on {findings_topic}");
+    for (severity, expected) in [("low", false), ("high", true)] {
+        let attribute = aws_sdk_sns::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(severity)
+            .build()
+            .unwrap();
+        sns.publish()
+            .topic_arn(&topic_arns[findings_topic])
+            .message(format!(r#"{{"check":"required-tag-missing","severity":"{severity}"}}"#))
+            .message_attributes("severity", attribute)
+            .send()
+            .await
+            .unwrap();
+        for mailbox in &findings_mailboxes {
+            let got = drain(&sqs, &mailbox.queue_url).await.iter().any(|b| b.contains("required-tag-missing"));
+            assert_eq!(got, expected, "{}: a {severity} finding", mailbox.subscription);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RequireMFA.json
+// ---------------------------------------------------------------------------------------------
+
+/// Everything a user may do before signing in with MFA (infra/policies/README.md lists the same).
+const BEFORE_MFA: &[&str] = &[
+    "iam:ChangePassword",
+    "iam:CreateVirtualMFADevice",
+    "iam:EnableMFADevice",
+    "iam:GetAccountPasswordPolicy",
+    "iam:GetUser",
+    "iam:ListMFADevices",
+    "iam:ListVirtualMFADevices",
+    "iam:ResyncMFADevice",
+    "sts:GetSessionToken",
+];
+
+fn as_list(v: &Value) -> Vec<&str> {
+    match v {
+        Value::String(s) => vec![s.as_str()],
+        v => strings(v),
+    }
+}
+
+#[test]
+fn a_new_user_can_set_a_password_and_enrol_mfa_and_nothing_more() {
+    let policy: Value = serde_json::from_str(REQUIRE_MFA).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    let deny: Vec<&Value> = statements.iter().filter(|s| s["Effect"] == "Deny").collect();
+    assert_eq!(deny.len(), 1);
+    let deny = deny[0];
+    assert_eq!(deny["Condition"], json!({"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}));
+    assert_eq!(deny["Resource"], "*");
+    let exempt: BTreeSet<&str> = as_list(&deny["NotAction"]).into_iter().collect();
+    assert!(exempt.contains("iam:ChangePassword") && exempt.contains("iam:GetAccountPasswordPolicy"), "{exempt:?}");
+    let documented: BTreeSet<&str> = BEFORE_MFA.iter().copied().collect();
+    assert_eq!(exempt, documented, "the deny exempts exactly the documented actions");
+    for action in BEFORE_MFA {
+        assert!(
+            infra_policies_readme().contains(&format!("`{action}`")),
+            "{action} is not documented in infra/policies/README.md"
+        );
+    }
+
+    let allows: Vec<&Value> = statements.iter().filter(|s| s["Effect"] == "Allow").collect();
+    let own_user = "arn:aws:iam::*:user/${aws:username}";
+    let change_password: Vec<&&Value> =
+        allows.iter().filter(|s| as_list(&s["Action"]).contains(&"iam:ChangePassword")).collect();
+    assert!(!change_password.is_empty(), "an Allow for iam:ChangePassword");
+    for s in &change_password {
+        assert_eq!(as_list(&s["Resource"]), [own_user], "ChangePassword only on the user's own user");
+    }
+    // Every allow is for an exempted action, and user-level actions only on the user's own user.
+    for s in &allows {
+        for action in as_list(&s["Action"]) {
+            assert!(documented.contains(action), "{action} is allowed but denied before MFA: move or document it");
+        }
+        for r in as_list(&s["Resource"]) {
+            assert!(!r.contains(":user/") || r == own_user, "{r}: user resources are the user's own");
+        }
+    }
+}
+
+fn infra_policies_readme() -> &'static str {
+    include_str!("../infra/policies/README.md")
 }
