@@ -465,6 +465,11 @@ fn resource_names_derive_from_the_stack_name() {
             }
         }
     }
+    // Data that a rename replaces survives the replacement.
+    for name in ["ApprovalsSecret", "FunctionLogGroup"] {
+        assert_eq!(resource(&t, name)["UpdateReplacePolicy"], "Retain", "{name}");
+        assert_eq!(resource(&t, name)["DeletionPolicy"], "Retain", "{name}");
+    }
     // The log group is still the function's.
     assert_eq!(resource(&t, "Function")["Properties"]["LoggingConfig"]["LogGroup"], "!Ref FunctionLogGroup");
 }
