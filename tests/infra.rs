@@ -429,13 +429,10 @@ fn by_default_no_concurrency_is_reserved() {
     let t = template();
     let reserved = resource(&t, "Function")["Properties"]["ReservedConcurrentExecutions"].as_str();
     let Some(reserved) = reserved else { return };
-    let args = reserved
-        .strip_prefix("!If ")
-        .map(|a| match scalar(a) {
-            Value::Array(items) => items,
-            other => panic!("{other}"),
-        })
-        .unwrap_or_else(|| panic!("ReservedConcurrentExecutions is set unconditionally: {reserved}"));
+    let Some(if_args) = reserved.strip_prefix("!If ") else {
+        panic!("ReservedConcurrentExecutions is set unconditionally: {reserved}");
+    };
+    let Value::Array(args) = scalar(if_args) else { panic!("!If takes a list: {reserved}") };
     assert_eq!(args[2], "!Ref AWS::NoValue", "the false branch reserves nothing");
     assert_eq!(condition(&t, args[0].as_str().unwrap()), json!(false), "with the defaults no concurrency is reserved");
 }
