@@ -1,11 +1,17 @@
 """Creates the demo account in the local emulator: users in interesting states,
 the approvals registry, and the findings topic with an SQS queue subscribed.
 
-Usage: demo_account.py setup | change | receive | tags
+Usage: demo_account.py setup | change | tags
+       demo_account.py receive [QUEUE] [--tally FILE]   what a subscriber received (default: security-channel)
+       demo_account.py subscribe QUEUE [SEVERITY...]    an SQS queue subscribed to the findings topic
+       demo_account.py summary DIR                      the demo's closing summary from the outputs in DIR
 Reads AWS_ENDPOINT_URL and credentials from the environment.
 """
+import collections
 import datetime as dt
 import json
+import pathlib
+import re
 import sys
 
 import boto3
@@ -55,10 +61,12 @@ def setup():
     print(f"export FINDINGS_TOPIC_ARN={topic} APPROVALS_SECRET_ID={SECRET_ID} DEMO_QUEUE_URL={queue}")
 
 
-def receive():
+def receive(name="security-channel", tally=None):
     """Prints what a subscriber of the topic (e.g. a chat channel bridge) received."""
-    queue = sqs.get_queue_url(QueueName="security-channel")["QueueUrl"]
+    queue = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     count = 0
+    digests = 0
+    by_severity = collections.Counter()
     while True:
         msgs = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
         if not msgs:
@@ -69,17 +77,88 @@ def receive():
             finding = json.loads(body["Message"])
             count += 1
             if "digest" in finding:
+                digests += 1
                 print(f"  {body['Subject']}")
             else:
+                by_severity[attrs.get("severity")] += 1
                 print(f"  {body['Subject']:<58} severity={attrs.get('severity')} check={attrs.get('check')}")
                 print(f"      {finding['message']}")
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
     print(f"  ({count} message(s) on the subscribed queue)")
+    if tally:
+        pathlib.Path(tally).write_text(json.dumps({"messages": count, "digests": digests, "findings": by_severity}))
+
+
+def subscribe(name, *severities):
+    """Creates queue NAME and subscribes it to the findings topic, filtered on severity if given."""
+    topic = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":iam-sentinel-findings"))
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    attributes = {"FilterPolicy": json.dumps({"severity": list(severities)})} if severities else {}
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes=attributes)
+    print(f"  queue {name} subscribed to {topic}" + (f" (severity: {', '.join(severities)})" if severities else ""))
+
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+def table_counts(text):
+    """Findings by severity and remediated users in the CLI's table output (`HIGH (3)` headings)."""
+    counts = collections.Counter()
+    remediated = []
+    for line in text.splitlines():
+        heading = re.fullmatch(r"(CRITICAL|HIGH|MEDIUM|LOW|INFO) \((\d+)\)", line)
+        if heading:
+            counts[heading[1].lower()] += int(heading[2])
+        elif line.rstrip().endswith("[untag: applied]"):
+            remediated.append(line.split()[1])
+    return counts, remediated
+
+
+def by_severity(counts):
+    total = sum(counts.values())
+    parts = [f"{counts[s]} {s}" for s in SEVERITIES if counts.get(s)]
+    return f"{total} finding{'' if total == 1 else 's'}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def summary(directory):
+    """The closing summary: what each part of the demo found, remediated and delivered."""
+    d = pathlib.Path(directory)
+
+    def read(name):
+        return (d / name).read_text() if (d / name).exists() else ""
+
+    replays = sorted(d.glob("event-*.out"))
+    events, remediated = table_counts("".join(p.read_text() for p in replays))
+    ignored = sum(any(line.startswith("ignored:") for line in p.with_suffix(".err").read_text().splitlines())
+                  for p in replays)
+    scan, scan_remediated = table_counts(read("scan.txt"))
+    later, _ = table_counts(read("scan-later.txt"))
+    remediated += scan_remediated
+    rows = [("events replayed", f"{len(replays)} ({ignored} ignored as no-ops): {by_severity(events)}"),
+            ("scan, today", by_severity(scan)),
+            ("scan, in 100 days", by_severity(later) + " (--as-of: what will be due; remediates nothing)")]
+    lambda_text = read("lambda.json")
+    if lambda_text:
+        response = json.loads(lambda_text)
+        rows.append(("Lambda (schedule)", f"{response['summary']}; {response['published']} message(s) published"))
+    else:
+        rows.append(("Lambda (schedule)", "did not run"))
+    users = list(dict.fromkeys(remediated))
+    rows.append(("remediated", f"{len(users)} user(s), AccessException removed: {', '.join(users)}" if users else "nobody"))
+    received = json.loads(read("received.json") or "{}")
+    if received:
+        findings = collections.Counter(received["findings"])
+        rows.append(("subscriber received", f"{received['messages']} message(s): {received['digests']} scan digest, "
+                                            f"{by_severity(findings)} one per message"))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
 
 
 def tags():
     """Prints the tags of the users remediation acts on."""
-    for name in ("dev-mallory", "contractor-eve", "svc-legacy-erp"):
+    for name in ("dev-mallory", "contractor-eve", "svc-payroll-sftp", "svc-legacy-erp"):
         pairs = [f"{t['Key']}={t['Value']}" for t in iam.list_user_tags(UserName=name)["Tags"]]
         print(f"  {name:<16} {', '.join(pairs) or '(no tags)'}")
 
@@ -91,5 +170,18 @@ def change():
     iam.create_login_profile(UserName="analyst-dave", Password="Demo-Passw0rd!")
 
 
+def main(args):
+    command, rest = args[0], args[1:]
+    if command == "receive":
+        tally = None
+        if "--tally" in rest:
+            i = rest.index("--tally")
+            tally = rest[i + 1]
+            rest = rest[:i] + rest[i + 2:]
+        receive(*rest, tally=tally)
+    else:
+        {"setup": setup, "tags": tags, "change": change, "subscribe": subscribe, "summary": summary}[command](*rest)
+
+
 if __name__ == "__main__":
-    {"setup": setup, "receive": receive, "tags": tags, "change": change}[sys.argv[1]]()
+    main(sys.argv[1:])

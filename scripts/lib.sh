@@ -7,17 +7,26 @@ VENV="$ROOT/.venv"
 # Reused across clones on the same machine so the AWS SDK crates compile once.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/iam-sentinel/target}"
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Bold only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+# bold FD: succeeds when output on file descriptor FD may carry ANSI codes.
+bold() { [[ -t "$1" && -z "${NO_COLOR:-}" && "${TERM:-}" != dumb ]]; }
+log() {
+  if bold 2; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
+}
 
 # ensure_venv [DIR REQUIREMENTS]: a venv with exactly the pinned requirements (re-installed when they change).
+# shellcheck disable=SC2120 # the arguments are optional
 ensure_venv() {
   local dir="${1:-$VENV}" req="${2:-$ROOT/scripts/requirements.txt}"
   local stamp="$dir/.requirements.sha256" want
   want=$(sha256sum "$req" | cut -d' ' -f1)
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
-  log "installing pinned tools into ${dir#"$ROOT"/} (${req#"$ROOT"/})"
+  local pins
+  pins=$(grep -Ev '^[[:space:]]*(#|$)' "$req" | paste -sd' ' -)
+  log "installing pinned tools into ${dir#"$ROOT"/}: $pins (first run only; a few minutes)"
   python3 -m venv "$dir"
-  "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  # pip's own output is the progress report: each package as it is fetched, then the install.
+  "$dir/bin/pip" install --disable-pip-version-check --no-input -r "$req"
   echo "$want" > "$stamp"
 }
 
@@ -26,9 +35,12 @@ free_port() {
 }
 
 # Starts moto on 127.0.0.1 and exports the variables that point the AWS SDK at it.
+# MOTO_DETACH=1 starts it in its own session, so that it outlives the script and its terminal.
 start_moto() {
+  local detach=()
+  if [[ ${MOTO_DETACH:-} == 1 ]] && command -v setsid >/dev/null; then detach=(setsid); fi
   MOTO_PORT=$(free_port)
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"${MOTO_LOG:-/dev/null}" 2>&1 &
+  "${detach[@]}" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"${MOTO_LOG:-/dev/null}" 2>&1 </dev/null &
   MOTO_PID=$!
   trap stop_moto EXIT
   for _ in $(seq 1 100); do
