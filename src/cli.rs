@@ -192,11 +192,35 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
 
 fn print_scan_header(report: &Report, now: DateTime<Utc>) {
     let Some(scan) = &report.scan else { return };
+    // The report's age is real time (the wall clock), even when --as-of moves "now".
+    let wall = Utc::now();
     let age = scan.credential_report_generated_at.map_or_else(
         || "generation time unknown".to_owned(),
-        |t| format!("generated {} ({} before this scan)", t.format("%Y-%m-%d %H:%M UTC"), age(now - t)),
+        |t| {
+            let d = wall - t;
+            let when = if d < chrono::Duration::zero() {
+                format!("{} ahead of this machine's clock", age(-d))
+            } else {
+                format!("{} ago", age(d))
+            };
+            format!("generated {} ({when})", t.format("%Y-%m-%d %H:%M UTC"))
+        },
     );
     println!("Account {} · {} users · credential report {age}", scan.account, scan.users_scanned);
+    // GenerateCredentialReport replaces a report older than 4 hours, so AWS never serves an
+    // older one; an endpoint that does (moto dates every report 2015-02-02) is not telling its age.
+    if scan.credential_report_generated_at.is_some_and(|t| wall - t > chrono::Duration::hours(24)) {
+        println!(
+            "  (AWS regenerates credential reports older than 4 hours: this endpoint's date is not a real \
+             generation time; local emulators such as moto date every report 2015-02-02)"
+        );
+    }
+    if (now - wall).num_minutes().abs() >= 1 {
+        println!(
+            "Evaluated as of {} (--as-of): ages and expiries are counted to then",
+            now.format("%Y-%m-%d %H:%M UTC")
+        );
+    }
     if !scan.users_not_in_report.is_empty() {
         println!(
             "Not yet in the credential report (tag checks only; key and MFA checks skipped): {}",
