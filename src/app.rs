@@ -5,15 +5,16 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use crate::approvals::Approvals;
-use crate::checks::{TagChange, check_root, check_user, check_user_tags};
+use crate::checks::{TagChange, UserInput, check_root, check_root_summary, check_user, check_user_tags, root_used};
 use crate::config::Config;
-use crate::event::{EventError, IamChange, Parsed, Trigger, parse_event};
-use crate::finding::{CheckId, Finding, Remediation, RemediationStatus, Scope, Severity, sort_findings};
+use crate::event::{EventError, IamChange, Parsed, RootActivity, Trigger, parse_event};
+use crate::finding::{Action, CheckId, Finding, Remediation, RemediationStatus, Scope, Severity, sort_findings};
 use crate::message::{MAX_BODY_BYTES, Message, ScanSummary, digest};
 use crate::ports::{
-    AccountReader, ApprovalsStore, CallError, FindingsSink, RegistryUnavailable, ScanError, UserDirectory,
+    AccountReader, ApprovalsStore, CallError, FindingsSink, PublishError, RegistryUnavailable, ScanError, UserDirectory,
 };
 
 /// Per-invocation choices.
@@ -25,16 +26,17 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Publish findings to the topic.
     pub publish: bool,
-    /// When a scan must stop, shortly before Lambda's deadline (see [`stop_before`]).
-    pub stop_by: Option<std::time::Instant>,
+    /// When work must stop, shortly before Lambda's deadline (see [`stop_before`]). Checked
+    /// while the account is read, before each untag and before each publish batch.
+    pub stop_by: Option<Instant>,
 }
 
-/// How long before a deadline `remaining` away the scan stops: a tenth of the time, at most
-/// 10 s, so it can fail loudly instead of being killed, whatever the function's timeout.
+/// How long before a deadline `remaining` away the invocation stops: a tenth of the time, at
+/// most 10 s, so it can fail loudly instead of being killed, whatever the function's timeout.
 #[must_use]
-pub fn stop_before(remaining: std::time::Duration) -> std::time::Instant {
+pub fn stop_before(remaining: std::time::Duration) -> Instant {
     let margin = (remaining / 10).min(std::time::Duration::from_secs(10));
-    std::time::Instant::now() + remaining.saturating_sub(margin)
+    Instant::now() + remaining.saturating_sub(margin)
 }
 
 impl RunOptions {
@@ -46,7 +48,7 @@ impl RunOptions {
 
     /// Whether the time to stop has come.
     fn must_stop(&self) -> bool {
-        self.stop_by.is_some_and(|t| std::time::Instant::now() >= t)
+        self.stop_by.is_some_and(|t| Instant::now() >= t)
     }
 }
 
@@ -77,19 +79,48 @@ pub struct Report {
     /// For scans: what was scanned (report age, users outside the report).
     pub scan: Option<ScanSummary>,
     /// Set when the invocation must fail after its findings were produced (registry
-    /// unavailable, remediation or publish failed); entrypoints turn it into an error.
+    /// unavailable, remediation or publish failed): every failure, one line, `; `-separated.
     pub failure: Option<String>,
+    /// The same failures, typed; entrypoints turn the first into an error.
+    #[serde(skip)]
+    pub failures: Vec<Failure>,
 }
 
 impl Report {
     fn ignored(trigger: String, reason: String) -> Report {
-        Report {
-            trigger,
-            outcome: Outcome::Ignored(reason),
-            findings: Vec::new(),
-            published: 0,
-            scan: None,
-            failure: None,
+        Report::without_findings(trigger, Outcome::Ignored(reason))
+    }
+
+    fn without_findings(trigger: String, outcome: Outcome) -> Report {
+        Report { trigger, outcome, findings: Vec::new(), published: 0, scan: None, failure: None, failures: Vec::new() }
+    }
+}
+
+/// Why an invocation that produced findings must still fail (so Lambda retries it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The approvals registry could not be used: nothing was judged or untagged.
+    #[error(transparent)]
+    RegistryUnavailable(RegistryUnavailable),
+    /// The registry could not be re-read just before untagging: nothing was untagged.
+    #[error("not untagged: the registry could not be re-read ({0})")]
+    RegistryReRead(RegistryUnavailable),
+    /// An untag call failed.
+    #[error(transparent)]
+    Remediation(CallError),
+    /// Some findings were not published.
+    #[error(transparent)]
+    Publish(PublishError),
+}
+
+impl Failure {
+    /// A stable name for alarms, logs and the dead-letter queue.
+    #[must_use]
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Failure::RegistryUnavailable(_) | Failure::RegistryReRead(_) => "RegistryUnavailable",
+            Failure::Remediation(_) => "RemediationFailed",
+            Failure::Publish(_) => "FindingsIncomplete",
         }
     }
 }
@@ -106,10 +137,10 @@ pub enum AppError {
     /// The scan could not collect the account.
     #[error(transparent)]
     Scan(#[from] ScanError),
-    /// The Lambda deadline is near: the scan stopped; the message says what it completed.
+    /// The Lambda deadline is near: work stopped; the message says exactly what was done.
     #[error("stopped before the Lambda deadline: completed {completed}")]
     DeadlineNear {
-        /// What was done before stopping (nothing after it was published or remediated).
+        /// What was done before stopping (untagged N of M, published K of L).
         completed: String,
     },
     /// Publishing was asked for but no topic is configured.
@@ -141,6 +172,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             Parsed::Ignored(reason) => Ok(Report::ignored("event".into(), reason)),
             // Boxed: the collect-and-publish future holds several SDK calls and is large.
             Parsed::Trigger(Trigger::IamChange(change)) => Box::pin(self.handle_change(change, opts)).await,
+            Parsed::Trigger(Trigger::RootActivity(activity)) => Box::pin(self.handle_root(activity, opts)).await,
             Parsed::Trigger(Trigger::Schedule { account, .. }) => Box::pin(self.scan(account, opts)).await,
         }
     }
@@ -153,26 +185,61 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             return Ok(Report::ignored(trigger, format!("{} was made by this function's own role", change.event_name)));
         }
         let (user, approvals) = tokio::join!(self.directory.read_user(&change.user_name), self.approvals.load());
-        let Some(user) = user? else {
-            return Ok(Report {
-                trigger,
-                outcome: Outcome::UserGone(format!("user {} no longer exists", change.user_name)),
-                findings: Vec::new(),
-                published: 0,
-                scan: None,
-                failure: None,
-            });
-        };
         let scope = Scope {
             account: change.account.clone(),
             region: change.region.clone(),
             trigger: trigger.clone(),
             now: opts.now,
         };
+        // Root acting on a user is reported even when the user is gone by now.
+        let root_use = change.actor.root.then(|| root_used(&change.event_name, &change.actor, &change.context, &scope));
+        let Some(user) = user? else {
+            let outcome = Outcome::UserGone(format!("user {} no longer exists", change.user_name));
+            let Some(root_use) = root_use else { return Ok(Report::without_findings(trigger, outcome)) };
+            let messages = [Message::finding(&root_use)];
+            let report = self.finish(trigger, vec![root_use], &messages, Vec::new(), opts, None).await?;
+            return Ok(Report { outcome, ..report });
+        };
         let tag_change =
             TagChange { actor: change.actor.clone(), exception_value_set: change.exception_value_set.clone() };
-        let mut findings = check_user(&user, approvals.as_ref().ok(), Some(&tag_change), &self.config.policy, &scope);
-        let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await;
+        let mut findings = check_user(&UserInput {
+            user: &user,
+            approvals: approvals.as_ref().ok(),
+            change: Some(&tag_change),
+            policy: &self.config.policy,
+            scope: &scope,
+        });
+        findings.extend(root_use);
+        let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
+        sort_findings(&mut findings);
+        let messages: Vec<Message> = findings.iter().map(Message::finding).collect();
+        self.finish(trigger, findings, &messages, failures, opts, None).await
+    }
+
+    /// Root acted on itself or signed in: `root-used`, then root's keys and MFA from the
+    /// account summary (one call), with the event as evidence.
+    async fn handle_root(&self, activity: RootActivity, opts: &RunOptions) -> Result<Report, AppError> {
+        let trigger = format!("event:{}", activity.event_name);
+        let scope = Scope {
+            account: activity.account.clone(),
+            region: activity.region.clone(),
+            trigger: trigger.clone(),
+            now: opts.now,
+        };
+        let mut findings = vec![root_used(&activity.event_name, &activity.actor, &activity.context, &scope)];
+        // The root-used alert goes out even if the summary cannot be read; the failure is reported.
+        let mut failures = Vec::new();
+        match self.directory.read_root_summary().await {
+            Ok(summary) => findings.extend(check_root_summary(
+                summary,
+                &activity.event_name,
+                &activity.actor,
+                &activity.context,
+                activity.access_key_id.as_deref(),
+                &scope,
+            )),
+            Err(e) => failures.push(Failure::Remediation(e)),
+        }
         sort_findings(&mut findings);
         let messages: Vec<Message> = findings.iter().map(Message::finding).collect();
         self.finish(trigger, findings, &messages, failures, opts, None).await
@@ -186,7 +253,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         let collect = async { tokio::join!(self.directory.read_account(), self.approvals.load()) };
         let (snapshot, approvals) = match opts.stop_by {
             None => collect.await,
-            Some(stop) => tokio::time::timeout_at(stop.into(), collect).await.map_err(|_| AppError::DeadlineNear {
+            Some(stop) => tokio::time::timeout_at(stop, collect).await.map_err(|_| AppError::DeadlineNear {
                 completed: "nothing: the credential report and GetAccountAuthorizationDetails were still being \
                                 read; no finding was published, no tag removed"
                     .into(),
@@ -204,11 +271,12 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         let mut findings: Vec<Finding> = snapshot
             .users
             .iter()
-            .flat_map(|u| {
-                if snapshot.users_not_in_report.contains(&u.name) {
-                    check_user_tags(u, registry, None, policy, &scope)
+            .flat_map(|user| {
+                let input = UserInput { user, approvals: registry, change: None, policy, scope: &scope };
+                if snapshot.users_not_in_report.contains(&user.name) {
+                    check_user_tags(&input)
                 } else {
-                    check_user(u, registry, None, policy, &scope)
+                    check_user(&input)
                 }
             })
             .collect();
@@ -224,7 +292,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 ),
             });
         }
-        let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await;
+        let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
         sort_findings(&mut findings);
         let summary = ScanSummary {
             account: scope.account.clone(),
@@ -254,48 +322,55 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 trigger: "schedule".into(),
                 now: opts.now,
             };
-            findings.extend(check_user(&user, approvals.as_ref(), None, &self.config.policy, &scope));
+            findings.extend(check_user(&UserInput {
+                user: &user,
+                approvals: approvals.as_ref(),
+                change: None,
+                policy: &self.config.policy,
+                scope: &scope,
+            }));
         }
         sort_findings(&mut findings);
-        Ok(Report {
-            trigger: "schedule".into(),
-            outcome: Outcome::Processed,
-            findings,
-            published: 0,
-            scan: None,
-            failure: None,
-        })
+        Ok(Report { findings, ..Report::without_findings("schedule".into(), Outcome::Processed) })
     }
 
-    /// Publishes, and collects every failure into the report.
+    /// Publishes (batch by batch, stopping before the deadline), and collects every failure
+    /// into the report. A deadline reached with findings unpublished is an error that says
+    /// how far publishing got.
     async fn finish(
         &self,
         trigger: String,
         findings: Vec<Finding>,
         messages: &[Message],
-        mut failures: Vec<String>,
+        mut failures: Vec<Failure>,
         opts: &RunOptions,
         scan: Option<ScanSummary>,
     ) -> Result<Report, AppError> {
         let mut published = 0;
         if opts.publish && !messages.is_empty() {
             let sink = self.sink.as_ref().ok_or(AppError::NoTopic)?;
-            match sink.publish(messages).await {
+            match sink.publish(messages, opts.stop_by).await {
                 Ok(n) => published = n,
+                Err(e) if e.deadline => {
+                    return Err(AppError::DeadlineNear {
+                        completed: format!(
+                            "{}published {} of {} messages ({} findings); the rest were not sent",
+                            untag_progress(&findings),
+                            e.published,
+                            e.total,
+                            findings.len()
+                        ),
+                    });
+                }
                 Err(e) => {
                     published = e.published;
-                    failures.push(e.to_string());
+                    failures.push(Failure::Publish(e));
                 }
             }
         }
-        Ok(Report {
-            trigger,
-            outcome: Outcome::Processed,
-            findings,
-            published,
-            scan,
-            failure: (!failures.is_empty()).then(|| failures.join("; ")),
-        })
+        let failure =
+            (!failures.is_empty()).then(|| failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+        Ok(Report { trigger, outcome: Outcome::Processed, findings, published, scan, failure, failures })
     }
 
     /// With a readable registry, remediates; without one, adds the critical finding and
@@ -306,12 +381,12 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         registry_error: Option<RegistryUnavailable>,
         scope: &Scope,
         opts: &RunOptions,
-    ) -> Vec<String> {
+    ) -> Result<Vec<Failure>, AppError> {
         match registry_error {
             None => self.remediate(findings, opts).await,
             Some(e) => {
                 findings.push(self.registry_unavailable(scope, &e));
-                vec![e.to_string()]
+                Ok(vec![Failure::RegistryUnavailable(e)])
             }
         }
     }
@@ -326,15 +401,13 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         f
     }
 
-    /// Removes unapproved or expired exception tags, re-reading the registry first so an
-    /// approval that landed since the first read is honoured. Returns the failures.
-    async fn remediate(&self, findings: &mut [Finding], opts: &RunOptions) -> Vec<String> {
-        let mut targets: Vec<&mut Finding> = findings
-            .iter_mut()
-            .filter(|f| matches!(f.check, CheckId::ExceptionUnapproved | CheckId::ExceptionExpired))
-            .collect();
+    /// Carries out the findings' untag actions, re-reading the registry first so an approval
+    /// that landed since the first read is honoured, and checking the deadline before each
+    /// call. Returns the failures; a deadline reached midway is an error naming the progress.
+    async fn remediate(&self, findings: &mut [Finding], opts: &RunOptions) -> Result<Vec<Failure>, AppError> {
+        let mut targets: Vec<&mut Finding> = findings.iter_mut().filter(|f| f.action.is_some()).collect();
         if targets.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let set = |f: &mut Finding, status, detail: Option<String>| {
             f.remediation = Some(Remediation { action: "untag".into(), status, detail });
@@ -344,37 +417,58 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             for f in targets {
                 set(f, RemediationStatus::DryRun, Some(format!("would remove the tag ({why})")));
             }
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let fresh: Approvals = match self.approvals.load().await {
             Ok(a) => a,
             Err(e) => {
-                let why = format!("not untagged: the registry could not be re-read ({e})");
+                let failure = Failure::RegistryReRead(e);
                 for f in targets {
-                    set(f, RemediationStatus::Failed, Some(why.clone()));
+                    set(f, RemediationStatus::Failed, Some(failure.to_string()));
                 }
-                return vec![why];
+                return Ok(vec![failure]);
             }
         };
-        let mut failures = Vec::new();
+        let total = targets.len();
+        let (mut failures, mut applied) = (Vec::new(), 0);
         for f in &mut targets {
-            let Some(user) = f.user.clone() else { continue };
+            let Some(Action::Untag { user, tag_key }) = f.action.clone() else { continue };
+            if opts.must_stop() {
+                return Err(AppError::DeadlineNear {
+                    completed: format!(
+                        "judged {total} exception tag(s) to remove, untagged {applied} of {total}; nothing was published"
+                    ),
+                });
+            }
             if fresh.is_valid_for(&user, opts.now) {
                 set(f, RemediationStatus::Skipped, Some("an approval appeared when the registry was re-read".into()));
                 continue;
             }
-            let key = f.evidence["tag_key"].as_str().unwrap_or(&self.config.policy.exception_tag_key).to_owned();
-            match self.directory.remove_tag(&user, &key).await {
+            match self.directory.remove_tag(&user, &tag_key).await {
                 Ok(()) => {
-                    tracing::warn!(user = %user, tag_key = %key, check = %f.check, "removed exception tag");
+                    tracing::warn!(user = %user, tag_key = %tag_key, check = %f.check, "removed exception tag");
                     set(f, RemediationStatus::Applied, None);
+                    applied += 1;
                 }
                 Err(e) => {
                     set(f, RemediationStatus::Failed, Some(e.to_string()));
-                    failures.push(e.to_string());
+                    failures.push(Failure::Remediation(e));
                 }
             }
         }
-        failures
+        Ok(failures)
     }
+}
+
+/// `untagged N of M, ` for the deadline message, from the findings' remediation statuses.
+fn untag_progress(findings: &[Finding]) -> String {
+    let planned = findings.iter().filter(|f| f.action.is_some()).count();
+    if planned == 0 {
+        return String::new();
+    }
+    let applied = findings
+        .iter()
+        .filter(|f| f.remediation.as_ref().is_some_and(|r| r.status == RemediationStatus::Applied))
+        .count();
+    format!("untagged {applied} of {planned}, ")
 }

@@ -1,21 +1,35 @@
 //! The `iam-sentinel` command line: the same app as the Lambda, on event files and the account.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{Outcome, Report, RunOptions};
-use crate::aws::Endpoint;
+use crate::app::{AppError, Outcome, Report, RunOptions};
+use crate::aws::{CallCounter, Endpoint};
 use crate::config::Config;
 use crate::finding::Severity;
 use crate::output::{Format, render};
+use crate::runtime::AwsApp;
+
+/// Exit statuses and environment, shown by `--help`.
+const AFTER_HELP: &str = "\
+Exit status:
+  0  success
+  1  the run failed: an AWS call, remediation or publishing failed (findings may have been printed)
+  2  bad input or configuration: a malformed event file, a bad or missing variable, no region,
+     no credentials, an invalid --endpoint-url, FINDINGS_TOPIC_ARN unset without --no-publish
+  3  scan --fail-on: a finding of that severity or worse exists
+
+AWS: the usual SDK variables and files (AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID, ...);
+AWS_ENDPOINT_URL or --endpoint-url points every call at a local emulator.";
 
 /// Keeps IAM users compliant: judges IAM changes against the approvals registry,
 /// checks keys and MFA, publishes findings to SNS, removes unapproved exception tags.
 #[derive(Debug, Parser)]
-#[command(name = "iam-sentinel", version, about)]
+#[command(name = "iam-sentinel", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,6 +38,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Handle one EventBridge event from a file, exactly as the Lambda would.
+    #[command(after_help = variables_help())]
     Handle {
         /// The event JSON (see events/).
         file: PathBuf,
@@ -31,6 +46,7 @@ enum Command {
         common: Common,
     },
     /// Scan the whole account (as the daily schedule does) with bulk calls only.
+    #[command(after_help = variables_help())]
     Scan {
         #[command(flatten)]
         common: Common,
@@ -44,6 +60,15 @@ enum Command {
         #[arg(long)]
         stats: bool,
     },
+}
+
+/// The environment variables both commands read, then the exit statuses.
+fn variables_help() -> String {
+    let vars = crate::config::VARIABLES.iter().fold(String::new(), |mut out, (name, what)| {
+        let _ = writeln!(out, "  {name:<21} {what}");
+        out
+    });
+    format!("Environment:\n{vars}\n{AFTER_HELP}")
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -67,6 +92,10 @@ struct Common {
     /// AWS region.
     #[arg(long)]
     region: Option<String>,
+    /// Longest time one AWS call may take, retries included, before the command gives up
+    /// saying which endpoint did not answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=900))]
+    call_timeout: u64,
     /// Evaluate as of this time (RFC 3339) instead of now, e.g. to see what will be due.
     /// Never remediates: a hypothetical time implies --dry-run.
     #[arg(long, value_parser = parse_as_of)]
@@ -74,10 +103,6 @@ struct Common {
 }
 
 impl Common {
-    fn endpoint(&self) -> Endpoint {
-        Endpoint { url: self.endpoint_url.clone(), region: self.region.clone() }
-    }
-
     fn options(&self) -> RunOptions {
         RunOptions {
             now: self.as_of.unwrap_or_else(Utc::now),
@@ -86,6 +111,54 @@ impl Common {
             publish: !self.no_publish,
             stop_by: None,
         }
+    }
+
+    /// Configuration, endpoint, region and credentials, all checked before any call is made.
+    async fn prepare(&self) -> Result<(AwsApp, CallCounter, Endpoint), Failed> {
+        let config = Config::from_env().map_err(|e| Failed::config(e.to_string()))?;
+        if !self.no_publish && config.findings_topic_arn.is_none() {
+            return Err(Failed::config(AppError::NoTopic.to_string()));
+        }
+        let url =
+            self.endpoint_url.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok().filter(|u| !u.is_empty()));
+        if let Some(url) = &url {
+            crate::aws::validate_endpoint_url(url).map_err(Failed::config)?;
+        }
+        let call_timeout = std::time::Duration::from_secs(self.call_timeout);
+        let endpoint = Endpoint { url, region: self.region.clone(), call_timeout: Some(call_timeout) };
+        let sdk = crate::aws::load_sdk_config(&endpoint).await;
+        if sdk.region().is_none() {
+            return Err(Failed::config(
+                "no AWS region: set AWS_REGION (IAM events arrive in us-east-1) or pass --region".into(),
+            ));
+        }
+        check_credentials(&sdk).await.map_err(Failed::config)?;
+        let (app, counter) = crate::runtime::build_app_with(config, &sdk);
+        Ok((app, counter, endpoint))
+    }
+}
+
+/// Resolves credentials once, bounded, so a missing profile is one clear line, not a dump.
+async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), String> {
+    use aws_sdk_iam::config::ProvideCredentials;
+    let missing = "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+    let provider = sdk.credentials_provider().ok_or_else(|| missing.to_owned())?;
+    match tokio::time::timeout(std::time::Duration::from_secs(10), provider.provide_credentials()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err(missing.to_owned()),
+        Err(_) => Err(format!("{missing} (looking them up took more than 10 s)")),
+    }
+}
+
+/// Why the command stops, and its exit status.
+struct Failed {
+    code: u8,
+    message: String,
+}
+
+impl Failed {
+    fn config(message: String) -> Failed {
+        Failed { code: 2, message }
     }
 }
 
@@ -106,11 +179,22 @@ pub async fn run() -> ExitCode {
     }
 }
 
-async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => return fail(2, &e.to_string()),
+/// An error of a run that had started; says which endpoint did not answer, when one did not.
+fn run_failed(e: &AppError, endpoint: &Endpoint) -> ExitCode {
+    let code = match e {
+        AppError::Event(_) | AppError::NoTopic => 2,
+        _ => 1,
     };
+    let mut message = e.to_string();
+    if message.contains("no answer") {
+        let target = endpoint.url.as_deref().unwrap_or("AWS");
+        let secs = endpoint.call_timeout.unwrap_or_default().as_secs();
+        let _ = write!(message, " (no answer from {target} within {secs} s: is it up? see --call-timeout)");
+    }
+    fail(code, &message)
+}
+
+async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
@@ -123,11 +207,13 @@ async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
             return fail(2, &format!("malformed event: {} is not JSON: {e}", file.display()));
         }
     };
-    let (app, counter) = crate::runtime::build_app(config, &common.endpoint()).await;
+    let (app, counter, endpoint) = match common.prepare().await {
+        Ok(prepared) => prepared,
+        Err(f) => return fail(f.code, &f.message),
+    };
     let report = match Box::pin(app.handle(event, &common.options())).await {
         Ok(r) => r,
-        Err(e @ crate::app::AppError::Event(_)) => return fail(2, &e.to_string()),
-        Err(e) => return fail(1, &e.to_string()),
+        Err(e) => return run_failed(&e, &endpoint),
     };
     print!("{}", render(&report.findings, common.format));
     let calls = counter.snapshot();
@@ -149,11 +235,10 @@ async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
 }
 
 async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats: bool) -> ExitCode {
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => return fail(2, &e.to_string()),
+    let (app, counter, endpoint) = match common.prepare().await {
+        Ok(prepared) => prepared,
+        Err(f) => return fail(f.code, &f.message),
     };
-    let (app, counter) = crate::runtime::build_app(config, &common.endpoint()).await;
     let opts = common.options();
     let result =
         if per_user { Box::pin(app.scan_per_user(&opts)).await } else { Box::pin(app.scan(None, &opts)).await };
@@ -166,7 +251,7 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
     }
     let report = match result {
         Ok(r) => r,
-        Err(e) => return fail(1, &e.to_string()),
+        Err(e) => return run_failed(&e, &endpoint),
     };
     if common.format == Format::Table {
         print_scan_header(&report, opts.now);

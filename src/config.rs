@@ -66,8 +66,8 @@ pub struct Config {
 /// A configuration variable with a bad value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "configuration: {variable} {}: expected {expected}",
-    if value.is_empty() { "is not set".to_owned() } else { format!("={value:?} is not valid") }
+    "configuration: {variable}{}: expected {expected}",
+    if value.is_empty() { " is not set".to_owned() } else { format!("={value:?} is not valid") }
 )]
 pub struct ConfigError {
     /// The environment variable.
@@ -78,58 +78,83 @@ pub struct ConfigError {
     pub expected: String,
 }
 
+/// Every bad configuration variable at once, so one deployment fixes them all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The variables that are wrong, in the order checked.
+    #[must_use]
+    pub fn variables(&self) -> Vec<&'static str> {
+        self.0.iter().map(|e| e.variable).collect()
+    }
+}
+
+/// Records a bad value and carries on with `fallback`, so every problem is reported at once.
+fn report<T>(errors: &std::cell::RefCell<Vec<ConfigError>>, result: Result<T, ConfigError>, fallback: T) -> T {
+    result.unwrap_or_else(|e| {
+        errors.borrow_mut().push(e);
+        fallback
+    })
+}
+
 fn bad(variable: &'static str, value: &str, expected: impl Into<String>) -> ConfigError {
     ConfigError { variable, value: value.to_owned(), expected: expected.into() }
 }
 
 impl Config {
     /// Reads and validates the configuration from the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
+    pub fn from_env() -> Result<Config, ConfigErrors> {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads and validates the configuration from `lookup` (the environment, or a map in tests).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    /// Every variable is checked; all bad ones are reported together.
+    // One variable after another, in the documented order: splitting it would scatter the list.
+    #[allow(clippy::too_many_lines)]
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let days = |name: &'static str, default: i64, max: i64| -> Result<i64, ConfigError> {
-            match get(name) {
+        let errors = std::cell::RefCell::new(Vec::new());
+        let days = |name: &'static str, default: i64, max: i64| -> i64 {
+            let parsed = match get(name) {
                 None => Ok(default),
                 Some(v) => v
                     .parse::<i64>()
                     .ok()
                     .filter(|d| (0..=max).contains(d))
                     .ok_or_else(|| bad(name, &v, format!("a whole number of days from 0 to {max}"))),
-            }
+            };
+            report(&errors, parsed, default)
         };
-        let arn_list = |name: &'static str| -> Result<Vec<String>, ConfigError> {
+        let arn_list = |name: &'static str| -> Vec<String> {
             let Some(v) = get(name) else {
-                return Ok(Vec::new());
+                return Vec::new();
             };
             let items: Vec<String> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-            match items.iter().find(|a| !is_arn(a)) {
+            let parsed = match items.iter().find(|a| !is_arn(a)) {
                 Some(item) => {
                     Err(bad(name, &v, format!("a comma-separated list of ARNs (arn:aws:…); {item:?} is not one")))
                 }
                 None => Ok(items),
-            }
+            };
+            report(&errors, parsed, Vec::new())
         };
 
         let default = Policy::default();
         let exception_tag_key = match get("EXCEPTION_TAG_KEY") {
-            None => default.exception_tag_key,
+            None => default.exception_tag_key.clone(),
             Some(k) if k.len() <= 128 && !k.to_ascii_lowercase().starts_with("aws:") => k,
-            Some(k) => {
-                return Err(bad(
-                    "EXCEPTION_TAG_KEY",
-                    &k,
-                    "an IAM tag key of 1 to 128 characters not starting with aws:",
-                ));
-            }
+            Some(k) => report(
+                &errors,
+                Err(bad("EXCEPTION_TAG_KEY", &k, "an IAM tag key of 1 to 128 characters not starting with aws:")),
+                default.exception_tag_key.clone(),
+            ),
         };
-        let key_max_age_days = days("KEY_MAX_AGE_DAYS", default.key_max_age_days, 3650)?;
-        let key_warn_days = days("KEY_WARN_DAYS", default.key_warn_days, 3650)?;
+        let key_max_age_days = days("KEY_MAX_AGE_DAYS", default.key_max_age_days, 3650);
+        let key_warn_days = days("KEY_WARN_DAYS", default.key_warn_days, 3650);
         if key_warn_days >= key_max_age_days {
-            return Err(bad(
+            errors.borrow_mut().push(bad(
                 "KEY_WARN_DAYS",
                 &key_warn_days.to_string(),
                 format!("fewer days than KEY_MAX_AGE_DAYS ({key_max_age_days})"),
@@ -138,44 +163,54 @@ impl Config {
         let mfa_scope = match get("MFA_SCOPE").as_deref() {
             None | Some("console") => MfaScope::Console,
             Some("all-users") => MfaScope::AllUsers,
-            Some(v) => return Err(bad("MFA_SCOPE", v, "`console` or `all-users`")),
+            Some(v) => report(&errors, Err(bad("MFA_SCOPE", v, "`console` or `all-users`")), MfaScope::Console),
         };
         let auto_remediate = match get("AUTO_REMEDIATE").map(|v| v.to_ascii_lowercase()).as_deref() {
             None | Some("false") => false,
             Some("true") => true,
-            Some(v) => return Err(bad("AUTO_REMEDIATE", v, "`true` or `false`")),
+            Some(v) => report(&errors, Err(bad("AUTO_REMEDIATE", v, "`true` or `false`")), false),
         };
         let findings_topic_arn = match get("FINDINGS_TOPIC_ARN") {
-            Some(v) if !v.starts_with("arn:") || !v.contains(":sns:") => {
-                return Err(bad("FINDINGS_TOPIC_ARN", &v, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"));
-            }
+            Some(v) if !v.starts_with("arn:") || !v.contains(":sns:") => report(
+                &errors,
+                Err(bad("FINDINGS_TOPIC_ARN", &v, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")),
+                None,
+            ),
             v => v,
         };
-        let approvals_secret_id = get("APPROVALS_SECRET_ID").ok_or_else(|| {
-            bad(
+        let approvals_secret_id = get("APPROVALS_SECRET_ID").unwrap_or_else(|| {
+            errors.borrow_mut().push(bad(
                 "APPROVALS_SECRET_ID",
                 "",
                 "the name or ARN of the Secrets Manager secret that holds the approvals registry",
-            )
-        })?;
+            ));
+            String::new()
+        });
         let self_role_arn = match get("SELF_ROLE_ARN") {
             Some(v) if !is_arn(&v) || !v.contains(":role/") => {
-                return Err(bad("SELF_ROLE_ARN", &v, "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"));
+                report(&errors, Err(bad("SELF_ROLE_ARN", &v, "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")), None)
             }
             v => v,
         };
         let required_tags = get("REQUIRED_TAGS")
             .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
+        let exception_warn_days = days("EXCEPTION_WARN_DAYS", default.exception_warn_days, 365);
+        let approver_principals = arn_list("APPROVER_PRINCIPALS");
+        let key_unused_days = days("KEY_UNUSED_DAYS", default.key_unused_days, 3650);
 
+        let errors = errors.into_inner();
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
         Ok(Config {
             policy: Policy {
                 exception_tag_key,
-                exception_warn_days: days("EXCEPTION_WARN_DAYS", default.exception_warn_days, 365)?,
-                approver_principals: arn_list("APPROVER_PRINCIPALS")?,
+                exception_warn_days,
+                approver_principals,
                 key_max_age_days,
                 key_warn_days,
-                key_unused_days: days("KEY_UNUSED_DAYS", default.key_unused_days, 3650)?,
+                key_unused_days,
                 mfa_scope,
                 required_tags,
             },
@@ -187,6 +222,22 @@ impl Config {
     }
 }
 
+/// The environment variables the configuration reads, with what each means (for `--help`).
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("APPROVALS_SECRET_ID", "Secrets Manager secret holding the approvals registry (required)"),
+    ("FINDINGS_TOPIC_ARN", "SNS topic for findings (required unless --no-publish)"),
+    ("AUTO_REMEDIATE", "true: remove unapproved exception tags (default false)"),
+    ("EXCEPTION_TAG_KEY", "the exception tag (default AccessException)"),
+    ("EXCEPTION_WARN_DAYS", "warn this many days before an approval expires (default 14)"),
+    ("APPROVER_PRINCIPALS", "comma-separated ARNs allowed to set the exception tag"),
+    ("SELF_ROLE_ARN", "the function's own role: events it caused are ignored"),
+    ("KEY_MAX_AGE_DAYS", "maximum access key age (default 90)"),
+    ("KEY_WARN_DAYS", "rotation warning before that age (default 14)"),
+    ("KEY_UNUSED_DAYS", "a key or password unused this long is reported (default 45)"),
+    ("MFA_SCOPE", "console (default) or all-users"),
+    ("REQUIRED_TAGS", "comma-separated tags every user must carry"),
+];
+
 fn is_arn(s: &str) -> bool {
     s.starts_with("arn:") && s.split(':').count() >= 6
 }
@@ -196,7 +247,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
         let mut map: HashMap<String, String> =
             HashMap::from([("APPROVALS_SECRET_ID".into(), "iam-sentinel/approvals".into())]);
         for (k, v) in vars {
@@ -233,7 +284,28 @@ mod tests {
     #[test]
     fn the_registry_secret_is_required() {
         let err = Config::from_lookup(|_| None).unwrap_err();
-        assert_eq!(err.variable, "APPROVALS_SECRET_ID");
+        assert_eq!(err.variables(), ["APPROVALS_SECRET_ID"]);
+        assert!(err.to_string().contains("APPROVALS_SECRET_ID is not set"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported_at_once_without_stray_spaces() {
+        let err =
+            with(&[("KEY_MAX_AGE_DAYS", "abc"), ("MFA_SCOPE", "everyone"), ("AUTO_REMEDIATE", "yes")]).unwrap_err();
+        assert_eq!(err.variables(), ["KEY_MAX_AGE_DAYS", "MFA_SCOPE", "AUTO_REMEDIATE"]);
+        let text = err.to_string();
+        assert!(text.contains("configuration: KEY_MAX_AGE_DAYS=\"abc\" is not valid"), "{text}");
+        assert_eq!(text.lines().count(), 3, "{text}");
+    }
+
+    #[test]
+    fn help_lists_every_variable_the_configuration_reads() {
+        let src = include_str!("config.rs");
+        let code = &src[..src.find("pub const VARIABLES").unwrap()];
+        let read: std::collections::BTreeSet<&str> =
+            code.split('"').filter(|w| w.len() > 3 && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')).collect();
+        let listed: std::collections::BTreeSet<&str> = VARIABLES.iter().map(|(v, _)| *v).collect();
+        assert_eq!(read, listed);
     }
 
     #[test]

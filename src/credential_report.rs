@@ -12,6 +12,20 @@ use crate::snapshot::{AccessKey, KeyRef, RootSnapshot};
 /// The user column value of the root account's row.
 pub const ROOT_ROW: &str = "<root_account>";
 
+/// The header AWS writes (22 columns since 2015), for building reports in tests and tools.
+pub const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+
+/// A report text: [`HEADER`], then `rows`, one per line.
+#[must_use]
+pub fn report_text(rows: &[&str]) -> String {
+    let mut text = format!("{HEADER}\n");
+    for row in rows {
+        text.push_str(row);
+        text.push('\n');
+    }
+    text
+}
+
 /// The columns this parser needs; a report without one of them is rejected.
 const REQUIRED_COLUMNS: &[&str] = &[
     "user",
@@ -25,6 +39,21 @@ const REQUIRED_COLUMNS: &[&str] = &[
     "access_key_2_last_rotated",
     "access_key_2_last_used_date",
 ];
+
+/// One row as AWS writes it; every value is text (`true`, `N/A`, an ISO 8601 date, …).
+#[derive(Debug, serde::Deserialize)]
+struct Row {
+    user: String,
+    arn: String,
+    password_enabled: String,
+    mfa_active: String,
+    access_key_1_active: String,
+    access_key_1_last_rotated: String,
+    access_key_1_last_used_date: String,
+    access_key_2_active: String,
+    access_key_2_last_rotated: String,
+    access_key_2_last_used_date: String,
+}
 
 /// Credential state of one user from the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +82,13 @@ pub struct CredentialReport {
 /// A report that could not be parsed; names the row and column.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
+    /// The 16-column layout of 2015, before AWS added when and where each key was last used.
+    #[error(
+        "credential report is in the obsolete 16-column format of 2015 (no access_key_N_last_used_date \
+         columns), so unused keys cannot be judged; AWS has generated the 22-column format since 2015: \
+         generate a new report"
+    )]
+    ObsoleteFormat,
     /// The header lacks a column this parser needs.
     #[error("credential report has no `{0}` column")]
     MissingColumn(&'static str),
@@ -80,56 +116,69 @@ pub enum ReportError {
 pub fn parse(text: &[u8]) -> Result<CredentialReport, ReportError> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text);
     let headers = reader.headers().map_err(|e| ReportError::Csv { line: 1, problem: e.to_string() })?.clone();
-    let mut index = [0usize; REQUIRED_COLUMNS.len()];
-    for (i, col) in REQUIRED_COLUMNS.iter().enumerate() {
-        index[i] = headers.iter().position(|h| h == *col).ok_or(ReportError::MissingColumn(col))?;
+    let has = |col: &str| headers.iter().any(|h| h == col);
+    if has("access_key_1_last_rotated") && !has("access_key_1_last_used_date") {
+        return Err(ReportError::ObsoleteFormat);
+    }
+    if let Some(col) = REQUIRED_COLUMNS.iter().find(|c| !has(c)) {
+        return Err(ReportError::MissingColumn(col));
     }
     let mut report = CredentialReport::default();
-    for (n, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| ReportError::Csv {
+    for (n, row) in reader.deserialize::<Row>().enumerate() {
+        let row = row.map_err(|e| ReportError::Csv {
             line: e.position().map_or(n as u64 + 2, csv::Position::line),
             problem: e.to_string(),
         })?;
-        let field = |col: usize| record.get(index[col]).unwrap_or_default();
-        let user = field(0).to_owned();
         let bad = |column: &'static str, value: &str| ReportError::BadValue {
-            user: user.clone(),
+            user: row.user.clone(),
             column,
             value: value.to_owned(),
         };
-        let flag = |col: usize| match field(col) {
+        let flag = |column: &'static str, value: &str| match value {
             // Root's password_enabled is not_supported: root always has a password.
             "true" | "not_supported" => Ok(true),
             "false" => Ok(false),
-            v => Err(bad(REQUIRED_COLUMNS[col], v)),
+            v => Err(bad(column, v)),
         };
-        let date = |col: usize| -> Result<Option<DateTime<Utc>>, ReportError> {
-            match field(col) {
+        let date = |column: &'static str, value: &str| -> Result<Option<DateTime<Utc>>, ReportError> {
+            match value {
                 "N/A" | "no_information" | "not_supported" | "" => Ok(None),
-                v => DateTime::parse_from_rfc3339(v)
-                    .map(|d| Some(d.with_timezone(&Utc)))
-                    .map_err(|_| bad(REQUIRED_COLUMNS[col], v)),
+                v => DateTime::parse_from_rfc3339(v).map(|d| Some(d.with_timezone(&Utc))).map_err(|_| bad(column, v)),
             }
         };
+        let slots = [
+            (
+                1u8,
+                ("access_key_1_active", &row.access_key_1_active),
+                ("access_key_1_last_rotated", &row.access_key_1_last_rotated),
+                ("access_key_1_last_used_date", &row.access_key_1_last_used_date),
+            ),
+            (
+                2u8,
+                ("access_key_2_active", &row.access_key_2_active),
+                ("access_key_2_last_rotated", &row.access_key_2_last_rotated),
+                ("access_key_2_last_used_date", &row.access_key_2_last_used_date),
+            ),
+        ];
         let mut keys = Vec::new();
-        for (slot, base) in [(1u8, 4usize), (2, 7)] {
-            let active = flag(base)?;
-            match date(base + 1)? {
+        for (slot, (active_col, active), (rotated_col, rotated), (used_col, used)) in slots {
+            let active = flag(active_col, active)?;
+            match date(rotated_col, rotated)? {
                 Some(created) => {
-                    keys.push(AccessKey { key: KeyRef::Slot(slot), active, created, last_used: date(base + 2)? });
+                    keys.push(AccessKey { key: KeyRef::Slot(slot), active, created, last_used: date(used_col, used)? });
                 }
-                None if active => return Err(bad(REQUIRED_COLUMNS[base + 1], field(base + 1))),
+                None if active => return Err(bad(rotated_col, rotated)),
                 None => {}
             }
         }
-        let mfa_active = flag(3)?;
-        if user == ROOT_ROW {
-            report.root = Some(RootSnapshot { arn: field(1).to_owned(), keys, mfa_active });
+        let mfa_active = flag("mfa_active", &row.mfa_active)?;
+        if row.user == ROOT_ROW {
+            report.root = Some(RootSnapshot { arn: row.arn.clone(), keys, mfa_active });
         } else {
             report.users.push(ReportUser {
-                name: user.clone(),
-                arn: field(1).to_owned(),
-                password_enabled: flag(2)?,
+                password_enabled: flag("password_enabled", &row.password_enabled)?,
+                name: row.user.clone(),
+                arn: row.arn.clone(),
                 mfa_active,
                 keys,
             });
@@ -142,10 +191,8 @@ pub fn parse(text: &[u8]) -> Result<CredentialReport, ReportError> {
 mod tests {
     use super::*;
 
-    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
-
     fn report(rows: &[&str]) -> Result<CredentialReport, ReportError> {
-        parse(format!("{HEADER}\n{}\n", rows.join("\n")).as_bytes())
+        parse(report_text(rows).as_bytes())
     }
 
     #[test]
@@ -184,6 +231,14 @@ mod tests {
         assert!(matches!(err, ReportError::Csv { .. }), "{err}");
         let err = report(&["svc,arn:x,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A"]).unwrap_err();
         assert!(err.to_string().contains("access_key_1_last_rotated"), "{err}");
+    }
+
+    #[test]
+    fn the_2015_layout_is_refused_as_obsolete() {
+        let old = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_2_active,access_key_2_last_rotated,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated\nbob,arn:aws:iam::123456789012:user/bob,2014-10-16T16:03:09+00:00,true,N/A,N/A,N/A,false,true,2014-12-03T18:53:41+00:00,false,N/A,false,N/A,false,N/A\n";
+        let err = parse(old.as_bytes()).unwrap_err();
+        assert_eq!(err, ReportError::ObsoleteFormat);
+        assert!(err.to_string().contains("obsolete 16-column format"), "{err}");
     }
 
     #[test]

@@ -9,11 +9,16 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::checks::Actor;
+pub use crate::checks::CallContext;
 
 /// `detail-type` of CloudTrail API calls forwarded by EventBridge.
 pub const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
 /// `detail-type` of EventBridge schedules.
 pub const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
+/// `detail-type` of console sign-ins (source `aws.signin`, event `ConsoleLogin`).
+pub const SIGN_IN_DETAIL_TYPE: &str = "AWS Console Sign In via CloudTrail";
+/// How CloudTrail names the root user in `requestParameters.userName` when root acts on itself.
+pub const ROOT_USER_NAME: &str = "AWS ROOT USER";
 
 /// The IAM API calls the function reacts to (the EventBridge rule's `eventName` list).
 pub const SUPPORTED_EVENT_NAMES: &[&str] = &[
@@ -26,8 +31,14 @@ pub const SUPPORTED_EVENT_NAMES: &[&str] = &[
     "CreateLoginProfile",
     "EnableMFADevice",
     "DeactivateMFADevice",
-    "DeleteVirtualMFADevice",
 ];
+
+/// IAM calls that reach the function (older rules forwarded them) but never change what it checks.
+const NEVER_ACTIONABLE: &[(&str, &str)] = &[(
+    "DeleteVirtualMFADevice",
+    "IAM deletes only an unassigned MFA device (the DeactivateMFADevice event before it names the user), \
+     so no user's MFA state changed",
+)];
 
 /// What an event asks the function to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +52,25 @@ pub enum Trigger {
     },
     /// An IAM call that changed one user.
     IamChange(IamChange),
+    /// The root user acted on its own credentials, signed in, or made a call naming no user.
+    RootActivity(RootActivity),
+}
+
+/// Something the root user did; the root checks run on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootActivity {
+    /// `detail.eventName` (`CreateAccessKey`, `EnableMFADevice`, `ConsoleLogin`, …).
+    pub event_name: String,
+    /// The root principal (`arn:aws:iam::ACCOUNT:root`).
+    pub actor: Actor,
+    /// Where and how.
+    pub context: CallContext,
+    /// The access key the call was about, if any (root's own key).
+    pub access_key_id: Option<String>,
+    /// Account from the event.
+    pub account: String,
+    /// Region from the event.
+    pub region: String,
 }
 
 /// One successful IAM call about one user, from a CloudTrail record.
@@ -60,11 +90,13 @@ pub struct IamChange {
     pub account: String,
     /// Region from the event (`detail.awsRegion`).
     pub region: String,
-    /// `detail.eventTime`.
-    pub event_time: Option<DateTime<Utc>>,
+    /// When, from where, and whether with MFA.
+    pub context: CallContext,
 }
 
 /// The result of parsing a well-formed event.
+// One value per invocation, moved once: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// Something to do.
@@ -105,6 +137,12 @@ struct CloudTrailRecord {
     error_message: Option<String>,
     #[serde(default)]
     recipient_account_id: Option<String>,
+    #[serde(default, rename = "sourceIPAddress")]
+    source_ip_address: Option<String>,
+    #[serde(default)]
+    user_agent: Option<String>,
+    #[serde(default)]
+    additional_event_data: Option<Value>,
     user_identity: UserIdentity,
     #[serde(default)]
     request_parameters: Option<Value>,
@@ -130,6 +168,16 @@ struct UserIdentity {
 struct SessionContext {
     #[serde(default)]
     session_issuer: Option<SessionIssuer>,
+    #[serde(default)]
+    attributes: Option<SessionAttributes>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionAttributes {
+    /// `"true"` or `"false"`, as a string.
+    #[serde(default)]
+    mfa_authenticated: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,16 +201,109 @@ pub fn parse_event(value: Value, exception_tag_key: &str) -> Result<Parsed, Even
             Ok(Parsed::Trigger(Trigger::Schedule { account: envelope.account, region: envelope.region }))
         }
         CLOUDTRAIL_DETAIL_TYPE => parse_cloudtrail(envelope, exception_tag_key),
+        SIGN_IN_DETAIL_TYPE => parse_sign_in(envelope),
         other => Ok(Parsed::Ignored(format!("detail-type {other:?} from {} is not handled", envelope.source))),
     }
 }
 
+impl CloudTrailRecord {
+    fn from_detail(detail: Value) -> Result<CloudTrailRecord, EventError> {
+        serde_json::from_value(detail)
+            .map_err(|e| EventError::Malformed(format!("detail is not a CloudTrail record ({e})")))
+    }
+
+    fn is_root_caller(&self) -> bool {
+        self.user_identity.kind.as_deref() == Some("Root")
+    }
+
+    fn context(&self) -> CallContext {
+        let session_mfa = self
+            .user_identity
+            .session_context
+            .as_ref()
+            .and_then(|s| s.attributes.as_ref())
+            .and_then(|a| a.mfa_authenticated.as_deref())
+            .map(|v| v.eq_ignore_ascii_case("true"));
+        // Console sign-ins say it in additionalEventData.MFAUsed ("Yes"/"No") instead.
+        let sign_in_mfa = self
+            .additional_event_data
+            .as_ref()
+            .and_then(|d| d.get("MFAUsed"))
+            .and_then(Value::as_str)
+            .map(|v| v.eq_ignore_ascii_case("yes"));
+        CallContext {
+            event_time: self.event_time,
+            source_ip: self.source_ip_address.clone(),
+            user_agent: self.user_agent.clone(),
+            mfa_authenticated: sign_in_mfa.or(session_mfa),
+        }
+    }
+
+    fn actor(&self, event_name: &str) -> Result<Actor, EventError> {
+        let arn = match (&self.user_identity.arn, self.is_root_caller()) {
+            (Some(arn), _) => arn.clone(),
+            // Root's arn is always present in practice; the account id is enough to name it.
+            (None, true) => format!("arn:aws:iam::{}:root", self.recipient_account_id.as_deref().unwrap_or("unknown")),
+            (None, false) => {
+                return Err(EventError::MissingField { event_name: event_name.to_owned(), field: "userIdentity.arn" });
+            }
+        };
+        let issuer_arn = self
+            .user_identity
+            .session_context
+            .as_ref()
+            .and_then(|s| s.session_issuer.as_ref())
+            .and_then(|i| i.arn.clone());
+        Ok(Actor { arn, issuer_arn, root: self.is_root_caller() })
+    }
+
+    fn account(&self, envelope_account: Option<String>, event_name: &str) -> Result<String, EventError> {
+        envelope_account
+            .or_else(|| self.recipient_account_id.clone())
+            .ok_or(EventError::Malformed(format!("{event_name}: account is missing")))
+    }
+
+    fn region(&self, envelope_region: Option<String>) -> String {
+        self.aws_region.clone().or(envelope_region).unwrap_or_else(|| "us-east-1".to_owned())
+    }
+}
+
+/// A console sign-in: only root's successful sign-ins are handled (`root-used`).
+fn parse_sign_in(envelope: EventBridgeEvent<Value>) -> Result<Parsed, EventError> {
+    let record = CloudTrailRecord::from_detail(envelope.detail)?;
+    let name = record.event_name.as_str();
+    if name != "ConsoleLogin" {
+        return Ok(Parsed::Ignored(format!("{name} from {} is not a console sign-in", envelope.source)));
+    }
+    if !record.is_root_caller() {
+        let who = record.user_identity.kind.as_deref().unwrap_or("an unknown identity type");
+        return Ok(Parsed::Ignored(format!("ConsoleLogin by {who}: only root sign-ins are handled")));
+    }
+    let result = record.response_elements.as_ref().and_then(|r| r.get("ConsoleLogin")).and_then(Value::as_str);
+    if result != Some("Success") {
+        return Ok(Parsed::Ignored(format!(
+            "root ConsoleLogin did not succeed ({}): nobody signed in",
+            record.error_message.as_deref().or(result).unwrap_or("no result recorded")
+        )));
+    }
+    Ok(Parsed::Trigger(Trigger::RootActivity(RootActivity {
+        event_name: name.to_owned(),
+        actor: record.actor(name)?,
+        context: record.context(),
+        access_key_id: None,
+        account: record.account(envelope.account, name)?,
+        region: record.region(envelope.region),
+    })))
+}
+
 fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) -> Result<Parsed, EventError> {
-    let record: CloudTrailRecord = serde_json::from_value(envelope.detail)
-        .map_err(|e| EventError::Malformed(format!("detail is not a CloudTrail record ({e})")))?;
+    let record = CloudTrailRecord::from_detail(envelope.detail)?;
     let name = record.event_name.as_str();
     if envelope.source != "aws.iam" || record.event_source.as_deref().is_some_and(|s| s != "iam.amazonaws.com") {
         return Ok(Parsed::Ignored(format!("{name} from {} is not an IAM call", envelope.source)));
+    }
+    if let Some((_, why)) = NEVER_ACTIONABLE.iter().find(|(n, _)| *n == name) {
+        return Ok(Parsed::Ignored(format!("{name}: {why}")));
     }
     if !SUPPORTED_EVENT_NAMES.contains(&name) {
         return Ok(Parsed::Ignored(format!("{name} is not an event this function handles")));
@@ -184,31 +325,40 @@ fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) 
             .flatten()
     };
 
-    let (user_name, access_key_id) = match name {
+    let (user_name, access_key_id, field) = match name {
         "CreateAccessKey" => {
             let key = response.and_then(|r| r.get("accessKey"));
             let from_response = key.and_then(|k| k.get("userName")).and_then(Value::as_str).map(str::to_owned);
-            let user = req_str("userName").or(from_response).or_else(caller_user);
             let id = key.and_then(|k| k.get("accessKeyId")).and_then(Value::as_str).map(str::to_owned);
-            (user.ok_or_else(|| missing("requestParameters.userName or responseElements.accessKey.userName"))?, id)
-        }
-        "UpdateAccessKey" | "DeleteAccessKey" => (
-            req_str("userName").or_else(caller_user).ok_or_else(|| missing("requestParameters.userName"))?,
-            req_str("accessKeyId"),
-        ),
-        "DeleteVirtualMFADevice" => {
-            // CloudTrail records only the serial (arn:aws:iam::ACCOUNT:mfa/NAME); by convention NAME is the user.
-            let serial = req_str("serialNumber").ok_or_else(|| missing("requestParameters.serialNumber"))?;
-            let device = serial.rsplit('/').next().filter(|s| !s.is_empty() && serial.contains(":mfa/"));
             (
-                req_str("userName")
-                    .or_else(|| device.map(str::to_owned))
-                    .ok_or_else(|| missing("requestParameters.serialNumber (arn:aws:iam::ACCOUNT:mfa/NAME)"))?,
-                None,
+                req_str("userName").or(from_response).or_else(caller_user),
+                id,
+                "requestParameters.userName or responseElements.accessKey.userName",
             )
         }
-        _ => (req_str("userName").ok_or_else(|| missing("requestParameters.userName"))?, None),
+        "UpdateAccessKey" | "DeleteAccessKey" => {
+            (req_str("userName").or_else(caller_user), req_str("accessKeyId"), "requestParameters.userName")
+        }
+        _ => (req_str("userName"), None, "requestParameters.userName"),
     };
+    // Root acting on itself: CloudTrail names no IAM user (or the literal "AWS ROOT USER").
+    // That is the most important signal of all, never a malformed event.
+    let about_root = match user_name.as_deref() {
+        Some(ROOT_USER_NAME) => true,
+        None => record.is_root_caller(),
+        Some(_) => false,
+    };
+    if about_root {
+        return Ok(Parsed::Trigger(Trigger::RootActivity(RootActivity {
+            event_name: name.to_owned(),
+            actor: record.actor(name)?,
+            context: record.context(),
+            access_key_id,
+            account: record.account(envelope.account, name)?,
+            region: record.region(envelope.region),
+        })));
+    }
+    let user_name = user_name.ok_or_else(|| missing(field))?;
     if !is_valid_user_name(&user_name) {
         return Err(EventError::Malformed(format!("{name}: {user_name:?} is not a valid IAM user name")));
     }
@@ -224,26 +374,15 @@ fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) 
         _ => None,
     };
 
-    let actor_arn = record.user_identity.arn.clone().ok_or_else(|| missing("userIdentity.arn"))?;
-    let issuer_arn = record
-        .user_identity
-        .session_context
-        .as_ref()
-        .and_then(|s| s.session_issuer.as_ref())
-        .and_then(|i| i.arn.clone());
-    let account = envelope
-        .account
-        .or(record.recipient_account_id)
-        .ok_or(EventError::Malformed(format!("{name}: account is missing")))?;
     Ok(Parsed::Trigger(Trigger::IamChange(IamChange {
         event_name: name.to_owned(),
         user_name,
-        actor: Actor { arn: actor_arn, issuer_arn },
+        actor: record.actor(name)?,
         exception_value_set,
         access_key_id,
-        account,
-        region: record.aws_region.or(envelope.region).unwrap_or_else(|| "us-east-1".to_owned()),
-        event_time: record.event_time.or(envelope.time),
+        account: record.account(envelope.account, name)?,
+        region: record.region(envelope.region),
+        context: record.context(),
     })))
 }
 
@@ -286,8 +425,9 @@ mod tests {
     }
 
     #[test]
-    fn delete_virtual_mfa_device_takes_the_user_from_the_serial() {
-        assert_eq!(change(include_str!("../events/delete-virtual-mfa-device.json")).user_name, "analyst-dave");
+    fn delete_virtual_mfa_device_is_ignored_because_it_never_changes_a_user() {
+        let parsed = parse(include_str!("../events/delete-virtual-mfa-device.json")).unwrap();
+        assert!(matches!(&parsed, Parsed::Ignored(r) if r.contains("unassigned")), "{parsed:?}");
     }
 
     #[test]
@@ -296,10 +436,92 @@ mod tests {
             let parsed = parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             if *name == "tag-user-failed-access-denied.json" {
                 assert!(matches!(parsed, Parsed::Ignored(ref r) if r.contains("AccessDenied")), "{name}: {parsed:?}");
+            } else if *name == "delete-virtual-mfa-device.json" {
+                assert!(matches!(parsed, Parsed::Ignored(_)), "{name}: {parsed:?}");
             } else {
                 assert!(matches!(parsed, Parsed::Trigger(_)), "{name}: {parsed:?}");
             }
         }
+    }
+
+    fn root(text: &str) -> RootActivity {
+        match parse(text).unwrap() {
+            Parsed::Trigger(Trigger::RootActivity(r)) => r,
+            other => panic!("expected root activity, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn root_creating_its_own_key_with_null_parameters_is_root_activity() {
+        let r = root(include_str!("../events/root-create-access-key-self.json"));
+        assert_eq!(r.event_name, "CreateAccessKey");
+        assert_eq!(r.access_key_id.as_deref(), Some("AKIAEXAMPLEROOTKEY01"));
+        assert_eq!(r.actor.arn, "arn:aws:iam::123456789012:root");
+        assert!(r.actor.root);
+        assert_eq!(r.context.mfa_authenticated, Some(false));
+        assert_eq!(r.context.source_ip.as_deref(), Some("198.51.100.203"));
+        assert_eq!(r.context.event_time, Some("2026-11-23T08:02:41Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn root_enabling_its_own_mfa_names_the_literal_root_user_and_is_root_activity() {
+        let r = root(include_str!("../events/root-enable-mfa-device-self.json"));
+        assert_eq!(r.event_name, "EnableMFADevice");
+        assert_eq!(r.account, "123456789012");
+    }
+
+    #[test]
+    fn root_console_sign_in_is_root_activity_with_the_mfa_used() {
+        let text = include_str!("../events/root-console-sign-in.json");
+        let r = root(text);
+        assert_eq!(r.event_name, "ConsoleLogin");
+        assert_eq!(r.context.mfa_authenticated, Some(false), "additionalEventData.MFAUsed");
+        let failed = text.replace("\"Success\"", "\"Failure\"");
+        assert!(matches!(parse(&failed).unwrap(), Parsed::Ignored(r) if r.contains("did not succeed")));
+        let user = text.replace("\"type\": \"Root\"", "\"type\": \"IAMUser\"");
+        assert!(matches!(parse(&user).unwrap(), Parsed::Ignored(r) if r.contains("only root sign-ins")));
+    }
+
+    #[test]
+    fn root_acting_on_a_user_is_a_user_change_made_by_root() {
+        let c = change(include_str!("../events/deactivate-mfa-device-by-root.json"));
+        assert_eq!(c.user_name, "analyst-dave");
+        assert!(c.actor.root);
+    }
+
+    #[test]
+    fn a_root_event_naming_no_user_is_never_malformed() {
+        for name in ["UpdateAccessKey", "DeleteAccessKey", "DeactivateMFADevice", "TagUser"] {
+            let text = include_str!("../events/root-create-access-key-self.json")
+                .replace("\"CreateAccessKey\"", &format!("\"{name}\""));
+            assert!(matches!(parse(&text).unwrap(), Parsed::Trigger(Trigger::RootActivity(_))), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_assumed_role_invoked_by_cloudformation_with_null_response() {
+        let c = change(include_str!("../events/create-user-by-cloudformation.json"));
+        assert_eq!(c.user_name, "svc-reporting");
+        assert_eq!(c.actor.issuer_arn.as_deref(), Some("arn:aws:iam::123456789012:role/pipeline-deploy"));
+        assert!(!c.actor.root);
+        assert_eq!(c.exception_value_set, None);
+    }
+
+    #[test]
+    fn a_console_session_with_mfa_is_recorded_as_such() {
+        let c = change(include_str!("../events/update-access-key-console-mfa.json"));
+        assert_eq!(c.user_name, "svc-legacy-erp");
+        assert_eq!(c.access_key_id.as_deref(), Some("AKIAEXAMPLELEGACY001"));
+        assert_eq!(c.context.mfa_authenticated, Some(true));
+        assert_eq!(c.context.user_agent.as_deref(), Some("console.amazonaws.com"));
+    }
+
+    #[test]
+    fn a_record_without_recipient_account_takes_the_envelope_account() {
+        let text = include_str!("../events/create-login-profile-no-recipient.json");
+        assert!(!text.contains("recipientAccountId"));
+        assert_eq!(change(text).account, "123456789012");
+        assert_eq!(change(text).user_name, "analyst-dave");
     }
 
     #[test]
@@ -353,5 +575,12 @@ pub(crate) mod samples {
         "deactivate-mfa-device.json",
         "delete-virtual-mfa-device.json",
         "scheduled-daily-scan.json",
+        "root-create-access-key-self.json",
+        "root-enable-mfa-device-self.json",
+        "root-console-sign-in.json",
+        "deactivate-mfa-device-by-root.json",
+        "create-user-by-cloudformation.json",
+        "update-access-key-console-mfa.json",
+        "create-login-profile-no-recipient.json",
     );
 }

@@ -112,6 +112,8 @@ check_ids! {
     RootWithoutMfa => "root-without-mfa", Critical;
     /// The approvals registry could not be read or is invalid: nothing was remediated.
     ApprovalsRegistryUnavailable => "approvals-registry-unavailable", Critical;
+    /// The root user made a handled call or signed in to the console.
+    RootUsed => "root-used", Critical;
 }
 
 impl std::fmt::Display for CheckId {
@@ -190,6 +192,21 @@ pub struct Finding {
     pub observed_at: DateTime<Utc>,
     /// `event:<EventName>` or `schedule`.
     pub trigger: String,
+    /// What the check decided should be done about it; carried out (or not) by the app.
+    #[serde(skip)]
+    pub action: Option<Action>,
+}
+
+/// A remediation a check asks for; the app applies it after re-reading what it must.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Remove tag `tag_key` (as spelled on the user) from `user`.
+    Untag {
+        /// The IAM user.
+        user: String,
+        /// The tag key exactly as stored on the user (IAM keys are case-insensitive, UntagUser is not).
+        tag_key: String,
+    },
 }
 
 /// Where and when findings are being produced; the context every finding carries.
@@ -223,6 +240,7 @@ impl Scope {
             remediation: None,
             observed_at: self.now,
             trigger: self.trigger.clone(),
+            action: None,
         }
     }
 }
@@ -282,7 +300,15 @@ mod tests {
             let json = serde_json::to_string(check).unwrap();
             assert_eq!(json, format!("\"{}\"", check.as_str()));
         }
-        assert_eq!(CheckId::ALL.len(), 16);
+    }
+
+    #[test]
+    fn every_check_is_documented_in_the_readme_with_its_severity() {
+        let readme = include_str!("../README.md");
+        for check in CheckId::ALL {
+            let row = format!("| `{}` | {} |", check.as_str(), check.severity());
+            assert!(readme.contains(&row), "README check table lacks the row {row}");
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::ports::{AccountReader, ApprovalsStore, FindingsSink, UserDirectory};
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct InvocationError {
-    /// `MalformedEvent`, `AwsCallFailed`, `Misconfigured`, or `FindingsIncomplete`.
+    /// `MalformedEvent`, `AwsCallFailed`, `Misconfigured`, `DeadlineExceeded`, or one of
+    /// [`crate::app::Failure::error_type`] (`RegistryUnavailable`, `RemediationFailed`, `FindingsIncomplete`).
     pub error_type: &'static str,
     /// One line naming what failed.
     pub message: String,
@@ -72,11 +73,11 @@ pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: Find
             }
             Ok(report) => {
                 log_report(&report, &calls.calls);
-                match &report.failure {
-                    Some(failure) => {
-                        Err(InvocationError { error_type: "FindingsIncomplete", message: failure.clone() })
+                match (&report.failure, report.failures.first()) {
+                    (Some(message), Some(first)) => {
+                        Err(InvocationError { error_type: first.error_type(), message: message.clone() })
                     }
-                    None => Ok(response(&report)),
+                    _ => Ok(response(&report)),
                 }
             }
         }
@@ -88,7 +89,7 @@ pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: Find
 /// When to stop, from the invocation's deadline (milliseconds since the epoch). A deadline
 /// already past when the invocation starts is no deadline at all (local runtime emulators
 /// send durations there): it is logged and ignored rather than failing every scan.
-fn stop_by(deadline_ms: u64) -> Option<std::time::Instant> {
+fn stop_by(deadline_ms: u64) -> Option<tokio::time::Instant> {
     let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
     if deadline_ms <= now_ms {
         if deadline_ms != 0 {

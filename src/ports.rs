@@ -36,7 +36,7 @@ pub enum RegistryUnavailable {
 
 /// Publishing findings failed, at least in part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("published {published} of {total} findings; {failed}")]
+#[error("published {published} of {total} messages; {failed}")]
 pub struct PublishError {
     /// Messages accepted by the topic.
     pub published: usize,
@@ -44,6 +44,8 @@ pub struct PublishError {
     pub total: usize,
     /// What failed.
     pub failed: String,
+    /// Publishing stopped because the deadline was near, not because a call failed.
+    pub deadline: bool,
 }
 
 /// Reads one IAM user and removes its exception tag.
@@ -58,6 +60,8 @@ pub trait UserDirectory: Send + Sync {
 pub trait AccountReader: Send + Sync {
     /// Every user, the root account, and when the credential report was generated.
     fn read_account(&self) -> impl Future<Output = Result<AccountSnapshot, ScanError>> + Send;
+    /// Root's credential state from the account summary (one call), for events about root.
+    fn read_root_summary(&self) -> impl Future<Output = Result<crate::checks::RootSummary, CallError>> + Send;
     /// Every user name (bulk); the per-user baseline of the benchmark starts from it.
     fn list_user_names(&self) -> impl Future<Output = Result<Vec<String>, ScanError>> + Send;
 }
@@ -108,6 +112,11 @@ pub trait ApprovalsStore: Send + Sync {
 
 /// Where findings go (an SNS topic).
 pub trait FindingsSink: Send + Sync {
-    /// Publishes the messages; returns how many were accepted.
-    fn publish(&self, messages: &[Message]) -> impl Future<Output = Result<usize, PublishError>> + Send;
+    /// Publishes the messages; returns how many were accepted. Stops before a batch that
+    /// would start at or after `stop_by` (then `PublishError::deadline` is set).
+    fn publish(
+        &self,
+        messages: &[Message],
+        stop_by: Option<tokio::time::Instant>,
+    ) -> impl Future<Output = Result<usize, PublishError>> + Send;
 }

@@ -1,11 +1,14 @@
 //! No secrets leak: the logs of a full run (events, remediation, scan, a broken
 //! registry) and the findings never contain secret values, the AWS secret key or the
 //! registry's raw content.
-
-mod common;
+//!
+//! A binary of its own: it installs a log subscriber, and tracing caches per-process which
+//! call sites are enabled, so sharing a process with other tests would hide log lines.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+
+mod common;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_iam::config::Credentials;

@@ -6,9 +6,6 @@ use super::call_error;
 use crate::approvals::Approvals;
 use crate::ports::{ApprovalsStore, RegistryUnavailable};
 
-/// Secrets Manager actions the function calls.
-pub const SECRETS_MANAGER_ACTIONS: &[&str] = &["secretsmanager:GetSecretValue"];
-
 /// Reads the registry from one secret.
 #[derive(Debug, Clone)]
 pub struct SecretApprovals {

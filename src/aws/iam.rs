@@ -4,10 +4,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_iam::Client;
-use aws_sdk_iam::types::{EntityType, ReportStateType, StatusType, UserDetail};
+use aws_sdk_iam::types::{EntityType, ReportStateType, StatusType, SummaryKeyType, UserDetail};
 use futures_util::future::try_join_all;
 
 use super::{call_error, to_utc};
+use crate::checks::RootSummary;
 use crate::credential_report::{self, CredentialReport};
 use crate::ports::{AccountReader, AccountSnapshot, CallError, ScanError, UserDirectory};
 use crate::snapshot::{AccessKey, KeyRef, Tag, UserSnapshot};
@@ -16,19 +17,6 @@ use crate::snapshot::{AccessKey, KeyRef, Tag, UserSnapshot};
 const REPORT_MAX_POLLS: u32 = 20;
 /// `GetAccountAuthorizationDetails` page size (the API maximum).
 const GAAD_PAGE: i32 = 1000;
-
-/// IAM actions the function calls; the deployment role grants exactly these.
-pub const IAM_ACTIONS: &[&str] = &[
-    "iam:GenerateCredentialReport",
-    "iam:GetCredentialReport",
-    "iam:GetAccountAuthorizationDetails",
-    "iam:GetUser",
-    "iam:ListAccessKeys",
-    "iam:GetAccessKeyLastUsed",
-    "iam:ListMFADevices",
-    "iam:GetLoginProfile",
-    "iam:UntagUser",
-];
 
 /// The IAM adapter.
 #[derive(Debug, Clone)]
@@ -195,6 +183,21 @@ impl AccountReader for IamDirectory {
         Ok(join(report, generated, &details))
     }
 
+    async fn read_root_summary(&self) -> Result<RootSummary, CallError> {
+        let out = self
+            .client
+            .get_account_summary()
+            .send()
+            .await
+            .map_err(|e| call_error("iam:GetAccountSummary", "account", &e))?;
+        let map = out.summary_map.unwrap_or_default();
+        let count = |key: SummaryKeyType| map.get(&key).copied().unwrap_or(0);
+        Ok(RootSummary {
+            access_keys_present: count(SummaryKeyType::AccountAccessKeysPresent) > 0,
+            mfa_enabled: count(SummaryKeyType::AccountMfaEnabled) > 0,
+        })
+    }
+
     async fn list_user_names(&self) -> Result<Vec<String>, ScanError> {
         Ok(self.authorization_details().await?.into_iter().filter_map(|u| u.user_name).collect())
     }
@@ -257,11 +260,13 @@ mod tests {
     use aws_sdk_iam::primitives::Blob;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
-    const REPORT: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated
-<root_account>,arn:aws:iam::123456789012:root,2020-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,false,true,2024-03-05T10:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
-alice,arn:aws:iam::123456789012:user/alice,2025-01-01T00:00:00+00:00,true,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
-gone,arn:aws:iam::123456789012:user/gone,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
-";
+    fn report() -> String {
+        credential_report::report_text(&[
+            "<root_account>,arn:aws:iam::123456789012:root,2020-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,false,true,2024-03-05T10:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A",
+            "alice,arn:aws:iam::123456789012:user/alice,2025-01-01T00:00:00+00:00,true,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A",
+            "gone,arn:aws:iam::123456789012:user/gone,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A",
+        ])
+    }
 
     fn user(name: &str) -> UserDetail {
         UserDetail::builder().user_name(name).arn(format!("arn:aws:iam::123456789012:user/{name}")).build()
@@ -275,7 +280,7 @@ gone,arn:aws:iam::123456789012:user/gone,2025-01-01T00:00:00+00:00,false,N/A,N/A
             .output(|| GenerateCredentialReportOutput::builder().state(ReportStateType::Complete).build())
             .build();
         let get = mock!(Client::get_credential_report)
-            .then_output(|| GetCredentialReportOutput::builder().content(Blob::new(REPORT)).build());
+            .then_output(|| GetCredentialReportOutput::builder().content(Blob::new(report())).build());
         let gaad = mock!(Client::get_account_authorization_details)
             .sequence()
             .output(|| {
@@ -301,6 +306,39 @@ gone,arn:aws:iam::123456789012:user/gone,2025-01-01T00:00:00+00:00,false,N/A,N/A
     }
 
     #[tokio::test]
+    async fn the_account_summary_says_whether_root_has_keys_and_mfa() {
+        use aws_sdk_iam::operation::get_account_summary::GetAccountSummaryOutput;
+        // moto never has a root key; AWS's summary counts them here.
+        let summary = |keys: i32, mfa: i32| {
+            GetAccountSummaryOutput::builder()
+                .summary_map(SummaryKeyType::AccountAccessKeysPresent, keys)
+                .summary_map(SummaryKeyType::AccountMfaEnabled, mfa)
+                .summary_map(SummaryKeyType::Users, 40)
+                .build()
+        };
+        let rule = mock!(Client::get_account_summary)
+            .sequence()
+            .output(move || summary(1, 0))
+            .output(move || summary(0, 1))
+            .build();
+        let dir = IamDirectory::new(mock_client!(aws_sdk_iam, RuleMode::Sequential, [&rule]));
+        assert_eq!(
+            dir.read_root_summary().await.unwrap(),
+            RootSummary { access_keys_present: true, mfa_enabled: false }
+        );
+        assert_eq!(
+            dir.read_root_summary().await.unwrap(),
+            RootSummary { access_keys_present: false, mfa_enabled: true }
+        );
+        assert_eq!(rule.num_calls(), 2, "one call per read");
+        let denied = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed</Message></Error></ErrorResponse>";
+        let failing = mock!(Client::get_account_summary).sequence().http_status(403, Some(denied.into())).build();
+        let dir = IamDirectory::new(mock_client!(aws_sdk_iam, RuleMode::Sequential, [&failing]));
+        let err = dir.read_root_summary().await.unwrap_err();
+        assert_eq!(err.to_string(), "iam:GetAccountSummary on account failed: AccessDenied: not allowed");
+    }
+
+    #[tokio::test]
     async fn a_report_that_never_completes_is_a_bounded_named_error() {
         let generate = mock!(Client::generate_credential_report)
             .then_output(|| GenerateCredentialReportOutput::builder().state(ReportStateType::Inprogress).build());
@@ -319,7 +357,7 @@ gone,arn:aws:iam::123456789012:user/gone,2025-01-01T00:00:00+00:00,false,N/A,N/A
         let generate = mock!(Client::generate_credential_report)
             .then_output(|| GenerateCredentialReportOutput::builder().state(ReportStateType::Complete).build());
         let get = mock!(Client::get_credential_report)
-            .then_output(|| GetCredentialReportOutput::builder().content(Blob::new(REPORT)).build());
+            .then_output(|| GetCredentialReportOutput::builder().content(Blob::new(report())).build());
         let gaad = mock!(Client::get_account_authorization_details)
             .sequence()
             .output(|| {

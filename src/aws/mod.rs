@@ -12,24 +12,13 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_iam::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
 
 use crate::ports::CallError;
-
-/// Every IAM, SNS and Secrets Manager action the function calls: the deployment role
-/// grants exactly these (a test compares them with `infra/template.yaml`).
-#[must_use]
-pub fn required_actions() -> Vec<&'static str> {
-    let mut all: Vec<&str> = [iam::IAM_ACTIONS, sns::SNS_ACTIONS, approvals::SECRETS_MANAGER_ACTIONS]
-        .into_iter()
-        .flatten()
-        .copied()
-        .collect();
-    all.sort_unstable();
-    all
-}
 
 /// Where to reach AWS: `None` fields fall back to the SDK's environment chain.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +27,21 @@ pub struct Endpoint {
     pub url: Option<String>,
     /// Region override.
     pub region: Option<String>,
+    /// Longest time one call may take, retries included (interactive use); `None` in Lambda,
+    /// where the invocation's deadline bounds the work.
+    pub call_timeout: Option<Duration>,
+}
+
+/// Checks an endpoint URL before any call is made: `http://` or `https://`, then a host.
+pub fn validate_endpoint_url(url: &str) -> Result<(), String> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace) => Ok(()),
+        _ => Err(format!(
+            "endpoint URL {url:?} is not valid: expected http://HOST[:PORT] or https://HOST[:PORT], \
+             e.g. http://127.0.0.1:5000 for a local emulator"
+        )),
+    }
 }
 
 /// The retry policy of every client: standard mode (throttling errors, 5xx and timeouts
@@ -61,6 +65,15 @@ pub async fn load_sdk_config(endpoint: &Endpoint) -> SdkConfig {
         );
     if let Some(url) = &endpoint.url {
         loader = loader.endpoint_url(url);
+    }
+    if let Some(limit) = endpoint.call_timeout {
+        loader = loader.timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(limit.min(Duration::from_secs(20)))
+                .operation_timeout(limit)
+                .build(),
+        );
     }
     if let Some(region) = &endpoint.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
@@ -147,12 +160,66 @@ impl Intercept for CallCounter {
     }
 }
 
-/// Wraps an SDK error into a [`CallError`] naming the action and target.
-pub(crate) fn call_error<E>(action: &'static str, target: &str, err: &E) -> CallError
+/// Wraps an SDK error into a [`CallError`] naming the action and target, with a short, stable
+/// reason (the service's error code and message, or what went wrong on the way). The SDK's
+/// full diagnostic goes to the debug log only, and never for Secrets Manager, whose responses
+/// carry secret material.
+pub(crate) fn call_error<E, R>(action: &'static str, target: &str, err: &SdkError<E, R>) -> CallError
 where
-    E: std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
 {
-    CallError { action, target: target.to_owned(), message: aws_sdk_iam::error::DisplayErrorContext(err).to_string() }
+    if !action.starts_with("secretsmanager:") {
+        tracing::debug!(action, target, detail = %aws_sdk_iam::error::DisplayErrorContext(err), "AWS call failed");
+    }
+    CallError { action, target: target.to_owned(), message: short_reason(err) }
+}
+
+/// One line: `Code: message` for service errors, otherwise the kind of failure and its root cause.
+fn short_reason<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let root_cause = |e: &(dyn std::error::Error + 'static)| {
+        let mut e = e;
+        while let Some(next) = e.source() {
+            e = next;
+        }
+        first_line(&e.to_string())
+    };
+    match err {
+        SdkError::ServiceError(_) => {
+            let code = err.code().unwrap_or("UnknownError");
+            match err.message() {
+                Some(m) if !m.is_empty() => format!("{code}: {}", first_line(m)),
+                _ => code.to_owned(),
+            }
+        }
+        SdkError::TimeoutError(_) => "no answer within the time limit".to_owned(),
+        SdkError::DispatchFailure(d) => match d.as_connector_error() {
+            Some(c) if c.is_timeout() => "no answer (timed out)".to_owned(),
+            Some(c) if c.is_io() => format!("could not connect: {}", root_cause(c)),
+            Some(c) => format!("request not sent: {}", root_cause(c)),
+            None => "request not sent".to_owned(),
+        },
+        SdkError::ResponseError(_) => {
+            format!("unreadable response: {}", std::error::Error::source(err).map_or_else(String::new, root_cause))
+        }
+        SdkError::ConstructionFailure(_) => {
+            format!("request not built: {}", std::error::Error::source(err).map_or_else(String::new, root_cause))
+        }
+        _ => first_line(&err.to_string()),
+    }
+}
+
+/// The first line of a message, at most 300 characters: reasons stay one line and short.
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or_default().trim();
+    match line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_owned(),
+    }
 }
 
 /// Converts an SDK timestamp to `chrono`.

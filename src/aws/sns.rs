@@ -3,13 +3,11 @@
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use tokio::time::Instant;
 
 use super::call_error;
 use crate::message::Message;
 use crate::ports::{FindingsSink, PublishError};
-
-/// SNS actions the function calls (`PublishBatch` is authorised by `sns:Publish`).
-pub const SNS_ACTIONS: &[&str] = &["sns:Publish"];
 
 /// SNS allows at most 10 entries per `PublishBatch`.
 const BATCH_ENTRIES: usize = 10;
@@ -83,11 +81,17 @@ fn batches(messages: &[Message]) -> Vec<std::ops::Range<usize>> {
 }
 
 impl FindingsSink for SnsSink {
-    async fn publish(&self, messages: &[Message]) -> Result<usize, PublishError> {
+    async fn publish(&self, messages: &[Message], stop_by: Option<Instant>) -> Result<usize, PublishError> {
         let total = messages.len();
-        let fail = |published, failed: String| PublishError { published, total, failed };
+        let fail = |published, failed: String| PublishError { published, total, failed, deadline: false };
         let mut published = 0;
         for range in batches(messages) {
+            if stop_by.is_some_and(|t| Instant::now() >= t) {
+                return Err(PublishError {
+                    deadline: true,
+                    ..fail(published, "stopped before the Lambda deadline".into())
+                });
+            }
             let mut pending = range
                 .clone()
                 .map(|i| entry(i, &messages[i], is_fifo(&self.topic_arn)))

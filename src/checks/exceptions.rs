@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{TagChange, user_finding};
 use crate::approvals::Approvals;
 use crate::config::Policy;
-use crate::finding::{CheckId, Finding, Scope};
+use crate::finding::{Action, CheckId, Finding, Scope};
 use crate::snapshot::UserSnapshot;
 
 /// The only value the SCP's `StringNotEquals aws:PrincipalTag/AccessException` accepts.
@@ -79,6 +79,9 @@ pub(super) fn check(
                 Some(_) => return out,
             };
             let mut f = user_finding(scope, check, user, message);
+            if matches!(check, CheckId::ExceptionUnapproved | CheckId::ExceptionExpired) {
+                f.action = Some(Action::Untag { user: user.name.clone(), tag_key: tag.key.clone() });
+            }
             let mut e = json!({ "tag_key": tag.key, "tag_value": tag.value });
             if let Some(a) = approval {
                 e["approval"] = json!({ "ticket": a.ticket, "approved_by": a.approved_by, "expires": a.expires });
@@ -150,7 +153,7 @@ pub(super) fn check_required_tags(user: &UserSnapshot, policy: &Policy, scope: &
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::{Actor, TagChange, check_user};
+    use super::super::{Actor, TagChange, UserInput, check_user};
     use super::*;
     use crate::approvals::ExceptionApproval;
     use chrono::{DateTime, Duration, Utc};
@@ -166,11 +169,14 @@ mod tests {
     }
 
     fn run(user: &UserSnapshot, a: Option<&Approvals>, change: Option<&TagChange>, policy: &Policy) -> Vec<Finding> {
-        check_user(user, a, change, policy, &scope())
+        check_user(&UserInput { user, approvals: a, change, policy, scope: &scope() })
     }
 
     fn change(actor: &str, value: &str) -> TagChange {
-        TagChange { actor: Actor { arn: actor.into(), issuer_arn: None }, exception_value_set: Some(value.into()) }
+        TagChange {
+            actor: Actor { arn: actor.into(), issuer_arn: None, root: false },
+            exception_value_set: Some(value.into()),
+        }
     }
 
     #[test]
@@ -257,6 +263,7 @@ mod tests {
             actor: Actor {
                 arn: "arn:aws:sts::123456789012:assumed-role/SecurityAdmin/jdoe".into(),
                 issuer_arn: Some("arn:aws:iam::123456789012:role/SecurityAdmin".into()),
+                root: false,
             },
             exception_value_set: Some("True".into()),
         };

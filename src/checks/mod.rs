@@ -15,7 +15,7 @@ use crate::config::Policy;
 use crate::finding::{Finding, Scope};
 use crate::snapshot::UserSnapshot;
 
-pub use root::check_root;
+pub use root::{RootSummary, check_root, check_root_summary, root_used};
 
 /// Who made an IAM change, from the event's `userIdentity`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub struct Actor {
     pub arn: String,
     /// `sessionContext.sessionIssuer.arn` for role sessions: the role itself.
     pub issuer_arn: Option<String>,
+    /// `userIdentity.type` is `Root`: the account's root user made the call.
+    pub root: bool,
 }
 
 impl Actor {
@@ -32,6 +34,19 @@ impl Actor {
     pub fn is(&self, principal: &str) -> bool {
         self.arn == principal || self.issuer_arn.as_deref() == Some(principal)
     }
+}
+
+/// Where and how a call was made: the evidence a person needs to judge it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallContext {
+    /// `detail.eventTime`.
+    pub event_time: Option<DateTime<Utc>>,
+    /// `detail.sourceIPAddress`.
+    pub source_ip: Option<String>,
+    /// `detail.userAgent`.
+    pub user_agent: Option<String>,
+    /// Whether the caller signed in with MFA (`mfaAuthenticated`, or `MFAUsed` for sign-ins).
+    pub mfa_authenticated: Option<bool>,
 }
 
 /// What the event being handled did to the exception tag (event path only).
@@ -43,34 +58,36 @@ pub struct TagChange {
     pub exception_value_set: Option<String>,
 }
 
+/// Everything the user checks look at: one snapshot, judged under one policy at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct UserInput<'a> {
+    /// The user as IAM describes it.
+    pub user: &'a UserSnapshot,
+    /// The registry; `None` when it could not be read: the approval checks are then skipped
+    /// (the caller reports `approvals-registry-unavailable`).
+    pub approvals: Option<&'a Approvals>,
+    /// What the event being handled did to the exception tag (event path only).
+    pub change: Option<&'a TagChange>,
+    /// Thresholds and names.
+    pub policy: &'a Policy,
+    /// Account, region, trigger and now.
+    pub scope: &'a Scope,
+}
+
 /// Runs every user check on one snapshot.
-///
-/// `approvals` is `None` when the registry could not be read: the approval checks
-/// are then skipped (the caller reports `approvals-registry-unavailable`).
 #[must_use]
-pub fn check_user(
-    user: &UserSnapshot,
-    approvals: Option<&Approvals>,
-    change: Option<&TagChange>,
-    policy: &Policy,
-    scope: &Scope,
-) -> Vec<Finding> {
-    let mut findings = check_user_tags(user, approvals, change, policy, scope);
-    findings.extend(keys::check(user, policy, scope));
-    findings.extend(mfa::check(user, policy, scope));
+pub fn check_user(input: &UserInput<'_>) -> Vec<Finding> {
+    let mut findings = check_user_tags(input);
+    findings.extend(keys::check(input.user, input.policy, input.scope));
+    findings.extend(mfa::check(input.user, input.policy, input.scope));
     findings
 }
 
 /// Only the tag checks (exception tag, required tags), for a user whose credentials
 /// are unknown (created after the credential report was generated).
 #[must_use]
-pub fn check_user_tags(
-    user: &UserSnapshot,
-    approvals: Option<&Approvals>,
-    change: Option<&TagChange>,
-    policy: &Policy,
-    scope: &Scope,
-) -> Vec<Finding> {
+pub fn check_user_tags(input: &UserInput<'_>) -> Vec<Finding> {
+    let UserInput { user, approvals, change, policy, scope } = *input;
     let mut findings = exceptions::check(user, approvals, change, policy, scope);
     findings.extend(exceptions::check_required_tags(user, policy, scope));
     findings

@@ -2,27 +2,29 @@
 //! credential reports give a result or a clear error. Includes a 10 MB event, a
 //! registry with 100,000 entries and odd unicode user names.
 
-use std::time::Instant;
-
 use iam_sentinel::approvals::Approvals;
 use iam_sentinel::credential_report;
-use iam_sentinel::event::{Parsed, parse_event_str};
+use iam_sentinel::event::{Parsed, Trigger, parse_event_str};
 use proptest::prelude::*;
+use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use serde_json::Value;
 
 const SAMPLES: &[&str] = &[
-    include_str!("../events/tag-user-access-exception.json"),
-    include_str!("../events/tag-user-self-granted.json"),
-    include_str!("../events/create-user-with-access-exception.json"),
-    include_str!("../events/create-access-key-self.json"),
-    include_str!("../events/delete-virtual-mfa-device.json"),
-    include_str!("../events/scheduled-daily-scan.json"),
+    include_str!("../../events/tag-user-access-exception.json"),
+    include_str!("../../events/tag-user-self-granted.json"),
+    include_str!("../../events/create-user-with-access-exception.json"),
+    include_str!("../../events/create-access-key-self.json"),
+    include_str!("../../events/delete-virtual-mfa-device.json"),
+    include_str!("../../events/scheduled-daily-scan.json"),
 ];
 
-const REPORT: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated
-<root_account>,arn:aws:iam::123456789012:root,2020-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,false,true,2024-03-05T10:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
-svc,arn:aws:iam::123456789012:user/svc,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2025-01-02T00:00:00+00:00,N/A,N/A,N/A,true,2026-05-07T12:00:00+00:00,2026-11-01T00:00:00+00:00,eu-west-1,iam,false,N/A,false,N/A
-";
+/// A credential report with these rows.
+fn report() -> String {
+    iam_sentinel::credential_report::report_text(&[
+        "<root_account>,arn:aws:iam::123456789012:root,2020-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,false,true,2024-03-05T10:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A",
+        "svc,arn:aws:iam::123456789012:user/svc,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2025-01-02T00:00:00+00:00,N/A,N/A,N/A,true,2026-05-07T12:00:00+00:00,2026-11-01T00:00:00+00:00,eu-west-1,iam,false,N/A,false,N/A",
+    ])
+}
 
 const REGISTRY: &str = r#"{"exceptions":[{"user":"alice","approved_by":"sec-lead@example.com","ticket":"SEC-1042","expires":"2027-01-31T00:00:00Z","reason":"vendor VPN"}]}"#;
 
@@ -60,8 +62,28 @@ fn mutate(node: &mut Value, pick: usize, replacement: Value) {
     }
 }
 
+/// Under `CI=true` every run draws the same cases (a fixed seed), so a clean clone is green or
+/// red for a reason; elsewhere cases are random. Either way the failures recorded in
+/// `hostile_input.proptest-regressions` beside this file are replayed first.
+fn config() -> ProptestConfig {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    ProptestConfig {
+        cases: 512,
+        rng_seed: if ci { RngSeed::Fixed(0x001a_35e4_71e1) } else { RngSeed::Random },
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        ..ProptestConfig::default()
+    }
+}
+
+/// The event for `name` as a user name, and the name the event really carries (JSON-breaking
+/// characters replaced).
+fn event_naming(name: &str) -> (String, String) {
+    let carried = name.replace(['"', '\\'], "x");
+    (SAMPLES[0].replace("svc-legacy-erp", &carried), carried)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn arbitrary_text_is_a_result_or_an_error(text in ".{0,2000}") {
@@ -104,7 +126,7 @@ proptest! {
 
     #[test]
     fn mutated_reports_are_a_report_or_a_named_error(line in 0..3usize, field in 0..22usize, value in ".{0,40}") {
-        let mut lines: Vec<String> = REPORT.lines().map(str::to_owned).collect();
+        let mut lines: Vec<String> = report().lines().map(str::to_owned).collect();
         let mut fields: Vec<String> = lines[line].split(',').map(str::to_owned).collect();
         fields[field] = value;
         lines[line] = fields.join(",");
@@ -115,9 +137,10 @@ proptest! {
 
     #[test]
     fn unicode_user_names_are_rejected_in_events_and_harmless_elsewhere(name in "\\PC{1,64}") {
-        let text = SAMPLES[0].replace("svc-legacy-erp", &name.replace(['"', '\\'], "x"));
-        if let Ok(Parsed::Trigger(_)) = parse_event_str(&text, "AccessException") {
-            prop_assert!(iam_sentinel::event::is_valid_user_name(&name));
+        let (text, carried) = event_naming(&name);
+        if let Ok(Parsed::Trigger(Trigger::IamChange(change))) = parse_event_str(&text, "AccessException") {
+            prop_assert!(iam_sentinel::event::is_valid_user_name(&change.user_name));
+            prop_assert_eq!(change.user_name, carried);
         }
         let registry = serde_json::json!({"exceptions": [{"user": name, "approved_by": "a", "ticket": "t", "expires": "2027-01-01T00:00:00Z"}]});
         match Approvals::parse(&registry.to_string()) {
@@ -135,10 +158,8 @@ fn a_10_mb_event_is_handled_without_panic() {
     doc["detail"]["requestParameters"]["tags"] = Value::Array(tags);
     let text = doc.to_string();
     assert!(text.len() > 10_000_000, "{}", text.len());
-    let started = Instant::now();
     let parsed = parse_event_str(&text, "AccessException").unwrap();
     assert!(matches!(parsed, Parsed::Trigger(_)));
-    assert!(started.elapsed().as_secs() < 10);
     let oversized_name = SAMPLES[0].replace("svc-legacy-erp", &"a".repeat(10_000_000));
     assert!(
         parse_event_str(&oversized_name, "AccessException")
@@ -149,14 +170,27 @@ fn a_10_mb_event_is_handled_without_panic() {
 }
 
 #[test]
-fn a_registry_with_100000_entries_parses_quickly() {
+fn a_registry_with_100000_entries_parses() {
     let entries: Vec<Value> = (0..100_000)
         .map(|i| serde_json::json!({"user": format!("user-{i}"), "approved_by": "sec@example.com", "ticket": format!("SEC-{i}"), "expires": "2027-01-31T00:00:00Z"}))
         .collect();
     let text = serde_json::json!({ "exceptions": entries }).to_string();
-    let started = Instant::now();
     let approvals = Approvals::parse(&text).unwrap();
     assert_eq!(approvals.entries().len(), 100_000);
     assert_eq!(approvals.for_user("USER-99999").unwrap().ticket, "SEC-99999");
-    assert!(started.elapsed().as_secs() < 10);
+}
+
+/// Names that once broke the property above, kept as plain cases: a backslash (replaced in
+/// the event, so the event carries `x`), a space, and root's own name in CloudTrail.
+#[test]
+fn recorded_user_name_cases() {
+    for name in ["\\", " ", "AWS ROOT USER"] {
+        let (text, carried) = event_naming(name);
+        match parse_event_str(&text, "AccessException") {
+            Ok(Parsed::Trigger(Trigger::IamChange(c))) => assert_eq!(c.user_name, carried, "{name:?}"),
+            Ok(Parsed::Trigger(Trigger::RootActivity(_))) => assert_eq!(name, "AWS ROOT USER"),
+            Ok(other) => panic!("{name:?}: {other:?}"),
+            Err(e) => assert!(e.to_string().contains("not a valid IAM user name"), "{name:?}: {e}"),
+        }
+    }
 }

@@ -2,12 +2,10 @@
 //! against moto; every expected finding arrives on the subscribed queue exactly once per
 //! event. Prints events per second and peak memory.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use common::{ACCOUNT, Account, registry, sample};
+use crate::common::{ACCOUNT, Account, registry, sample};
 use futures_util::future::join_all;
 use iam_sentinel::runtime::build_app_with;
 use lambda_runtime::{Context, LambdaEvent};
@@ -27,14 +25,17 @@ fn event_for(template: &str, user: &str) -> Value {
     let d = &mut e["detail"];
     let original = d["userIdentity"]["userName"].as_str().map(str::to_owned);
     if let Some(p) = d["requestParameters"].as_object_mut() {
-        if p.contains_key("userName") {
+        // Root's own events name "AWS ROOT USER": they stay about root.
+        if p.get("userName").is_some_and(|u| u != iam_sentinel::event::ROOT_USER_NAME) {
             p.insert("userName".into(), user.into());
         }
         if p.contains_key("serialNumber") {
             p.insert("serialNumber".into(), format!("arn:aws:iam::{ACCOUNT}:mfa/{user}").into());
         }
     }
-    if let Some(k) = d["responseElements"]["accessKey"].as_object_mut() {
+    if let Some(k) = d["responseElements"]["accessKey"].as_object_mut()
+        && k.contains_key("userName")
+    {
         k.insert("userName".into(), user.into());
     }
     let acts_on_itself = original.is_some() && d["requestParameters"]["userName"].as_str().is_none_or(|u| u == user);
@@ -48,8 +49,14 @@ fn event_for(template: &str, user: &str) -> Value {
 /// What the subscriber must receive for one event, as (trigger, user, check).
 fn expected_for(template: &str, i: usize) -> Vec<(String, String, String)> {
     let name = sample(template)["detail"]["eventName"].as_str().unwrap().to_owned();
-    if template.contains("failed") || template.contains("by-sentinel") {
+    let trigger = format!("event:{name}");
+    let about_root = |check: &str| (trigger.clone(), String::new(), check.to_owned());
+    if template.contains("failed") || template.contains("by-sentinel") || template.starts_with("delete-virtual") {
         return vec![];
+    }
+    // Root acting on itself or signing in: root use, and root's MFA from the account summary.
+    if template.starts_with("root-") {
+        return vec![about_root("root-used"), about_root("root-without-mfa")];
     }
     let mut checks: Vec<&str> = match i % 4 {
         0 => vec!["exception-unapproved"],
@@ -60,7 +67,11 @@ fn expected_for(template: &str, i: usize) -> Vec<(String, String, String)> {
     if template == "tag-user-self-granted.json" {
         checks.push("exception-self-granted");
     }
-    checks.into_iter().map(|c| (format!("event:{name}"), user(i), c.to_owned())).collect()
+    let mut expected: Vec<_> = checks.into_iter().map(|c| (trigger.clone(), user(i), c.to_owned())).collect();
+    if template.ends_with("-by-root.json") {
+        expected.push(about_root("root-used"));
+    }
+    expected
 }
 
 fn peak_rss_mib() -> f64 {
@@ -103,7 +114,7 @@ async fn a_burst_of_1000_events_loses_and_duplicates_nothing() {
         .filter(|f| std::path::Path::new(f).extension().is_some_and(|x| x == "json") && !f.starts_with("scheduled"))
         .collect();
     templates.sort();
-    assert_eq!(templates.len(), 14);
+    assert_eq!(templates.len(), 21);
     let work: Vec<(usize, &str)> = (0..EVENTS).map(|k| (k % USERS, templates[k % templates.len()].as_str())).collect();
 
     let started = Instant::now();
@@ -133,8 +144,8 @@ async fn a_burst_of_1000_events_loses_and_duplicates_nothing() {
     }
     let total: usize = expected.values().sum();
     assert!(total > 500, "the burst produces findings: {total}");
-    assert_eq!(messages.len(), total, "exactly one message per expected finding");
     assert_eq!(received, expected);
+    assert_eq!(messages.len(), total, "exactly one message per expected finding");
     eprintln!(
         "load: {EVENTS} events ({USERS} users, {CONCURRENCY} at a time) in {elapsed:.1} s = {:.0} events/s; {total} findings delivered; peak RSS of the test process {:.1} MiB",
         f64::from(u32::try_from(EVENTS).unwrap()) / elapsed,

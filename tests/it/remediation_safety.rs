@@ -2,24 +2,27 @@
 //! remediation, approvals expiring around "now", a registry that fails on re-read,
 //! concurrent events for one user, and a scan that meets the Lambda deadline.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
+
+use crate::common::{Account, registry, sample};
 use chrono::Utc;
-use common::{Account, registry, sample};
 use iam_sentinel::app::{App, AppError, RunOptions, stop_before};
 use iam_sentinel::approvals::Approvals;
 use iam_sentinel::aws::iam::IamDirectory;
 use iam_sentinel::aws::sns::SnsSink;
+use iam_sentinel::checks::RootSummary;
 use iam_sentinel::finding::{Finding, RemediationStatus};
+use iam_sentinel::message::Message;
 use iam_sentinel::ports::{
-    AccountReader, AccountSnapshot, ApprovalsStore, CallError, RegistryUnavailable, ScanError, UserDirectory,
+    AccountReader, AccountSnapshot, ApprovalsStore, CallError, FindingsSink, PublishError, RegistryUnavailable,
+    ScanError, UserDirectory,
 };
 use iam_sentinel::runtime::build_app_with;
-use iam_sentinel::snapshot::UserSnapshot;
+use iam_sentinel::snapshot::{Tag, UserSnapshot};
 
 /// A registry whose successive reads return the given results (the last one repeats).
 struct Changing(Mutex<VecDeque<Result<Approvals, RegistryUnavailable>>>);
@@ -137,68 +140,163 @@ async fn two_events_for_one_user_at_once_are_safe() {
 }
 
 #[tokio::test]
-async fn a_scan_near_the_deadline_stops_and_fails_loudly() {
+async fn a_scan_whose_deadline_has_come_reads_publishes_and_untags_nothing() {
     let acct = Account::new().await;
     acct.put_registry(&registry(&[])).await;
     acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
     let (app, _) = build_app_with(acct.config(&[("AUTO_REMEDIATE", "true")]), &acct.sdk);
-
-    // The time to stop has already come: nothing is read, published or untagged.
     let opts = RunOptions { stop_by: Some(Instant::now()), ..RunOptions::at(Utc::now()) };
     let err = app.scan(None, &opts).await.unwrap_err();
     assert!(matches!(err, AppError::DeadlineNear { .. }), "{err}");
     assert!(err.to_string().contains("before the Lambda deadline"), "{err}");
-
-    // The deadline arrives while the account is being read (the report takes a 100 ms poll).
-    let opts = RunOptions { stop_by: Some(stop_before(Duration::from_millis(20))), ..RunOptions::at(Utc::now()) };
-    let err = app.scan(None, &opts).await.unwrap_err();
-    assert!(err.to_string().contains("no finding was published"), "{err}");
     assert!(acct.received().await.is_empty());
     assert_eq!(acct.tags("dev-mallory").await.len(), 1);
-
-    // Through the Lambda handler, the runtime's deadline is honoured and typed.
-    let slow = App {
-        config: acct.config(&[]),
-        directory: Slow,
-        approvals: Changing::new(vec![Ok(Approvals::default())]),
-        sink: Some(SnsSink::new(aws_sdk_sns::Client::new(&acct.sdk), acct.topic_arn.clone())),
-        region: "us-east-1".into(),
-    };
-    let mut context = lambda_runtime::Context::default();
-    context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 300;
-    let started = Instant::now();
-    let event = lambda_runtime::LambdaEvent::new(sample("scheduled-daily-scan.json"), context);
-    let err = iam_sentinel::lambda::handle(&slow, None, event).await.unwrap_err();
-    assert_eq!(err.error_type, "DeadlineExceeded");
-    assert!(started.elapsed() < Duration::from_millis(300), "stopped before the deadline: {:?}", started.elapsed());
-    assert!(acct.received().await.is_empty());
 }
 
-/// An account that takes a minute to read.
-struct Slow;
+/// An account read from memory where every call takes simulated time (paused tokio clock):
+/// reading the account `read`, each untag `untag`.
+struct Timed {
+    users: Vec<UserSnapshot>,
+    read: Duration,
+    untag: Duration,
+    untagged: Mutex<Vec<String>>,
+}
 
-impl UserDirectory for Slow {
-    async fn read_user(&self, _: &str) -> Result<Option<UserSnapshot>, CallError> {
-        Ok(None)
+impl Timed {
+    fn unapproved(n: usize, read: Duration, untag: Duration) -> Timed {
+        let users = (0..n)
+            .map(|i| UserSnapshot {
+                name: format!("user-{i:02}"),
+                arn: format!("arn:aws:iam::123456789012:user/user-{i:02}"),
+                tags: vec![Tag::new("AccessException", "True")],
+                keys: vec![],
+                password_enabled: false,
+                mfa_active: false,
+            })
+            .collect();
+        Timed { users, read, untag, untagged: Mutex::new(Vec::new()) }
     }
-    async fn remove_tag(&self, _: &str, _: &str) -> Result<(), CallError> {
+}
+
+impl UserDirectory for Timed {
+    async fn read_user(&self, name: &str) -> Result<Option<UserSnapshot>, CallError> {
+        Ok(self.users.iter().find(|u| u.name == name).cloned())
+    }
+    async fn remove_tag(&self, user: &str, _: &str) -> Result<(), CallError> {
+        tokio::time::sleep(self.untag).await;
+        self.untagged.lock().unwrap().push(user.to_owned());
         Ok(())
     }
 }
 
-impl AccountReader for Slow {
+impl AccountReader for Timed {
     async fn read_account(&self) -> Result<AccountSnapshot, ScanError> {
-        tokio::time::sleep(Duration::from_mins(1)).await;
-        Ok(AccountSnapshot::default())
+        tokio::time::sleep(self.read).await;
+        Ok(AccountSnapshot {
+            account: Some("123456789012".into()),
+            users: self.users.clone(),
+            ..AccountSnapshot::default()
+        })
+    }
+    async fn read_root_summary(&self) -> Result<RootSummary, CallError> {
+        Ok(RootSummary { access_keys_present: false, mfa_enabled: true })
     }
     async fn list_user_names(&self) -> Result<Vec<String>, ScanError> {
-        Ok(vec![])
+        Ok(self.users.iter().map(|u| u.name.clone()).collect())
     }
 }
 
-#[test]
-fn the_margin_is_a_tenth_of_the_time_left_and_at_most_10_s() {
+/// A topic where each batch of 10 messages takes `per_batch`, honouring the deadline before each
+/// batch as the SNS sink does.
+struct TimedTopic {
+    per_batch: Duration,
+    published: Mutex<usize>,
+}
+
+impl FindingsSink for TimedTopic {
+    async fn publish(&self, messages: &[Message], stop_by: Option<Instant>) -> Result<usize, PublishError> {
+        let mut done = 0;
+        for batch in messages.chunks(10) {
+            if stop_by.is_some_and(|t| Instant::now() >= t) {
+                return Err(PublishError {
+                    published: done,
+                    total: messages.len(),
+                    failed: "deadline".into(),
+                    deadline: true,
+                });
+            }
+            tokio::time::sleep(self.per_batch).await;
+            done += batch.len();
+            *self.published.lock().unwrap() = done;
+        }
+        Ok(done)
+    }
+}
+
+fn timed_app(directory: Timed, per_batch: Duration) -> App<Timed, Changing, TimedTopic> {
+    let config = iam_sentinel::config::Config::from_lookup(|k| match k {
+        "APPROVALS_SECRET_ID" => Some("test-registry".into()),
+        "AUTO_REMEDIATE" => Some("true".into()),
+        _ => None,
+    })
+    .unwrap();
+    App {
+        config,
+        directory,
+        approvals: Changing::new(vec![Ok(Approvals::default())]),
+        sink: Some(TimedTopic { per_batch, published: Mutex::new(0) }),
+        region: "us-east-1".into(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_is_checked_before_each_untag_and_says_how_far_it_got() {
+    // 20 unapproved users, 1 s per untag, 6.5 s to go: untags start at 0..6 s, the 8th would start at 7 s.
+    let app = timed_app(Timed::unapproved(20, Duration::ZERO, Duration::from_secs(1)), Duration::ZERO);
+    let opts = RunOptions { stop_by: Some(Instant::now() + Duration::from_millis(6500)), ..RunOptions::at(Utc::now()) };
+    let err = app.scan(None, &opts).await.unwrap_err();
+    assert!(matches!(err, AppError::DeadlineNear { .. }), "{err}");
+    assert!(err.to_string().contains("untagged 7 of 20"), "{err}");
+    assert!(err.to_string().contains("nothing was published"), "{err}");
+    assert_eq!(app.directory.untagged.lock().unwrap().len(), 7);
+    assert_eq!(*app.sink.as_ref().unwrap().published.lock().unwrap(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_is_checked_before_each_publish_batch_and_says_how_far_it_got() {
+    // 20 users, untagging is instant, each batch of 10 messages takes 2 s; 3 s to go:
+    // the digest and the first high-severity batches go out, then a stop.
+    let app = timed_app(Timed::unapproved(20, Duration::ZERO, Duration::ZERO), Duration::from_secs(2));
+    let opts = RunOptions { stop_by: Some(Instant::now() + Duration::from_secs(3)), ..RunOptions::at(Utc::now()) };
+    let err = app.scan(None, &opts).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, AppError::DeadlineNear { .. }), "{text}");
+    assert!(text.contains("untagged 20 of 20, published 20 of 21 messages"), "{text}");
+    assert!(text.contains("the rest were not sent"), "{text}");
+    assert_eq!(*app.sink.as_ref().unwrap().published.lock().unwrap(), 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_account_read_stops_before_the_deadline_through_the_lambda_handler() {
+    let app = timed_app(Timed::unapproved(3, Duration::from_mins(1), Duration::ZERO), Duration::ZERO);
+    let mut context = lambda_runtime::Context::default();
+    // 30 s left, the read takes 60 s: it is cut at the stop point (27 s: a tenth kept as margin),
+    // in simulated time.
+    context.deadline = u64::try_from(Utc::now().timestamp_millis()).unwrap() + 30_000;
+    let started = Instant::now();
+    let event = lambda_runtime::LambdaEvent::new(sample("scheduled-daily-scan.json"), context);
+    let err = iam_sentinel::lambda::handle(&app, None, event).await.unwrap_err();
+    assert_eq!(err.error_type, "DeadlineExceeded");
+    assert!(err.message.contains("no finding was published, no tag removed"), "{}", err.message);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(26) && waited <= Duration::from_secs(28), "{waited:?}");
+    assert!(app.directory.untagged.lock().unwrap().is_empty());
+    assert_eq!(*app.sink.as_ref().unwrap().published.lock().unwrap(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_margin_is_a_tenth_of_the_time_left_and_at_most_10_s() {
     let at = |secs: u64| stop_before(Duration::from_secs(secs)).saturating_duration_since(Instant::now());
-    assert!(at(300) > Duration::from_secs(289) && at(300) <= Duration::from_secs(290));
-    assert!(at(3) > Duration::from_millis(2650) && at(3) <= Duration::from_millis(2700));
+    assert_eq!(at(300), Duration::from_secs(290));
+    assert_eq!(at(3), Duration::from_millis(2700));
 }

@@ -2,10 +2,8 @@
 //! goes through the same code as the Lambda, and the test reads what an SQS
 //! subscriber of the findings topic really receives.
 
-mod common;
-
+use crate::common::{ACCOUNT, Account, pairs, registry, sample};
 use chrono::{Duration, Utc};
-use common::{ACCOUNT, Account, pairs, registry, sample};
 use iam_sentinel::app::{Outcome, Report, RunOptions};
 use iam_sentinel::aws::CallCounter;
 use iam_sentinel::runtime::{AwsApp, build_app_with};
@@ -54,6 +52,22 @@ async fn make_the_change(acct: &Account, file: &str, first_key: &str) {
         "delete-virtual-mfa-device.json" => {
             acct.iam.delete_virtual_mfa_device().serial_number(&mfa_serial).send().await.unwrap();
         }
+        "create-user-by-cloudformation.json" => acct.create_user("svc-reporting", &[]).await,
+        "update-access-key-console-mfa.json" => {
+            let keys = acct.iam.list_access_keys().user_name("svc-legacy-erp").send().await.unwrap();
+            for k in keys.access_key_metadata() {
+                let id = k.access_key_id().unwrap();
+                let inactive = aws_sdk_iam::types::StatusType::Inactive;
+                acct.iam
+                    .update_access_key()
+                    .user_name("svc-legacy-erp")
+                    .access_key_id(id)
+                    .status(inactive)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
         _ => {}
     }
 }
@@ -90,11 +104,18 @@ async fn every_sample_event_publishes_exactly_the_expected_findings() {
         ),
         ("delete-access-key.json", vec![("exception-expiring", "svc-legacy-erp")]),
         ("untag-user-access-exception.json", vec![("exception-approved-untagged", "svc-legacy-erp")]),
+        ("update-access-key-console-mfa.json", vec![("exception-approved-untagged", "svc-legacy-erp")]),
         ("create-access-key-self.json", vec![("access-key-multiple-active", "dev-mallory")]),
         ("create-login-profile.json", vec![("console-without-mfa", "analyst-dave")]),
         ("enable-mfa-device.json", vec![]),
         ("deactivate-mfa-device.json", vec![("console-without-mfa", "analyst-dave")]),
-        ("delete-virtual-mfa-device.json", vec![("console-without-mfa", "analyst-dave")]),
+        ("delete-virtual-mfa-device.json", vec![]),
+        ("deactivate-mfa-device-by-root.json", vec![("console-without-mfa", "analyst-dave"), ("root-used", "")]),
+        ("create-login-profile-no-recipient.json", vec![("console-without-mfa", "analyst-dave")]),
+        ("create-user-by-cloudformation.json", vec![]),
+        ("root-create-access-key-self.json", vec![("root-used", ""), ("root-without-mfa", "")]),
+        ("root-enable-mfa-device-self.json", vec![("root-used", ""), ("root-without-mfa", "")]),
+        ("root-console-sign-in.json", vec![("root-used", ""), ("root-without-mfa", "")]),
     ];
     let mut measured = Vec::new();
     for (file, expected) in steps {
@@ -165,15 +186,68 @@ async fn remediation_untags_the_unapproved_only_and_a_second_run_changes_nothing
 }
 
 #[tokio::test]
-async fn dry_run_and_default_config_never_untag() {
+async fn dry_run_with_remediation_on_and_the_default_config_never_untag() {
     let acct = Account::new().await;
     acct.put_registry(&registry(&[])).await;
     acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
+    let status = |report: &Report| {
+        let f = report.findings.iter().find(|f| f.check.as_str() == "exception-unapproved").unwrap();
+        let r = f.remediation.as_ref().unwrap();
+        (r.status.as_str().to_owned(), r.detail.clone().unwrap_or_default())
+    };
+
+    // AUTO_REMEDIATE=true, but this run is a dry run.
+    let (app, counter) = remediating(&acct);
+    let opts = RunOptions { dry_run: true, ..now_opts() };
+    let report = app.handle(sample("tag-user-self-granted.json"), &opts).await.unwrap();
+    assert_eq!(status(&report), ("dry-run".into(), "would remove the tag (--dry-run)".into()));
+    assert_eq!(counter.snapshot().calls.get("iam:UntagUser"), None);
+    assert_eq!(acct.tags("dev-mallory").await.len(), 1);
+
+    // The default configuration (AUTO_REMEDIATE unset) never untags either.
     let (app, _) = build_app_with(acct.config(&[]), &acct.sdk);
     let report = app.handle(sample("tag-user-self-granted.json"), &now_opts()).await.unwrap();
-    let f = report.findings.iter().find(|f| f.check.as_str() == "exception-unapproved").unwrap();
-    assert_eq!(serde_json::to_value(f.remediation.as_ref().unwrap()).unwrap()["status"], "dry-run");
+    assert_eq!(status(&report), ("dry-run".into(), "would remove the tag (AUTO_REMEDIATE=false)".into()));
     assert_eq!(acct.tags("dev-mallory").await.len(), 1);
+
+    // The real --dry-run flag of the CLI, with remediation on.
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/events/tag-user-self-granted.json");
+    let out = acct.cli(&["handle", file, "--dry-run", "--format", "json"], &[("AUTO_REMEDIATE", "true")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""status":"dry-run""#));
+    assert_eq!(acct.tags("dev-mallory").await.len(), 1, "--dry-run untagged nothing");
+    // ... and without it, the same command removes the tag: the flag is what kept it.
+    let out = acct.cli(&["handle", file, "--format", "json"], &[("AUTO_REMEDIATE", "true")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""status":"applied""#));
+    assert!(acct.tags("dev-mallory").await.is_empty());
+    acct.received().await;
+}
+
+#[tokio::test]
+async fn root_events_report_root_use_and_the_account_summary_with_the_event_as_evidence() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    let (app, counter) = remediating(&acct);
+    for file in ["root-create-access-key-self.json", "root-enable-mfa-device-self.json", "root-console-sign-in.json"] {
+        let report = run(&app, &counter, file).await;
+        assert_eq!(report.outcome, Outcome::Processed, "{file}");
+        let calls = counter.snapshot().calls;
+        assert_eq!(calls.get("iam:GetAccountSummary"), Some(&1), "{file}: {calls:?}");
+        assert_eq!(calls.keys().filter(|k| k.starts_with("iam:")).count(), 1, "{file}: one IAM call: {calls:?}");
+        assert!(!calls.keys().any(|k| k.starts_with("secretsmanager:")), "{file}: the registry is not needed");
+        let received = acct.received().await;
+        let used = received.iter().find(|r| r.check() == "root-used").unwrap();
+        assert_eq!(used.attributes["severity"], "critical");
+        assert_eq!(used.finding["principal"], "arn:aws:iam::123456789012:root");
+        assert_eq!(used.finding["user"], serde_json::Value::Null);
+        let sample = sample(file);
+        assert_eq!(used.finding["evidence"]["event_time"], sample["detail"]["eventTime"], "{file}");
+        assert_eq!(used.finding["evidence"]["source_ip"], sample["detail"]["sourceIPAddress"], "{file}");
+        assert_eq!(used.finding["evidence"]["mfa_authenticated"], false, "{file}");
+        let no_mfa = received.iter().find(|r| r.check() == "root-without-mfa").unwrap();
+        assert_eq!(no_mfa.finding["evidence"]["caller"], "arn:aws:iam::123456789012:root");
+        assert_eq!(no_mfa.finding["evidence"]["event"], sample["detail"]["eventName"]);
+    }
 }
 
 #[tokio::test]
@@ -206,7 +280,7 @@ async fn an_unreadable_or_invalid_registry_untags_nothing_and_fails() {
             LambdaEvent::new(sample("tag-user-self-granted.json"), Context::default()),
         )
         .await;
-        assert_eq!(lambda.unwrap_err().error_type, "FindingsIncomplete");
+        assert_eq!(lambda.unwrap_err().error_type, "RegistryUnavailable");
         acct.received().await;
     }
 }

@@ -30,9 +30,12 @@ use iam_sentinel::runtime::AwsApp;
 const IAM_THROTTLED: &str = r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>"#;
 const SM_THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:findings";
-const REPORT: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated
-analyst-dave,arn:aws:iam::123456789012:user/analyst-dave,2025-01-01T00:00:00+00:00,true,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A
-";
+/// A credential report with these rows.
+fn report() -> String {
+    iam_sentinel::credential_report::report_text(&[
+        "analyst-dave,arn:aws:iam::123456789012:user/analyst-dave,2025-01-01T00:00:00+00:00,true,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A",
+    ])
+}
 
 /// The production retry policy with a 1 ms first backoff, so tests do not sleep.
 macro_rules! client {
@@ -145,7 +148,7 @@ fn opts() -> RunOptions {
 }
 
 fn event() -> serde_json::Value {
-    serde_json::from_str(include_str!("../events/create-login-profile.json")).unwrap()
+    serde_json::from_str(include_str!("../../events/create-login-profile.json")).unwrap()
 }
 
 #[tokio::test]
@@ -283,7 +286,7 @@ async fn the_scan_rides_out_throttling_with_the_same_findings() {
             .sequence()
             .http_status(500, None)
             .times(faults)
-            .output(|| GetCredentialReportOutput::builder().content(Blob::new(REPORT)).build())
+            .output(|| GetCredentialReportOutput::builder().content(Blob::new(report())).build())
             .build();
         let gaad = mock!(aws_sdk_iam::Client::get_account_authorization_details)
             .sequence()

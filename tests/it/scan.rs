@@ -2,12 +2,10 @@
 //! the digest and high-severity messages on the subscribed queue, and agreement with
 //! the event path for every user.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::{Account, pairs, registry, sample};
 use chrono::{DateTime, Duration, Utc};
-use common::{Account, pairs, registry, sample};
 use iam_sentinel::app::RunOptions;
 use iam_sentinel::runtime::build_app_with;
 
@@ -118,7 +116,7 @@ async fn the_scan_finds_exactly_the_expected_pairs_and_publishes_digest_and_high
             ("console-without-mfa", "console-no-mfa")
         ])
     );
-    assert!(received.iter().all(|r| r.attributes["account"] == common::ACCOUNT));
+    assert!(received.iter().all(|r| r.attributes["account"] == crate::common::ACCOUNT));
 }
 
 #[tokio::test]

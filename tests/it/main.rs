@@ -1,0 +1,18 @@
+//! One integration-test binary: every module shares the moto harness in `common` and links
+//! the SDK once. Modules: the command line, the event path, the daily scan, faults, hostile input, the Lambda
+//! end to end, load, remediation safety, the template and policies, and the role's actions. (Secrets in logs has its own
+//! binary: see tests/no_secrets.rs.)
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod event_path;
+mod faults;
+mod hostile_input;
+mod infra;
+mod lambda_e2e;
+mod load;
+mod remediation_safety;
+mod role_actions;
+mod scan;

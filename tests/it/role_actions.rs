@@ -1,0 +1,65 @@
+//! The deployment role grants exactly what the code really calls: every AWS operation the
+//! function makes while handling every sample event and a scan against moto (with
+//! remediation on) is recorded by the SDK call counter, mapped to its IAM action, and
+//! compared with the `FunctionRole` of `infra/template.yaml`, both ways.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use iam_sentinel::app::RunOptions;
+use iam_sentinel::runtime::build_app_with;
+
+use crate::common::{Account, registry, sample};
+use crate::infra::{actions, role_statements, template};
+
+/// The IAM action that authorises an SDK operation (`sns:PublishBatch` is `sns:Publish`).
+fn action_of(operation: &str) -> String {
+    match operation {
+        "sns:PublishBatch" => "sns:Publish".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The `iam:`, `sns:` and `secretsmanager:` actions the template's `FunctionRole` grants.
+fn role_actions() -> BTreeSet<String> {
+    let template = template();
+    role_statements(&template)
+        .into_iter()
+        .flat_map(actions)
+        .filter(|a| ["iam:", "sns:", "secretsmanager:"].iter().any(|p| a.starts_with(p)))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_role_grants_exactly_the_actions_the_code_really_calls() {
+    let acct = Account::new().await;
+    let soon = (Utc::now() + chrono::Duration::days(10)).to_rfc3339();
+    acct.put_registry(&registry(&[("svc-legacy-erp", &soon)])).await;
+    acct.create_user("svc-legacy-erp", &[("AccessException", "True")]).await;
+    acct.create_key("svc-legacy-erp").await;
+    acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
+    acct.create_user("analyst-dave", &[]).await;
+    acct.create_login_profile("analyst-dave").await;
+    let (app, counter) = build_app_with(acct.config(&[("AUTO_REMEDIATE", "true")]), &acct.sdk);
+
+    let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let opts = RunOptions::at(Utc::now());
+    for file in &files {
+        app.handle(sample(file), &opts).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    let called: BTreeSet<String> = counter.snapshot().calls.keys().map(|op| action_of(op)).collect();
+
+    let granted = role_actions();
+    let not_granted: Vec<_> = called.difference(&granted).collect();
+    let never_called: Vec<_> = granted.difference(&called).collect();
+    assert!(not_granted.is_empty(), "called but not granted by FunctionRole: {not_granted:?}");
+    assert!(never_called.is_empty(), "granted by FunctionRole but never called: {never_called:?}");
+    // The untag path really ran (remediation of dev-mallory), so UntagUser is proven, not assumed.
+    assert!(called.contains("iam:UntagUser"), "{called:?}");
+    acct.received().await;
+}
