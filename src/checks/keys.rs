@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{user_finding, whole_days};
 use crate::config::Policy;
 use crate::finding::{CheckId, Finding, Scope};
-use crate::snapshot::UserSnapshot;
+use crate::snapshot::{KeyRef, UserSnapshot};
 
 /// Key checks for one user. Inactive keys grant nothing and are not reported.
 pub(super) fn check(user: &UserSnapshot, policy: &Policy, scope: &Scope) -> Vec<Finding> {
@@ -53,7 +53,16 @@ pub(super) fn check(user: &UserSnapshot, policy: &Policy, scope: &Scope) -> Vec<
                     user.name,
                     last.format("%Y-%m-%d")
                 ),
-                None => format!("{}'s key {resource} was created {created} and never used: deactivate it", user.name),
+                // A scan names the key by slot and creation date already: say the date once.
+                None => match key.key {
+                    KeyRef::Slot(_) => {
+                        format!("{}'s key {resource} has never been used in {idle} days: deactivate it", user.name)
+                    }
+                    KeyRef::Id(_) => format!(
+                        "{}'s key {resource} was created {created} and never used in {idle} days: deactivate it",
+                        user.name
+                    ),
+                },
             };
             let mut f = user_finding(scope, CheckId::AccessKeyUnused, user, message);
             f.resource = Some(resource);
@@ -80,12 +89,25 @@ pub(super) fn check(user: &UserSnapshot, policy: &Policy, scope: &Scope) -> Vec<
 mod tests {
     use super::super::fixtures::*;
     use super::*;
-    use crate::snapshot::{AccessKey, KeyRef};
+    use crate::snapshot::AccessKey;
 
     fn run_keys(keys: Vec<AccessKey>) -> Vec<Finding> {
         let mut u = user("svc");
         u.keys = keys;
         check(&u, &Policy::default(), &scope())
+    }
+
+    #[test]
+    fn a_never_used_key_gives_its_creation_date_once() {
+        let by_slot = AccessKey { key: KeyRef::Slot(1), active: true, created: days_ago(50), last_used: None };
+        let f = run_keys(vec![by_slot]);
+        let message = &f.iter().find(|f| f.check == CheckId::AccessKeyUnused).unwrap().message;
+        let date = days_ago(50).format("%Y-%m-%d").to_string();
+        assert_eq!(message.matches(&date).count(), 1, "{message}");
+        assert!(message.contains("never been used in 50 days"), "{message}");
+        let f = run_keys(vec![key("AKIA1", true, 50, None)]);
+        let message = &f.iter().find(|f| f.check == CheckId::AccessKeyUnused).unwrap().message;
+        assert_eq!(message.matches(&date).count(), 1, "{message}");
     }
 
     #[test]
