@@ -195,6 +195,29 @@ pub struct Finding {
     /// What the check decided should be done about it; carried out (or not) by the app.
     #[serde(skip)]
     pub action: Option<Action>,
+    /// `open` while the condition holds; `resolved` when a later scan no longer finds it.
+    #[serde(default, skip_serializing_if = "FindingState::is_open")]
+    pub state: FindingState,
+}
+
+/// Where a finding is in its lifecycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingState {
+    /// The condition holds now.
+    #[default]
+    Open,
+    /// A previously reported finding that the latest scan no longer produces (key rotated,
+    /// MFA added, tag removed or approved).
+    Resolved,
+}
+
+impl FindingState {
+    /// Whether the finding is open (the default, omitted from the JSON).
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        *self == FindingState::Open
+    }
 }
 
 /// A remediation a check asks for; the app applies it after re-reading what it must.
@@ -241,6 +264,7 @@ impl Scope {
             observed_at: self.now,
             trigger: self.trigger.clone(),
             action: None,
+            state: FindingState::Open,
         }
     }
 }
@@ -256,6 +280,16 @@ impl Finding {
             self.resource.as_deref().unwrap_or(""),
             &self.observed_at.format("%Y-%m-%d").to_string(),
         ])
+    }
+}
+
+impl Finding {
+    /// The id of the condition itself, the same on every day it holds: account, check,
+    /// principal and resource. Chat threads, Security Hub finding ids and resolutions use it;
+    /// [`Finding::id`] adds the day, for de-duplicating retried deliveries.
+    #[must_use]
+    pub fn thread_id(&self) -> String {
+        stable_id(&[&self.account, self.check.as_str(), &self.principal, self.resource.as_deref().unwrap_or("")])
     }
 }
 
@@ -328,6 +362,14 @@ mod tests {
         assert_ne!(at("2026-11-23T01:00:00Z", "AKIA1"), at("2026-11-24T01:00:00Z", "AKIA1"));
         assert_ne!(at("2026-11-23T01:00:00Z", "AKIA1"), at("2026-11-23T01:00:00Z", "AKIA2"));
         assert_eq!(at("2026-11-23T01:00:00Z", "AKIA1").len(), 32);
+        let thread = |now, resource: &str| {
+            let mut f = scope(now).finding(CheckId::AccessKeyStale, "arn:u", "m".into());
+            f.resource = Some(resource.into());
+            f.thread_id()
+        };
+        assert_eq!(thread("2026-11-23T01:00:00Z", "AKIA1"), thread("2026-12-24T01:00:00Z", "AKIA1"), "across days");
+        assert_ne!(thread("2026-11-23T01:00:00Z", "AKIA1"), thread("2026-11-23T01:00:00Z", "AKIA2"));
+        assert_ne!(thread("2026-11-23T01:00:00Z", "AKIA1"), at("2026-11-23T01:00:00Z", "AKIA1"));
     }
 
     #[test]

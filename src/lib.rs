@@ -15,5 +15,6 @@ pub mod lambda;
 pub mod message;
 pub mod output;
 pub mod ports;
+pub mod render;
 pub mod runtime;
 pub mod snapshot;

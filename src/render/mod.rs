@@ -1,0 +1,2 @@
+//! Renderings: one finding, many documents. Each module is a pure function from findings to
+//! one target format, tested against that format's schema and limits; sinks only send.
