@@ -122,6 +122,57 @@ impl std::fmt::Display for CheckId {
     }
 }
 
+/// A recommendation of the CIS AWS Foundations Benchmark that a check relates to; the one
+/// mapping every rendering (HTML, ASFF `Compliance.RelatedRequirements`, …) uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CisControl {
+    /// The recommendation's number in [`CisControl::BENCHMARK`] (`1.3`).
+    pub id: &'static str,
+    /// Its title, as the benchmark words it.
+    pub title: &'static str,
+}
+
+impl CisControl {
+    /// The benchmark and version the ids refer to (section 1, Identity and Access Management).
+    pub const BENCHMARK: &'static str = "CIS AWS Foundations Benchmark v5.0.0";
+}
+
+impl CheckId {
+    /// The CIS AWS Foundations Benchmark v5.0 recommendation this check relates to, if any
+    /// (the exception-tag checks enforce this project's own policy, not a CIS control).
+    #[must_use]
+    pub fn cis_control(self) -> Option<CisControl> {
+        let (id, title) = match self {
+            CheckId::RootAccessKey => ("1.3", "Ensure no 'root' user account access key exists"),
+            CheckId::RootWithoutMfa => ("1.4", "Ensure MFA is enabled for the 'root' user account"),
+            CheckId::RootUsed => ("1.6", "Eliminate use of the 'root' user for administrative and daily tasks"),
+            CheckId::ConsoleWithoutMfa => (
+                "1.9",
+                "Ensure multi-factor authentication (MFA) is enabled for all IAM users that have a console password",
+            ),
+            CheckId::AccessKeyUnused => ("1.11", "Ensure credentials unused for 45 days or more are disabled"),
+            CheckId::AccessKeyMultipleActive => {
+                ("1.12", "Ensure there is only one active access key for any single IAM user")
+            }
+            // Rotation due is the early warning for the same 90-day control.
+            CheckId::AccessKeyStale | CheckId::AccessKeyRotationDue => {
+                ("1.13", "Ensure access keys are rotated every 90 days or less")
+            }
+            // Named explicitly, not `_`, so that a new check must decide its control here.
+            CheckId::ExceptionUnapproved
+            | CheckId::ExceptionExpired
+            | CheckId::ExceptionExpiring
+            | CheckId::ExceptionSelfGranted
+            | CheckId::ExceptionTagMalformed
+            | CheckId::ExceptionApprovedUntagged
+            | CheckId::RequiredTagMissing
+            | CheckId::UserWithoutMfa
+            | CheckId::ApprovalsRegistryUnavailable => return None,
+        };
+        Some(CisControl { id, title })
+    }
+}
+
 /// What remediation did (or would do) about a finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remediation {
@@ -370,6 +421,21 @@ mod tests {
         assert_eq!(thread("2026-11-23T01:00:00Z", "AKIA1"), thread("2026-12-24T01:00:00Z", "AKIA1"), "across days");
         assert_ne!(thread("2026-11-23T01:00:00Z", "AKIA1"), thread("2026-11-23T01:00:00Z", "AKIA2"));
         assert_ne!(thread("2026-11-23T01:00:00Z", "AKIA1"), at("2026-11-23T01:00:00Z", "AKIA1"));
+    }
+
+    #[test]
+    fn cis_controls_follow_the_v5_numbering() {
+        let id = |c: CheckId| c.cis_control().map(|c| c.id);
+        assert_eq!(id(CheckId::RootAccessKey), Some("1.3"));
+        assert_eq!(id(CheckId::RootWithoutMfa), Some("1.4"));
+        assert_eq!(id(CheckId::ConsoleWithoutMfa), Some("1.9"));
+        assert_eq!(id(CheckId::AccessKeyUnused), Some("1.11"));
+        assert_eq!(id(CheckId::AccessKeyMultipleActive), Some("1.12"));
+        assert_eq!(id(CheckId::AccessKeyStale), Some("1.13"));
+        assert_eq!(id(CheckId::ExceptionUnapproved), None);
+        for c in CheckId::ALL.iter().filter_map(|c| c.cis_control()) {
+            assert!(c.id.starts_with("1.") && !c.title.is_empty(), "{c:?}: section 1, titled");
+        }
     }
 
     #[test]
