@@ -10,6 +10,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/iam
 # Bold only on a terminal, and never when NO_COLOR is set (https://no-color.org).
 # bold FD: succeeds when output on file descriptor FD may carry ANSI codes.
 bold() { [[ -t "$1" && -z "${NO_COLOR:-}" && "${TERM:-}" != dumb ]]; }
+# cargo colours on a terminal unless told otherwise; NO_COLOR tells it.
+if [[ -n ${NO_COLOR:-} ]]; then export CARGO_TERM_COLOR=never; fi
 log() {
   if bold 2; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
 }
