@@ -52,6 +52,8 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 
 /// Handles one invocation: findings are published before the result is returned, and any
 /// failure after that (registry, remediation, publish) fails the invocation so Lambda retries.
+/// Every invocation that produced a report also prints its metrics as one EMF line on stdout
+/// ([`crate::metrics`]); one that failed earlier shows in the function's `Errors` metric.
 pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink>(
     app: &App<D, A, S>,
     counter: Option<&CallCounter>,
@@ -64,6 +66,8 @@ pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: Find
             c.reset();
         }
         let opts = RunOptions { stop_by: stop_by(event.context.deadline), ..RunOptions::at(Utc::now()) };
+        let event_account = event.payload.get("account").and_then(Value::as_str).map(str::to_owned);
+        let started = std::time::Instant::now();
         let result = app.handle(event.payload, &opts).await;
         let calls = counter.map(CallCounter::snapshot).unwrap_or_default();
         match result {
@@ -73,6 +77,11 @@ pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: Find
             }
             Ok(report) => {
                 log_report(&report, &calls.calls);
+                // The EMF line: CloudWatch Logs turns it into the dashboard's metrics.
+                println!(
+                    "{}",
+                    crate::metrics::document(&report, event_account.as_deref(), opts.now, started.elapsed())
+                );
                 match (&report.failure, report.failures.first()) {
                     (Some(message), Some(first)) => {
                         Err(InvocationError { error_type: first.error_type(), message: message.clone() })

@@ -13,6 +13,7 @@ pub mod event;
 pub mod finding;
 pub mod lambda;
 pub mod message;
+pub mod metrics;
 pub mod output;
 pub mod ports;
 pub mod render;

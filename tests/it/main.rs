@@ -13,6 +13,7 @@ mod hostile_input;
 mod infra;
 mod lambda_e2e;
 mod load;
+mod metrics;
 mod remediation_safety;
 mod role_actions;
 mod scan;
