@@ -215,7 +215,7 @@ async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
         Ok(r) => r,
         Err(e) => return run_failed(&e, &endpoint),
     };
-    print!("{}", render(&report.findings, common.format));
+    print!("{}", render(&report.findings, report.scan.as_ref(), common.format));
     let calls = counter.snapshot();
     match &report.outcome {
         Outcome::Ignored(reason) => eprintln!("ignored: {reason}"),
@@ -256,7 +256,7 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
     if common.format == Format::Table {
         print_scan_header(&report, opts.now);
     }
-    print!("{}", render(&report.findings, common.format));
+    print!("{}", render(&report.findings, report.scan.as_ref(), common.format));
     eprintln!(
         "scan: {} finding(s), {} message(s) published, {} AWS call(s)",
         report.findings.len(),

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::finding::{Finding, Severity};
+use crate::message::ScanSummary;
 
 /// Output formats of the CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -13,11 +14,14 @@ pub enum Format {
     Json,
     /// Only the counts.
     Summary,
+    /// One self-contained HTML page (charts, findings, CIS controls) to attach to an audit ticket.
+    Html,
 }
 
-/// Renders `findings` in `format`.
+/// Renders `findings` in `format`; `scan` (what a scan read: account, users, report age)
+/// heads the formats that show it.
 #[must_use]
-pub fn render(findings: &[Finding], format: Format) -> String {
+pub fn render(findings: &[Finding], scan: Option<&ScanSummary>, format: Format) -> String {
     match format {
         Format::Json => {
             findings.iter().filter_map(|f| serde_json::to_string(f).ok()).fold(String::new(), |mut out, line| {
@@ -28,6 +32,7 @@ pub fn render(findings: &[Finding], format: Format) -> String {
         }
         Format::Table => table(findings),
         Format::Summary => summary(findings) + "\n",
+        Format::Html => crate::render::html::render(findings, scan),
     }
 }
 

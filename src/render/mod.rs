@@ -1,2 +1,4 @@
 //! Renderings: one finding, many documents. Each module is a pure function from findings to
 //! one target format, tested against that format's schema and limits; sinks only send.
+
+pub mod html;

@@ -10,6 +10,7 @@ mod cli;
 mod event_path;
 mod faults;
 mod hostile_input;
+mod html_report;
 mod infra;
 mod lambda_e2e;
 mod load;
