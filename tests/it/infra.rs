@@ -139,13 +139,17 @@ fn parse_block<'a>(lines: &mut [Line<'a>], i: &mut usize, indent: usize) -> Valu
             } else {
                 nested(lines, i, indent)
             }
-        } else if matches!(rest, ">-" | ">" | "|" | "|-") {
+        } else if let Some((tag, style)) = block_scalar(rest) {
             let mut folded = Vec::new();
             while *i < lines.len() && lines[*i].indent > indent {
                 folded.push(lines[*i].text);
                 *i += 1;
             }
-            Value::String(folded.join(if rest.starts_with('>') { " " } else { "\n" }))
+            let text = folded.join(if style.starts_with('>') { " " } else { "\n" });
+            Value::String(match tag {
+                Some(tag) => format!("{tag} {text}"),
+                None => text,
+            })
         } else {
             tagged_or_scalar(lines, i, indent, rest)
         };
@@ -153,6 +157,16 @@ fn parse_block<'a>(lines: &mut [Line<'a>], i: &mut usize, indent: usize) -> Valu
         assert!(map.insert(key.clone(), value).is_none(), "duplicate key {key}");
     }
     Value::Object(map)
+}
+
+/// A block scalar indicator (`|`, `>-`, …), possibly after a tag (`!Sub |`): (tag, indicator).
+/// Lines keep no indentation: enough for the JSON the template embeds.
+fn block_scalar(rest: &str) -> Option<(Option<&str>, &str)> {
+    let (tag, style) = match rest.split_once(' ') {
+        Some((tag, style)) if tag.starts_with('!') => (Some(tag), style),
+        _ => (None, rest),
+    };
+    matches!(style, ">-" | ">" | "|" | "|-").then_some((tag, style))
 }
 
 /// The block under the current line, or null if there is none.
@@ -187,13 +201,13 @@ pub(crate) fn template() -> Value {
     parse_yaml(TEMPLATE)
 }
 
-fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn resource<'a>(t: &'a Value, name: &str) -> &'a Value {
     let r = &t["Resources"][name];
     assert!(r.is_object(), "no resource {name} in infra/template.yaml");
     r
 }
 
-fn resources_of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+pub(crate) fn resources_of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
     t["Resources"]
         .as_object()
         .unwrap()
@@ -250,12 +264,12 @@ fn condition(t: &Value, name: &str) -> Value {
 #[test]
 fn the_yaml_reader_reads_the_subset_the_template_uses() {
     let v = parse_yaml(
-        "a: 1 # note\nb:\n  - x\n  - k: 'it''s'\n    l: [p, !Ref Q, \"r, s\"]\nc:\n- !If\n  - C\n  - d: e\nf: {\"g\": [\"h\"]}\ni: >-\n  one\n  two\n",
+        "a: 1 # note\nb:\n  - x\n  - k: 'it''s'\n    l: [p, !Ref Q, \"r, s\"]\nc:\n- !If\n  - C\n  - d: e\nf: {\"g\": [\"h\"]}\ni: >-\n  one\n  two\nj: !Sub |\n  {\"k\":\n    \"${L}\"}\n",
     );
     assert_eq!(
         v,
         json!({"a": "1", "b": ["x", {"k": "it's", "l": ["p", "!Ref Q", "r, s"]}], "c": [{"!If": ["C", {"d": "e"}]}],
-               "f": {"g": ["h"]}, "i": "one two"})
+               "f": {"g": ["h"]}, "i": "one two", "j": "!Sub {\"k\":\n\"${L}\"}"})
     );
 }
 

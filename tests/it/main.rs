@@ -7,6 +7,7 @@
 mod common;
 
 mod cli;
+mod dashboard;
 mod event_path;
 mod faults;
 mod hostile_input;
