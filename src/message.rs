@@ -1,5 +1,12 @@
 //! What goes on the topic: one message per finding, and the scan's digest split into
 //! parts under SNS's 256 KB limit. Every message carries `severity`, `check`, `account`.
+//!
+//! A message is published with `MessageStructure=json`: one document with a rendering per
+//! SNS protocol. `default` is the JSON finding (or digest part), which SNS gives every
+//! protocol without a key of its own — `sqs`, `lambda`, `firehose`, `http`, `email-json` —
+//! so machines keep their contract without the JSON being sent several times over; `email`
+//! is plain text ([`crate::render::email`]); `https` is the Amazon Q Developer custom
+//! notification ([`crate::render::chat`]), since Amazon Q Developer subscribes over HTTPS.
 
 use std::collections::BTreeMap;
 
@@ -7,20 +14,26 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::finding::{Finding, Severity};
+use crate::render::{chat, email};
 
-/// SNS's message limit is 262,144 bytes including attributes and subject; keep a margin.
+/// SNS's message limit is 262,144 bytes including attributes and subject; the whole
+/// structured message (every rendering, JSON-escaped) stays under this, leaving a margin.
 pub const MAX_BODY_BYTES: usize = 250_000;
 
 /// The `check` attribute of digest messages.
 pub const DIGEST_CHECK: &str = "digest";
 
-/// One SNS message.
+/// One SNS message: the same finding (or digest part) rendered for each protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// Under 100 printable ASCII characters.
+    /// Under 100 printable ASCII characters (e-mail subject; also in the SQS envelope).
     pub subject: String,
-    /// JSON.
+    /// JSON: the `default` rendering, which `sqs`, `lambda` and `firehose` subscribers get.
     pub body: String,
+    /// Plain text: the `email` rendering.
+    pub email: String,
+    /// An Amazon Q Developer custom notification: the `https` rendering.
+    pub chat: String,
     /// `severity` attribute.
     pub severity: Severity,
     /// `check` attribute (a check id, or `digest`).
@@ -31,26 +44,54 @@ pub struct Message {
     pub id: String,
 }
 
-fn clean_subject(mut s: String) -> String {
-    // Subjects must be printable ASCII without line breaks, under 100 characters.
-    s.retain(|c| c.is_ascii() && !c.is_ascii_control());
-    s.truncate(99);
-    s
+/// The `MessageStructure=json` document: one key per protocol that gets its own rendering.
+#[derive(Serialize)]
+struct Structured<'a> {
+    default: &'a str,
+    email: &'a str,
+    https: &'a str,
+}
+
+/// The length of `s` once written as a JSON string, quotes excluded (serde_json's escapes).
+fn escaped_len(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if u32::from(c) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
 }
 
 impl Message {
-    /// The message for one finding: `[HIGH] exception-unapproved: alice`.
+    /// The message for one finding, open or resolved: `[HIGH] exception-unapproved: alice`.
     #[must_use]
     pub fn finding(f: &Finding) -> Message {
-        let who = f.user.as_deref().unwrap_or(&f.principal);
         Message {
-            subject: clean_subject(format!("[{}] {}: {who}", f.severity.as_str().to_ascii_uppercase(), f.check)),
+            subject: email::subject(f),
             body: serde_json::to_string_pretty(f).unwrap_or_default(),
+            email: email::finding(f),
+            chat: chat::finding(f).to_json(),
             severity: f.severity,
             check: f.check.as_str().to_owned(),
             account: f.account.clone(),
             id: f.id.clone(),
         }
+    }
+
+    /// The `Message` SNS gets with `MessageStructure=json`.
+    #[must_use]
+    pub fn structured(&self) -> String {
+        serde_json::to_string(&Structured { default: &self.body, email: &self.email, https: &self.chat })
+            .unwrap_or_default()
+    }
+
+    /// `structured().len()`, without building it: what counts against SNS's limits.
+    #[must_use]
+    pub fn structured_len(&self) -> usize {
+        // {"default":"…","email":"…","https":"…"}
+        const FRAME: usize = r#"{"default":"","email":"","https":""}"#.len();
+        FRAME + escaped_len(&self.body) + escaped_len(&self.email) + escaped_len(&self.chat)
     }
 }
 
@@ -92,51 +133,92 @@ struct DigestBody<'a> {
 }
 
 /// The digest: counts by severity and check, then every finding, split into numbered
-/// parts so that no body exceeds `max_bytes`.
+/// parts so that no structured message (all renderings together) exceeds `max_bytes`.
 #[must_use]
 pub fn digest(summary: &ScanSummary, findings: &[Finding], max_bytes: usize) -> Vec<Message> {
+    let columns = email::Columns::of(findings);
+    // What each finding adds to a part: its JSON and its e-mail rows, escaped. The chat
+    // rendering lists only what fits its 8,000 characters, so it counts in the header.
+    let cost: Vec<usize> = findings
+        .iter()
+        .map(|f| escaped_len(&serde_json::to_string(f).unwrap_or_default()) + escaped_len(&columns.row(f)) + 2)
+        .collect();
+    let header = render(summary, findings, std::slice::from_ref(&(0..0)), columns)
+        .first()
+        .map_or(0, Message::structured_len)
+        // Part numbers, digits of counts, and the chat's list of findings (8,000 characters,
+        // escaped twice: into the chat document, then into the structured message).
+        + 256
+        + 2 * chat::DESCRIPTION_MAX;
+    let mut budget = max_bytes;
+    loop {
+        let parts = render(summary, findings, &split(&cost, budget.saturating_sub(header)), columns);
+        let largest = parts.iter().map(Message::structured_len).max().unwrap_or(0);
+        // The estimate is close but not exact (multi-byte text, escapes): measure, and split
+        // finer by the excess until every part fits (a single finding larger than the limit
+        // cannot be split; SNS then rejects its part, which fails the invocation loudly).
+        if largest <= max_bytes || budget <= header {
+            return parts;
+        }
+        budget = budget.saturating_sub(largest - max_bytes + 1024);
+    }
+}
+
+/// Consecutive ranges whose costs add up to at most `budget` (at least one item each).
+fn split(cost: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
+    let mut chunks = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, c) in cost.iter().enumerate() {
+        if i > start && size + c > budget {
+            chunks.push(start..i);
+            (start, size) = (i, 0);
+        }
+        size += c;
+    }
+    chunks.push(start..cost.len());
+    chunks
+}
+
+fn render(
+    summary: &ScanSummary,
+    findings: &[Finding],
+    chunks: &[std::ops::Range<usize>],
+    columns: email::Columns,
+) -> Vec<Message> {
     let mut by_severity = BTreeMap::new();
     let mut by_check = BTreeMap::new();
     for f in findings {
         *by_severity.entry(f.severity.as_str()).or_insert(0) += 1;
         *by_check.entry(f.check.as_str()).or_insert(0) += 1;
     }
-    let header = |part, parts| DigestHeader {
-        summary,
-        findings_total: findings.len(),
-        counts_by_severity: by_severity.clone(),
-        counts_by_check: by_check.clone(),
-        part,
-        parts,
-    };
-    // The header with the largest part numbers bounds what every part spends on it.
-    let header_bytes = serde_json::to_string(&header(usize::MAX, usize::MAX)).map_or(0, |s| s.len()) + 32;
-    let mut chunks: Vec<std::ops::Range<usize>> = Vec::new();
-    let (mut start, mut size) = (0, header_bytes);
-    for (i, f) in findings.iter().enumerate() {
-        let len = serde_json::to_string(f).map_or(0, |s| s.len()) + 1;
-        if i > start && size + len > max_bytes {
-            chunks.push(start..i);
-            (start, size) = (i, header_bytes);
-        }
-        size += len;
-    }
-    chunks.push(start..findings.len());
     let parts = chunks.len();
     let worst = findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Info);
     chunks
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(i, range)| {
-            let body = DigestBody { digest: header(i + 1, parts), findings: &findings[range] };
-            let part = if parts > 1 { format!(" (part {}/{parts})", i + 1) } else { String::new() };
+            let header = DigestHeader {
+                summary,
+                findings_total: findings.len(),
+                counts_by_severity: by_severity.clone(),
+                counts_by_check: by_check.clone(),
+                part: i + 1,
+                parts,
+            };
+            let body = DigestBody { digest: header, findings: &findings[range.clone()] };
+            let part = chat::DigestPart {
+                summary,
+                all: findings,
+                findings: &findings[range.clone()],
+                first: range.start,
+                part: i + 1,
+                parts,
+            };
             Message {
-                subject: clean_subject(format!(
-                    "[iam-sentinel] daily scan of {}: {}{part}",
-                    summary.account,
-                    crate::output::summary(findings)
-                )),
+                subject: email::clean_subject(format!("[iam-sentinel] {}", part.headline())),
                 body: serde_json::to_string(&body).unwrap_or_default(),
+                email: email::digest(&part, columns),
+                chat: chat::digest(&part).to_json(),
                 severity: worst,
                 check: DIGEST_CHECK.to_owned(),
                 account: summary.account.clone(),
@@ -152,7 +234,7 @@ pub fn digest(summary: &ScanSummary, findings: &[Finding], max_bytes: usize) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::finding::{CheckId, Scope};
 
@@ -176,7 +258,7 @@ mod tests {
             .collect()
     }
 
-    fn summary() -> ScanSummary {
+    pub(crate) fn summary() -> ScanSummary {
         ScanSummary {
             account: "123456789012".into(),
             region: "us-east-1".into(),
@@ -188,25 +270,96 @@ mod tests {
         }
     }
 
+    fn check_parts(msgs: &[Message], total: usize) {
+        let mut seen = 0;
+        for (i, m) in msgs.iter().enumerate() {
+            let structured = m.structured();
+            assert_eq!(structured.len(), m.structured_len(), "part {i}: the length is computed exactly");
+            assert!(structured.len() <= MAX_BODY_BYTES, "part {i}: {} bytes", structured.len());
+            if msgs.len() > 1 {
+                assert!(m.subject.ends_with(&format!("(part {}/{})", i + 1, msgs.len())), "{}", m.subject);
+            }
+            assert!(m.subject.len() < 100, "{}", m.subject);
+            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+            assert_eq!(v["digest"]["findings_total"], total);
+            let listed = v["findings"].as_array().unwrap().len();
+            for f in v["findings"].as_array().unwrap() {
+                assert!(m.email.contains(f["user"].as_str().unwrap()), "the e-mail lists every finding of its part");
+            }
+            crate::render::chat::tests::assert_valid(&m.chat);
+            seen += listed;
+        }
+        assert_eq!(seen, total, "every finding is in exactly one part");
+    }
+
     #[test]
     fn a_large_digest_splits_into_numbered_parts_under_the_limit() {
         let all = findings(3000);
         let msgs = digest(&summary(), &all, MAX_BODY_BYTES);
         assert!(msgs.len() > 1);
-        let mut seen = 0;
-        for (i, m) in msgs.iter().enumerate() {
-            assert!(m.body.len() <= MAX_BODY_BYTES, "part {i}: {}", m.body.len());
-            assert!(
-                m.subject.len() < 100 && m.subject.ends_with(&format!("(part {}/{})", i + 1, msgs.len())),
-                "{}",
-                m.subject
-            );
-            let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
-            assert_eq!(v["digest"]["findings_total"], 3000);
-            assert_eq!(v["digest"]["counts_by_check"]["access-key-stale"], 3000);
-            seen += v["findings"].as_array().unwrap().len();
+        check_parts(&msgs, 3000);
+        let v: serde_json::Value = serde_json::from_str(&msgs[0].body).unwrap();
+        assert_eq!(v["digest"]["counts_by_check"]["access-key-stale"], 3000);
+    }
+
+    #[test]
+    fn every_rendering_counts_against_the_limit_even_with_escapes_and_multibyte_text() {
+        // Quotes, backslashes, line breaks and 3-byte characters grow when escaped twice.
+        let mut all = findings(2000);
+        for (i, f) in all.iter_mut().enumerate() {
+            f.evidence = serde_json::json!({ "policy": format!("\"{}\\\n{}", "é€".repeat(150), i) });
+            f.message = format!("{} \"{}\"", "€".repeat(100), i);
         }
-        assert_eq!(seen, 3000, "every finding is in exactly one part");
+        let msgs = digest(&summary(), &all, MAX_BODY_BYTES);
+        check_parts(&msgs, 2000);
+        let small = digest(&summary(), &all, 60_000);
+        assert!(small.len() > msgs.len());
+        check_parts(&small, 2000);
+        assert!(small.iter().all(|m| m.structured_len() <= 60_000));
+    }
+
+    #[test]
+    fn a_message_has_a_rendering_per_protocol_and_machines_get_the_json() {
+        let f = crate::render::chat::tests::alice();
+        let m = Message::finding(&f);
+        let structured: serde_json::Value = serde_json::from_str(&m.structured()).unwrap();
+        let mut keys: Vec<&String> = structured.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["default", "email", "https"]);
+        // SNS gives `default` to every protocol without its own key: sqs, lambda, firehose.
+        let default: Finding = serde_json::from_str(structured["default"].as_str().unwrap()).unwrap();
+        assert_eq!(default, Finding { action: None, ..f.clone() });
+        assert_eq!(structured["default"].as_str().unwrap(), serde_json::to_string_pretty(&f).unwrap());
+        assert_eq!(structured["email"].as_str().unwrap(), crate::render::email::finding(&f));
+        crate::render::chat::tests::assert_valid(structured["https"].as_str().unwrap());
+        assert_eq!(m.structured_len(), m.structured().len());
+    }
+
+    #[test]
+    fn a_resolved_finding_is_a_resolution_in_every_rendering() {
+        let mut f = crate::render::chat::tests::alice();
+        f.state = crate::finding::FindingState::Resolved;
+        let m = Message::finding(&f);
+        let json: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(json["state"], "resolved");
+        assert!(m.subject.starts_with("Resolved: "), "{}", m.subject);
+        assert!(m.email.starts_with("RESOLVED "), "{}", m.email);
+        let chat: serde_json::Value = serde_json::from_str(&m.chat).unwrap();
+        assert_eq!(chat["metadata"]["threadId"], f.thread_id());
+        assert!(chat["content"]["title"].as_str().unwrap().contains("Resolved"));
+    }
+
+    #[test]
+    fn an_over_long_evidence_value_is_whole_in_the_json_and_cut_for_people() {
+        let mut f = crate::render::chat::tests::alice();
+        let long = "p".repeat(100_000);
+        f.evidence = serde_json::json!({ "policy": long });
+        let m = Message::finding(&f);
+        let json: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(json["evidence"]["policy"].as_str().unwrap().len(), 100_000);
+        assert!(!m.email.contains(&"p".repeat(crate::render::email::EVIDENCE_VALUE_MAX + 1)));
+        assert!(!m.chat.contains(&"p".repeat(crate::render::chat::EVIDENCE_VALUE_MAX + 1)));
+        assert!(m.structured_len() < MAX_BODY_BYTES);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! SNS: messages sent with `PublishBatch` (at most 10 and 256 KB per call), with the
-//! `severity`, `check` and `account` attributes subscribers filter on.
+//! `severity`, `check` and `account` attributes subscribers filter on. Each entry is one
+//! `MessageStructure=json` document holding a rendering per protocol, so one publish
+//! serves every subscriber: the cost does not grow with the number of protocols.
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
@@ -47,7 +49,8 @@ fn entry(id: usize, m: &Message, fifo: bool) -> Result<PublishBatchRequestEntry,
     builder
         .id(id.to_string())
         .subject(&m.subject)
-        .message(&m.body)
+        .message(m.structured())
+        .message_structure("json")
         .message_attributes("severity", attribute(m.severity.as_str())?)
         .message_attributes("check", attribute(&m.check)?)
         .message_attributes("account", attribute(&m.account)?)
@@ -67,7 +70,7 @@ fn batches(messages: &[Message]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, m) in messages.iter().enumerate() {
-        let len = m.body.len() + m.subject.len() + 256;
+        let len = m.structured_len() + m.subject.len() + 256;
         if i > start && (i - start == BATCH_ENTRIES || bytes + len > BATCH_BYTES) {
             out.push(start..i);
             (start, bytes) = (i, 0);
@@ -139,6 +142,8 @@ mod tests {
         Message {
             subject: "s".into(),
             body: "x".repeat(bytes),
+            email: String::new(),
+            chat: String::new(),
             severity: Severity::Low,
             check: "c".into(),
             account: "1".into(),
@@ -154,6 +159,23 @@ mod tests {
         let fifo = entry(0, &msg(1), true).unwrap();
         assert_eq!(fifo.message_deduplication_id(), Some("0"));
         assert_eq!(fifo.message_group_id(), Some("1"));
+    }
+
+    #[test]
+    fn an_entry_is_one_structured_message_with_a_rendering_per_protocol() {
+        let f = crate::render::chat::tests::alice();
+        let m = Message::finding(&f);
+        let e = entry(0, &m, false).unwrap();
+        assert_eq!(e.message_structure(), Some("json"));
+        assert_eq!(e.subject(), Some("[HIGH] exception-unapproved: alice"));
+        let doc: serde_json::Value = serde_json::from_str(e.message()).unwrap();
+        assert_eq!(doc["default"].as_str(), Some(m.body.as_str()));
+        assert_eq!(doc["email"].as_str(), Some(m.email.as_str()));
+        assert_eq!(doc["https"].as_str(), Some(m.chat.as_str()));
+        let attrs = e.message_attributes().unwrap();
+        for (k, v) in [("severity", "high"), ("check", "exception-unapproved"), ("account", "123456789012")] {
+            assert_eq!(attrs[k].string_value(), Some(v));
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! One integration-test binary: every module shares the moto harness in `common` and links
-//! the SDK once. Modules: the command line, the event path, the daily scan, faults, hostile input, the Lambda
+//! the SDK once. Modules: the per-protocol renderings on the topic, the command line, the event path, the daily scan, faults, hostile input, the Lambda
 //! end to end, load, remediation safety, the template and policies, and the role's actions. (Secrets in logs has its own
 //! binary: see tests/no_secrets.rs.)
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod channels;
 mod cli;
 mod dashboard;
 mod event_path;

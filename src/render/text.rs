@@ -1,0 +1,145 @@
+//! Words shared by the renderings people read (e-mail, chat): what to do about each check,
+//! what remediation did, and safe, bounded text from values anyone can set (tag values,
+//! user names), so one hostile value can neither forge a line nor overflow a channel's limit.
+
+use crate::finding::{CheckId, Finding, FindingState, RemediationStatus};
+
+/// What a person should do about a finding of `check`, in one or two sentences.
+#[must_use]
+pub fn what_to_do(check: CheckId) -> &'static str {
+    // Named one by one, not `_`, so that a new check must say what to do about it.
+    match check {
+        CheckId::ExceptionUnapproved => {
+            "Remove the AccessException tag, or, if the exception is legitimate, record an approval \
+             (approver, ticket, expiry) in the approvals registry."
+        }
+        CheckId::ExceptionExpired => {
+            "Renew the approval in the registry with a new expiry, or remove the AccessException tag."
+        }
+        CheckId::ExceptionExpiring => "Renew the approval before it expires, or let it lapse and remove the tag.",
+        CheckId::ExceptionSelfGranted => {
+            "Ask who set the tag and why: only an approver may grant it. Remove the tag unless an approver \
+             confirms it, and review who may call iam:TagUser."
+        }
+        CheckId::ExceptionTagMalformed => {
+            "Set the tag to exactly True if the exception is approved (the SCP compares case-sensitively), \
+             or remove it."
+        }
+        CheckId::ExceptionApprovedUntagged => {
+            "Tag the user AccessException=True if the exception is still needed, or delete the approval \
+             from the registry."
+        }
+        CheckId::RequiredTagMissing => "Add the missing tag to the user.",
+        CheckId::AccessKeyRotationDue => {
+            "Plan the rotation: create a second key, move every consumer to it, then deactivate and delete this one."
+        }
+        CheckId::AccessKeyStale => {
+            "Rotate the key now: create a second key, move every consumer to it, then deactivate and delete this one."
+        }
+        CheckId::AccessKeyUnused => "Deactivate the key; delete it once nothing has broken.",
+        CheckId::AccessKeyMultipleActive => "Deactivate the key that is no longer in use, then delete it.",
+        CheckId::ConsoleWithoutMfa => "Have the user enrol an MFA device, or remove the console password.",
+        CheckId::UserWithoutMfa => "Have the user enrol an MFA device.",
+        CheckId::RootAccessKey => "Delete the root user's access key; use IAM roles for automation.",
+        CheckId::RootWithoutMfa => "Enable MFA on the root user (a hardware key where possible).",
+        CheckId::ApprovalsRegistryUnavailable => {
+            "Fix the registry secret (the function's read access, its JSON): until then no exception tag is \
+             judged or removed."
+        }
+        CheckId::RootUsed => {
+            "Confirm who used the root user and why; if nobody expected it, secure the root credentials at once."
+        }
+    }
+}
+
+/// What to do, as the renderings say it: nothing for a resolved finding.
+#[must_use]
+pub fn next_step(f: &Finding) -> &'static str {
+    match f.state {
+        FindingState::Open => what_to_do(f.check),
+        FindingState::Resolved => "Nothing: the condition no longer holds. This closes the finding.",
+    }
+}
+
+/// What remediation did, in words: `untag: applied (the exception tag was removed)`.
+#[must_use]
+pub fn remediation(f: &Finding) -> String {
+    let Some(r) = &f.remediation else { return "none (this check is reported, not remediated)".to_owned() };
+    let what = match r.status {
+        RemediationStatus::Applied => "the exception tag was removed",
+        RemediationStatus::DryRun => "not removed: remediation is off",
+        RemediationStatus::Skipped => "not removed on purpose",
+        RemediationStatus::Failed => "the call failed; the invocation fails and is retried",
+    };
+    match &r.detail {
+        Some(detail) => format!("{}: {} ({what}; {})", r.action, r.status.as_str(), one_line(detail)),
+        None => format!("{}: {} ({what})", r.action, r.status.as_str()),
+    }
+}
+
+/// Who a finding is about: the user name, else the principal's ARN.
+#[must_use]
+pub fn who(f: &Finding) -> &str {
+    f.user.as_deref().unwrap_or(&f.principal)
+}
+
+/// One line: control characters (line breaks included) become spaces, so a value cannot
+/// start a line of its own in an e-mail or a chat message.
+#[must_use]
+pub fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// At most `max` characters: longer text is cut and ends with `…`.
+#[must_use]
+pub fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max.saturating_sub(1)) {
+        Some((i, _)) if s.chars().count() > max => format!("{}…", &s[..i]),
+        _ => s.to_owned(),
+    }
+}
+
+/// An evidence value as text: strings as they are, anything else as compact JSON.
+#[must_use]
+pub fn value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The evidence as (key, value) lines, in the JSON's order; an evidence that is not an
+/// object is one line keyed `evidence`.
+#[must_use]
+pub fn evidence(f: &Finding) -> Vec<(String, String)> {
+    match &f.evidence {
+        serde_json::Value::Object(map) => map.iter().map(|(k, v)| (one_line(k), one_line(&value(v)))).collect(),
+        serde_json::Value::Null => Vec::new(),
+        other => vec![("evidence".to_owned(), one_line(&value(other)))],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_counts_characters_and_marks_the_cut() {
+        assert_eq!(truncate("abcdef", 6), "abcdef");
+        assert_eq!(truncate("abcdefg", 6), "abcde…");
+        assert_eq!(truncate("ééééééé", 3).chars().count(), 3);
+        assert_eq!(truncate("", 3), "");
+    }
+
+    #[test]
+    fn one_line_removes_line_breaks_and_controls() {
+        assert_eq!(one_line("a\nb\r\tc\u{7}"), "a b  c ");
+    }
+
+    #[test]
+    fn every_check_says_what_to_do() {
+        for check in CheckId::ALL {
+            assert!(what_to_do(*check).ends_with('.'), "{check}");
+        }
+    }
+}
