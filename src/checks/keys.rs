@@ -1,4 +1,4 @@
-//! Access keys: age (CIS 1.14, 90 days), use (CIS 1.12, 45 days), and more than one active key.
+//! Access keys: age (CIS v5.0 1.13, 90 days), use (CIS v5.0 1.11, 45 days), and more than one active key (1.12).
 
 use serde_json::json;
 
