@@ -2,6 +2,10 @@
 //!
 //! The Lambda handler and the CLI both build an [`App`] and call [`App::handle`].
 
+pub mod lifecycle;
+
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -14,8 +18,10 @@ use crate::event::{EventError, IamChange, Parsed, RootActivity, Trigger, parse_e
 use crate::finding::{Action, CheckId, Finding, Remediation, RemediationStatus, Scope, Severity, sort_findings};
 use crate::message::{MAX_BODY_BYTES, Message, ScanSummary, digest};
 use crate::ports::{
-    AccountReader, ApprovalsStore, CallError, FindingsSink, PublishError, RegistryUnavailable, ScanError, UserDirectory,
+    AccountReader, ApprovalsStore, CallError, FindingsSink, FindingsStore, PublishError, RegistryUnavailable,
+    ScanError, StoreError, UserDirectory,
 };
+use crate::render::asff;
 
 /// Per-invocation choices.
 #[derive(Debug, Clone, Copy)]
@@ -74,8 +80,12 @@ pub struct Report {
     pub outcome: Outcome,
     /// Findings, most severe first.
     pub findings: Vec<Finding>,
+    /// Findings reported before that this scan no longer produces (`state: resolved`).
+    pub resolved: Vec<Finding>,
     /// How many messages the topic accepted.
     pub published: usize,
+    /// How many findings (open and resolved) Security Hub accepted.
+    pub imported: usize,
     /// For scans: what was scanned (report age, users outside the report).
     pub scan: Option<ScanSummary>,
     /// Set when the invocation must fail after its findings were produced (registry
@@ -92,7 +102,17 @@ impl Report {
     }
 
     fn without_findings(trigger: String, outcome: Outcome) -> Report {
-        Report { trigger, outcome, findings: Vec::new(), published: 0, scan: None, failure: None, failures: Vec::new() }
+        Report {
+            trigger,
+            outcome,
+            findings: Vec::new(),
+            resolved: Vec::new(),
+            published: 0,
+            imported: 0,
+            scan: None,
+            failure: None,
+            failures: Vec::new(),
+        }
     }
 }
 
@@ -111,6 +131,10 @@ pub enum Failure {
     /// Some findings were not published.
     #[error(transparent)]
     Publish(PublishError),
+    /// Some findings were not imported into Security Hub, or its open findings could not be
+    /// read (resolutions would go unannounced); the findings still went to the topic.
+    #[error(transparent)]
+    SecurityHub(StoreError),
 }
 
 impl Failure {
@@ -121,6 +145,8 @@ impl Failure {
             Failure::RegistryUnavailable(_) | Failure::RegistryReRead(_) => "RegistryUnavailable",
             Failure::Remediation(_) => "RemediationFailed",
             Failure::Publish(_) => "FindingsIncomplete",
+            Failure::SecurityHub(e) if e.not_enabled => "SecurityHubNotEnabled",
+            Failure::SecurityHub(_) => "SecurityHubIncomplete",
         }
     }
 }
@@ -150,6 +176,8 @@ pub enum AppError {
 
 /// The application: configuration plus the ports it talks to.
 pub struct App<D, A, S> {
+    /// Security Hub, when `SECURITY_HUB=true`: findings imported, resolutions found.
+    pub findings_store: Option<Box<dyn FindingsStore>>,
     /// Validated configuration.
     pub config: Config,
     /// IAM.
@@ -197,7 +225,8 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             let outcome = Outcome::UserGone(format!("user {} no longer exists", change.user_name));
             let Some(root_use) = root_use else { return Ok(Report::without_findings(trigger, outcome)) };
             let messages = [Message::finding(&root_use)];
-            let report = self.finish(trigger, vec![root_use], &messages, Vec::new(), opts, None).await?;
+            let report =
+                self.finish(trigger, vec![root_use], &messages, Vec::new(), opts, None, Lifecycle::default()).await?;
             return Ok(Report { outcome, ..report });
         };
         let tag_change =
@@ -213,7 +242,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
         sort_findings(&mut findings);
         let messages: Vec<Message> = findings.iter().map(Message::finding).collect();
-        self.finish(trigger, findings, &messages, failures, opts, None).await
+        self.finish(trigger, findings, &messages, failures, opts, None, Lifecycle::default()).await
     }
 
     /// Root acted on itself or signed in: `root-used`, then root's keys and MFA from the
@@ -242,7 +271,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         }
         sort_findings(&mut findings);
         let messages: Vec<Message> = findings.iter().map(Message::finding).collect();
-        self.finish(trigger, findings, &messages, failures, opts, None).await
+        self.finish(trigger, findings, &messages, failures, opts, None, Lifecycle::default()).await
     }
 
     /// Runs the daily scan: bulk reads only, every user checked, a digest published.
@@ -267,6 +296,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             now: opts.now,
         };
         let registry = approvals.as_ref().ok();
+        let registry_read = registry.is_some();
         let policy = &self.config.policy;
         let mut findings: Vec<Finding> = snapshot
             .users
@@ -292,8 +322,16 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 ),
             });
         }
-        let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
+        let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
         sort_findings(&mut findings);
+        let coverage = lifecycle::Coverage {
+            account: &scope.account,
+            registry_read,
+            root_checked: snapshot.root.is_some(),
+            users_not_in_report: &snapshot.users_not_in_report,
+        };
+        let lifecycle = self.lifecycle(&findings, &coverage, opts).await;
+        failures.extend(lifecycle.failure.clone());
         let summary = ScanSummary {
             account: scope.account.clone(),
             region: scope.region.clone(),
@@ -305,7 +343,50 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         };
         let mut messages = digest(&summary, &findings, MAX_BODY_BYTES);
         messages.extend(findings.iter().filter(|f| f.severity >= Severity::High).map(Message::finding));
-        self.finish("schedule".into(), findings, &messages, failures, opts, Some(summary)).await
+        messages.extend(lifecycle.resolved.iter().map(Message::finding));
+        self.finish("schedule".into(), findings, &messages, failures, opts, Some(summary), lifecycle).await
+    }
+
+    /// Reads the store's open findings and decides which this scan resolves (pure, in
+    /// [`lifecycle::resolved`]). Without a store, or without publishing, there is nothing to do.
+    async fn lifecycle(
+        &self,
+        findings: &[Finding],
+        coverage: &lifecycle::Coverage<'_>,
+        opts: &RunOptions,
+    ) -> Lifecycle {
+        let Some(store) = self.findings_store.as_ref().filter(|_| opts.publish) else { return Lifecycle::default() };
+        match store.open_findings(coverage.account).await {
+            Ok(open) => Lifecycle {
+                first_seen: open.iter().filter_map(|s| Some((s.store_id.clone(), s.first_observed_at?))).collect(),
+                resolved: lifecycle::resolved(&open, findings, coverage, opts.now),
+                failure: None,
+            },
+            Err(e) => Lifecycle { failure: Some(Failure::SecurityHub(e)), ..Lifecycle::default() },
+        }
+    }
+
+    /// Imports `findings` into the store, if there is one; returns how many it accepted.
+    async fn import(
+        &self,
+        findings: &[Finding],
+        first_seen: &HashMap<String, DateTime<Utc>>,
+        opts: &RunOptions,
+        failures: &mut Vec<Failure>,
+    ) -> usize {
+        let Some(store) = self.findings_store.as_ref().filter(|_| opts.publish && !findings.is_empty()) else {
+            return 0;
+        };
+        let documents: Vec<Value> =
+            findings.iter().map(|f| asff::document(f, first_seen.get(&asff::finding_id(f)).copied())).collect();
+        match store.import(&documents, opts.stop_by).await {
+            Ok(n) => n,
+            Err(e) => {
+                let n = e.imported;
+                failures.push(Failure::SecurityHub(e));
+                n
+            }
+        }
     }
 
     /// The baseline most tools implement: list users, then read each one with per-user
@@ -334,9 +415,12 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         Ok(Report { findings, ..Report::without_findings("schedule".into(), Outcome::Processed) })
     }
 
-    /// Publishes (batch by batch, stopping before the deadline), and collects every failure
-    /// into the report. A deadline reached with findings unpublished is an error that says
-    /// how far publishing got.
+    /// Imports the findings into Security Hub (when enabled), publishes (batch by batch,
+    /// stopping before the deadline), then archives the resolved findings once their
+    /// announcement is out, and collects every failure into the report. A deadline reached
+    /// with findings unpublished is an error that says how far publishing got.
+    // One step after another, in the order the README documents.
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         trigger: String,
@@ -345,7 +429,15 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         mut failures: Vec<Failure>,
         opts: &RunOptions,
         scan: Option<ScanSummary>,
+        lifecycle: Lifecycle,
     ) -> Result<Report, AppError> {
+        // Security Hub not enabled: reading failed already, and every import would fail the same way.
+        let store_usable =
+            !lifecycle.failure.as_ref().is_some_and(|f| matches!(f, Failure::SecurityHub(e) if e.not_enabled));
+        let mut imported = 0;
+        if store_usable {
+            imported = self.import(&findings, &lifecycle.first_seen, opts, &mut failures).await;
+        }
         let mut published = 0;
         if opts.publish && !messages.is_empty() {
             let sink = self.sink.as_ref().ok_or(AppError::NoTopic)?;
@@ -368,9 +460,25 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 }
             }
         }
+        // Archived only once announced: if publishing failed, the next scan finds them open
+        // again and announces them then, rather than never.
+        let announced = !failures.iter().any(|f| matches!(f, Failure::Publish(_)));
+        if store_usable && announced {
+            imported += self.import(&lifecycle.resolved, &lifecycle.first_seen, opts, &mut failures).await;
+        }
         let failure =
             (!failures.is_empty()).then(|| failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
-        Ok(Report { trigger, outcome: Outcome::Processed, findings, published, scan, failure, failures })
+        Ok(Report {
+            trigger,
+            outcome: Outcome::Processed,
+            findings,
+            resolved: lifecycle.resolved,
+            published,
+            imported,
+            scan,
+            failure,
+            failures,
+        })
     }
 
     /// With a readable registry, remediates; without one, adds the critical finding and
@@ -458,6 +566,15 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         }
         Ok(failures)
     }
+}
+
+/// What a scan learnt from the findings store: when each open finding was first reported
+/// (by store id), the findings it resolves, and why the store could not be read, if it could not.
+#[derive(Debug, Default)]
+struct Lifecycle {
+    first_seen: HashMap<String, DateTime<Utc>>,
+    resolved: Vec<Finding>,
+    failure: Option<Failure>,
 }
 
 /// `untagged N of M, ` for the deadline message, from the findings' remediation statuses.

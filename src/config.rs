@@ -61,6 +61,8 @@ pub struct Config {
     pub auto_remediate: bool,
     /// The function's own role: events it caused are ignored (`SELF_ROLE_ARN`).
     pub self_role_arn: Option<String>,
+    /// Import findings into AWS Security Hub and resolve them there after each scan (`SECURITY_HUB`).
+    pub security_hub: bool,
 }
 
 /// A configuration variable with a bad value.
@@ -170,6 +172,11 @@ impl Config {
             Some("true") => true,
             Some(v) => report(&errors, Err(bad("AUTO_REMEDIATE", v, "`true` or `false`")), false),
         };
+        let security_hub = match get("SECURITY_HUB").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => report(&errors, Err(bad("SECURITY_HUB", v, "`true` or `false`")), false),
+        };
         let findings_topic_arn = match get("FINDINGS_TOPIC_ARN") {
             Some(v) if !v.starts_with("arn:") || !v.contains(":sns:") => report(
                 &errors,
@@ -218,6 +225,7 @@ impl Config {
             approvals_secret_id,
             auto_remediate,
             self_role_arn,
+            security_hub,
         })
     }
 }
@@ -236,6 +244,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("KEY_UNUSED_DAYS", "a key or password unused this long is reported (default 45)"),
     ("MFA_SCOPE", "console (default) or all-users"),
     ("REQUIRED_TAGS", "comma-separated tags every user must carry"),
+    ("SECURITY_HUB", "true: import findings into Security Hub and resolve them there (default false)"),
 ];
 
 fn is_arn(s: &str) -> bool {
@@ -261,6 +270,7 @@ mod tests {
         let c = with(&[]).unwrap();
         assert_eq!(c.policy, Policy::default());
         assert!(!c.auto_remediate);
+        assert!(!c.security_hub);
         assert_eq!(c.policy.key_max_age_days - c.policy.key_warn_days, 76);
     }
 
@@ -275,6 +285,7 @@ mod tests {
             ("FINDINGS_TOPIC_ARN", "findings", "SNS topic ARN"),
             ("SELF_ROLE_ARN", "arn:aws:iam::123456789012:user/x", "role ARN"),
             ("KEY_WARN_DAYS", "90", "fewer days than KEY_MAX_AGE_DAYS"),
+            ("SECURITY_HUB", "on", "`true` or `false`"),
         ] {
             let err = with(&[(var, val)]).unwrap_err().to_string();
             assert!(err.contains(var) && err.contains(expect), "{var}: {err}");

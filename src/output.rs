@@ -14,6 +14,10 @@ pub enum Format {
     Json,
     /// Only the counts.
     Summary,
+    /// AWS Security Finding Format: one JSON array, as `aws securityhub batch-import-findings` takes.
+    Asff,
+    /// OCSF 1.1.0 Detection Findings, one per line, for a SIEM or a security lake.
+    Ocsf,
     /// One self-contained HTML page (charts, findings, CIS controls) to attach to an audit ticket.
     Html,
 }
@@ -32,6 +36,8 @@ pub fn render(findings: &[Finding], scan: Option<&ScanSummary>, format: Format) 
         }
         Format::Table => table(findings),
         Format::Summary => summary(findings) + "\n",
+        Format::Asff => crate::render::asff::render(findings),
+        Format::Ocsf => crate::render::ocsf::render(findings),
         Format::Html => crate::render::html::render(findings, scan),
     }
 }

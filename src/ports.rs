@@ -120,3 +120,62 @@ pub trait FindingsSink: Send + Sync {
         stop_by: Option<tokio::time::Instant>,
     ) -> impl Future<Output = Result<usize, PublishError>> + Send;
 }
+
+/// A boxed future: [`FindingsStore`] is held as a trait object, because whether it exists is
+/// decided at start-up (`SECURITY_HUB`), not by the app's type.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A findings store could not take or give back findings (Security Hub).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{action}: {}{message}", if *.not_enabled { "Security Hub is not enabled here: " } else { "" })]
+pub struct StoreError {
+    /// `securityhub:BatchImportFindings` or `securityhub:GetFindings`.
+    pub action: &'static str,
+    /// Findings the store accepted before or despite the failure.
+    pub imported: usize,
+    /// Findings sent.
+    pub total: usize,
+    /// What failed (the service's code and message, or the rejected findings).
+    pub message: String,
+    /// The account has not enabled the service in this region (`InvalidAccessException`).
+    pub not_enabled: bool,
+}
+
+/// A finding the store holds as open (active, not yet passed), as much as the lifecycle needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFinding {
+    /// The store's id (stable per condition: see `render::asff::finding_id`).
+    pub store_id: String,
+    /// The check, as the stored `GeneratorId` names it; `None` for an id this version does not know.
+    pub check: Option<crate::finding::CheckId>,
+    /// Account.
+    pub account: String,
+    /// Region the finding was observed from.
+    pub region: String,
+    /// Principal ARN.
+    pub principal: String,
+    /// IAM user name, if about a user.
+    pub user: Option<String>,
+    /// Key id or slot, if about a key.
+    pub resource: Option<String>,
+    /// `schedule` or `event:<EventName>`: which path reported it.
+    pub trigger: String,
+    /// The message the finding was reported with.
+    pub message: String,
+    /// When it was first reported.
+    pub first_observed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Where findings are kept with a lifecycle (AWS Security Hub): imported on every run,
+/// read back after a scan to find those the scan no longer produces.
+pub trait FindingsStore: Send + Sync {
+    /// Creates or updates the documents (ASFF, at most 240 KB each); returns how many were
+    /// accepted. Stops before a batch that would start at or after `stop_by`.
+    fn import<'a>(
+        &'a self,
+        documents: &'a [serde_json::Value],
+        stop_by: Option<tokio::time::Instant>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
+    /// Every open finding this function reported in `account` (all pages).
+    fn open_findings<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<Vec<StoredFinding>, StoreError>>;
+}

@@ -3,6 +3,7 @@
 use crate::app::App;
 use crate::aws::approvals::SecretApprovals;
 use crate::aws::iam::IamDirectory;
+use crate::aws::securityhub::SecurityHubStore;
 use crate::aws::sns::SnsSink;
 use crate::aws::{CallCounter, Endpoint, load_sdk_config};
 use crate::config::Config;
@@ -35,5 +36,11 @@ pub fn build_app_with(config: Config, sdk: &aws_config::SdkConfig) -> (AwsApp, C
     });
     let approvals = SecretApprovals::new(secrets, config.approvals_secret_id.clone());
     let region = sdk.region().map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
-    (App { config, directory: IamDirectory::new(iam), approvals, sink, region }, counter)
+    let findings_store = config.security_hub.then(|| {
+        let client = aws_sdk_securityhub::Client::from_conf(
+            aws_sdk_securityhub::config::Builder::from(&sdk).interceptor(counter.clone()).build(),
+        );
+        Box::new(SecurityHubStore::new(client, region.clone())) as Box<dyn crate::ports::FindingsStore>
+    });
+    (App { findings_store, config, directory: IamDirectory::new(iam), approvals, sink, region }, counter)
 }

@@ -1,7 +1,8 @@
-//! AWS adapters behind the ports: IAM, Secrets Manager, SNS; plus SDK set-up shared by all.
+//! AWS adapters behind the ports: IAM, Secrets Manager, SNS, Security Hub; plus SDK set-up shared by all.
 
 pub mod approvals;
 pub mod iam;
+pub mod securityhub;
 pub mod sns;
 
 use std::collections::BTreeMap;

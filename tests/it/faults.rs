@@ -47,6 +47,7 @@ macro_rules! client {
 fn build(iam: aws_sdk_iam::Client, sm: aws_sdk_secretsmanager::Client, sns: aws_sdk_sns::Client) -> AwsApp {
     let vars = HashMap::from([("APPROVALS_SECRET_ID", "approvals"), ("FINDINGS_TOPIC_ARN", TOPIC)]);
     App {
+        findings_store: None,
         config: Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).unwrap(),
         directory: IamDirectory::new(iam).with_report_wait(5, Duration::from_millis(1)),
         approvals: SecretApprovals::new(sm, "approvals".into()),

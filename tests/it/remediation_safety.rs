@@ -49,6 +49,7 @@ fn approving(user: &str, expires: chrono::DateTime<Utc>) -> Approvals {
 
 fn app_with(acct: &Account, approvals: Changing) -> App<IamDirectory, Changing, SnsSink> {
     App {
+        findings_store: None,
         config: acct.config(&[("AUTO_REMEDIATE", "true")]),
         directory: IamDirectory::new(aws_sdk_iam::Client::new(&acct.sdk)),
         approvals,
@@ -241,6 +242,7 @@ fn timed_app(directory: Timed, per_batch: Duration) -> App<Timed, Changing, Time
     })
     .unwrap();
     App {
+        findings_store: None,
         config,
         directory,
         approvals: Changing::new(vec![Ok(Approvals::default())]),

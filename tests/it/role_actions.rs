@@ -1,6 +1,6 @@
 //! The deployment role grants exactly what the code really calls: every AWS operation the
 //! function makes while handling every sample event and a scan against moto (with
-//! remediation on) is recorded by the SDK call counter, mapped to its IAM action, and
+//! remediation and Security Hub on) is recorded by the SDK call counter, mapped to its IAM action, and
 //! compared with the `FunctionRole` of `infra/template.yaml`, both ways.
 
 use std::collections::BTreeSet;
@@ -20,19 +20,24 @@ fn action_of(operation: &str) -> String {
     }
 }
 
-/// The `iam:`, `sns:` and `secretsmanager:` actions the template's `FunctionRole` grants.
+/// The `iam:`, `sns:`, `secretsmanager:` and `securityhub:` actions the template's `FunctionRole` grants.
 fn role_actions() -> BTreeSet<String> {
     let template = template();
     role_statements(&template)
         .into_iter()
         .flat_map(actions)
-        .filter(|a| ["iam:", "sns:", "secretsmanager:"].iter().any(|p| a.starts_with(p)))
+        .filter(|a| ["iam:", "sns:", "secretsmanager:", "securityhub:"].iter().any(|p| a.starts_with(p)))
         .map(str::to_owned)
         .collect()
 }
 
-#[tokio::test]
-async fn the_role_grants_exactly_the_actions_the_code_really_calls() {
+#[test]
+fn the_role_grants_exactly_the_actions_the_code_really_calls() {
+    // The scan reads Security Hub's findings back: see `on_big_stack`.
+    crate::security_hub::on_big_stack(role_matches_calls);
+}
+
+async fn role_matches_calls() {
     let acct = Account::new().await;
     let soon = (Utc::now() + chrono::Duration::days(10)).to_rfc3339();
     acct.put_registry(&registry(&[("svc-legacy-erp", &soon)])).await;
@@ -41,7 +46,8 @@ async fn the_role_grants_exactly_the_actions_the_code_really_calls() {
     acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
     acct.create_user("analyst-dave", &[]).await;
     acct.create_login_profile("analyst-dave").await;
-    let (app, counter) = build_app_with(acct.config(&[("AUTO_REMEDIATE", "true")]), &acct.sdk);
+    let (app, counter) =
+        build_app_with(acct.config(&[("AUTO_REMEDIATE", "true"), ("SECURITY_HUB", "true")]), &acct.sdk);
 
     let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
         .unwrap()
@@ -50,7 +56,7 @@ async fn the_role_grants_exactly_the_actions_the_code_really_calls() {
     files.sort();
     let opts = RunOptions::at(Utc::now());
     for file in &files {
-        app.handle(sample(file), &opts).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+        Box::pin(app.handle(sample(file), &opts)).await.unwrap_or_else(|e| panic!("{file}: {e}"));
     }
     let called: BTreeSet<String> = counter.snapshot().calls.keys().map(|op| action_of(op)).collect();
 
@@ -61,5 +67,6 @@ async fn the_role_grants_exactly_the_actions_the_code_really_calls() {
     assert!(never_called.is_empty(), "granted by FunctionRole but never called: {never_called:?}");
     // The untag path really ran (remediation of dev-mallory), so UntagUser is proven, not assumed.
     assert!(called.contains("iam:UntagUser"), "{called:?}");
+    assert!(called.contains("securityhub:GetFindings"), "the scan sample ran the lifecycle: {called:?}");
     acct.received().await;
 }
