@@ -263,6 +263,17 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
         report.published,
         calls.total_calls()
     );
+    if report.imported > 0 || !report.resolved.is_empty() {
+        let who = |f: &crate::finding::Finding| f.user.clone().unwrap_or_else(|| f.principal.clone());
+        let resolved: Vec<String> = report.resolved.iter().map(|f| format!("{} {}", f.check, who(f))).collect();
+        eprintln!(
+            "security hub: {} finding(s) imported; {} resolved{}{}",
+            report.imported,
+            resolved.len(),
+            if resolved.is_empty() { "" } else { ": " },
+            resolved.join(", ")
+        );
+    }
     if let Some(f) = &report.failure {
         return fail(1, f);
     }

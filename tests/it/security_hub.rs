@@ -182,3 +182,28 @@ async fn without_security_hub_enabled_findings_still_reach_the_topic_and_the_run
     assert_eq!(report.failures[0].error_type(), "SecurityHubNotEnabled");
     acct.received().await;
 }
+
+#[tokio::test]
+async fn the_cli_prints_asff_and_ocsf_and_says_what_security_hub_took() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    acct.create_user("analyst-dave", &[]).await;
+    acct.create_login_profile("analyst-dave").await;
+
+    let out = acct.cli(&["scan", "--format", "asff"], &[("SECURITY_HUB", "true")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let docs: Vec<Value> = serde_json::from_slice(&out.stdout).expect("one JSON array");
+    let dave = docs.iter().find(|d| d["GeneratorId"] == "console-without-mfa").expect("dave's finding");
+    assert_eq!(dave["SchemaVersion"], "2018-10-08");
+    assert_eq!(dave["Compliance"]["RelatedRequirements"][0], "CIS AWS Foundations Benchmark v5.0.0/1.9");
+    assert!(stderr.contains(&format!("security hub: {} finding(s) imported; 0 resolved", docs.len())), "{stderr}");
+
+    let out = acct.cli(&["scan", "--format", "ocsf", "--no-publish"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!events.is_empty());
+    assert!(events.iter().all(|e| e["class_uid"] == 2004 && e["metadata"]["version"] == "1.1.0"));
+    acct.received().await;
+}
