@@ -68,7 +68,7 @@ pub fn finding(f: &Finding) -> String {
     if lines.is_empty() {
         field("Evidence:", "none");
     } else {
-        field("Evidence:", "");
+        out.push_str("Evidence:\n");
         let width = lines.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0).min(COLUMN_MAX);
         for (k, v) in &lines {
             let cut = truncate(v, EVIDENCE_VALUE_MAX);
@@ -160,13 +160,12 @@ fn users(names: &[String]) -> String {
 #[must_use]
 pub fn digest(p: &DigestPart<'_>, columns: Columns) -> String {
     let s = p.summary;
+    let part = if p.parts > 1 { format!(" (part {}/{})", p.part, p.parts) } else { String::new() };
     let mut out = format!(
-        "iam-sentinel {}\n\n",
-        p.headline().replacen(
-            "daily scan",
-            &format!("daily scan at {}", s.observed_at.format("%Y-%m-%d %H:%M UTC")),
-            1
-        )
+        "iam-sentinel daily scan of {} at {}: {}{part}\n\n",
+        s.account,
+        s.observed_at.format("%Y-%m-%d %H:%M UTC"),
+        crate::output::summary(p.all)
     );
     let mut field = |name: &str, value: &str| {
         let _ = writeln!(out, "{name:<24} {value}");
