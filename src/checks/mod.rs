@@ -6,6 +6,8 @@
 mod exceptions;
 mod keys;
 mod mfa;
+pub mod password;
+pub mod policy;
 mod root;
 
 use chrono::{DateTime, Utc};
