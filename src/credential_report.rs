@@ -30,7 +30,10 @@ pub fn report_text(rows: &[&str]) -> String {
 const REQUIRED_COLUMNS: &[&str] = &[
     "user",
     "arn",
+    "user_creation_time",
     "password_enabled",
+    "password_last_used",
+    "password_last_changed",
     "mfa_active",
     "access_key_1_active",
     "access_key_1_last_rotated",
@@ -45,7 +48,10 @@ const REQUIRED_COLUMNS: &[&str] = &[
 struct Row {
     user: String,
     arn: String,
+    user_creation_time: String,
     password_enabled: String,
+    password_last_used: String,
+    password_last_changed: String,
     mfa_active: String,
     access_key_1_active: String,
     access_key_1_last_rotated: String,
@@ -64,6 +70,11 @@ pub struct ReportUser {
     pub arn: String,
     /// Console password enabled.
     pub password_enabled: bool,
+    /// Last console sign-in with the password; `None` if never (`no_information`) or no password.
+    pub password_last_used: Option<DateTime<Utc>>,
+    /// When the password was set: `password_last_changed`, else the user's creation time
+    /// (AWS leaves `password_last_changed` at N/A until the first change).
+    pub password_set: Option<DateTime<Utc>>,
     /// At least one MFA device.
     pub mfa_active: bool,
     /// Keys by slot (inactive ones included).
@@ -175,8 +186,16 @@ pub fn parse(text: &[u8]) -> Result<CredentialReport, ReportError> {
         if row.user == ROOT_ROW {
             report.root = Some(RootSnapshot { arn: row.arn.clone(), keys, mfa_active });
         } else {
+            let password_enabled = flag("password_enabled", &row.password_enabled)?;
+            let password_set = match date("password_last_changed", &row.password_last_changed)? {
+                Some(changed) => Some(changed),
+                None if password_enabled => date("user_creation_time", &row.user_creation_time)?,
+                None => None,
+            };
             report.users.push(ReportUser {
-                password_enabled: flag("password_enabled", &row.password_enabled)?,
+                password_enabled,
+                password_last_used: date("password_last_used", &row.password_last_used)?,
+                password_set,
                 name: row.user.clone(),
                 arn: row.arn.clone(),
                 mfa_active,
@@ -224,13 +243,34 @@ mod tests {
 
     #[test]
     fn malformed_reports_are_named_errors() {
-        assert_eq!(parse(b"user,arn\nx,y\n").unwrap_err(), ReportError::MissingColumn("password_enabled"));
+        assert_eq!(parse(b"user,arn\nx,y\n").unwrap_err(), ReportError::MissingColumn("user_creation_time"));
         let err = report(&["svc,arn:x,2025-01-01T00:00:00+00:00,maybe,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A"]).unwrap_err();
         assert!(err.to_string().contains("password_enabled") && err.to_string().contains("svc"), "{err}");
         let err = report(&["svc,arn:x,2025"]).unwrap_err();
         assert!(matches!(err, ReportError::Csv { .. }), "{err}");
         let err = report(&["svc,arn:x,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A"]).unwrap_err();
         assert!(err.to_string().contains("access_key_1_last_rotated"), "{err}");
+    }
+
+    #[test]
+    fn password_use_and_when_it_was_set() {
+        let r = report(&[
+            "olga,arn:aws:iam::123456789012:user/olga,2025-01-01T00:00:00+00:00,true,2026-09-01T08:00:00+00:00,2025-06-01T00:00:00+00:00,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A",
+            "new,arn:aws:iam::123456789012:user/new,2026-11-01T00:00:00+00:00,true,no_information,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A",
+            "keys,arn:aws:iam::123456789012:user/keys,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A",
+        ])
+        .unwrap();
+        let at = |s: &str| Some(s.parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            (r.users[0].password_last_used, r.users[0].password_set),
+            (at("2026-09-01T08:00:00Z"), at("2025-06-01T00:00:00Z"))
+        );
+        assert_eq!(
+            (r.users[1].password_last_used, r.users[1].password_set),
+            (None, at("2026-11-01T00:00:00Z")),
+            "never changed: creation time"
+        );
+        assert_eq!((r.users[2].password_last_used, r.users[2].password_set), (None, None), "no password");
     }
 
     #[test]

@@ -114,6 +114,8 @@ check_ids! {
     ApprovalsRegistryUnavailable => "approvals-registry-unavailable", Critical;
     /// The root user made a handled call or signed in to the console.
     RootUsed => "root-used", Critical;
+    /// A console password unused (or never used) for `KEY_UNUSED_DAYS` or more.
+    ConsolePasswordUnused => "console-password-unused", Medium;
 }
 
 impl std::fmt::Display for CheckId {
@@ -150,7 +152,9 @@ impl CheckId {
                 "1.9",
                 "Ensure multi-factor authentication (MFA) is enabled for all IAM users that have a console password",
             ),
-            CheckId::AccessKeyUnused => ("1.11", "Ensure credentials unused for 45 days or more are disabled"),
+            CheckId::AccessKeyUnused | CheckId::ConsolePasswordUnused => {
+                ("1.11", "Ensure credentials unused for 45 days or more are disabled")
+            }
             CheckId::AccessKeyMultipleActive => {
                 ("1.12", "Ensure there is only one active access key for any single IAM user")
             }

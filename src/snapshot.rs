@@ -70,6 +70,10 @@ pub struct UserSnapshot {
     pub keys: Vec<AccessKey>,
     /// Whether the user has a console password (a login profile).
     pub password_enabled: bool,
+    /// When the password was last used to sign in; `None` if never (or unknown).
+    pub password_last_used: Option<DateTime<Utc>>,
+    /// When the current password was set (login profile creation or last change), if known.
+    pub password_set: Option<DateTime<Utc>>,
     /// Whether the user has at least one MFA device.
     pub mfa_active: bool,
 }

@@ -89,14 +89,14 @@ impl UserDirectory for IamDirectory {
         );
         let keys = keys.map_err(|e| call_error("iam:ListAccessKeys", name, &e))?;
         let mfa = mfa.map_err(|e| call_error("iam:ListMFADevices", name, &e))?;
-        let password_enabled = match login {
-            Ok(_) => true,
+        let (password_enabled, password_set) = match login {
+            Ok(out) => (true, out.login_profile().map(aws_sdk_iam::types::LoginProfile::create_date).and_then(to_utc)),
             Err(e)
                 if e.as_service_error().is_some_and(
                     aws_sdk_iam::operation::get_login_profile::GetLoginProfileError::is_no_such_entity_exception,
                 ) =>
             {
-                false
+                (false, None)
             }
             Err(e) => return Err(call_error("iam:GetLoginProfile", name, &e)),
         };
@@ -111,6 +111,8 @@ impl UserDirectory for IamDirectory {
             tags: user.tags().iter().map(|t| Tag::new(t.key(), t.value())).collect(),
             keys,
             password_enabled,
+            password_last_used: user.password_last_used().and_then(to_utc),
+            password_set,
             mfa_active: !mfa.mfa_devices().is_empty(),
         }))
     }
@@ -236,6 +238,8 @@ fn join(
             tags,
             keys: credentials.map(|c| c.keys.clone()).unwrap_or_default(),
             password_enabled: credentials.is_some_and(|c| c.password_enabled),
+            password_last_used: credentials.and_then(|c| c.password_last_used),
+            password_set: credentials.and_then(|c| c.password_set),
             mfa_active: credentials.is_some_and(|c| c.mfa_active),
         });
     }
@@ -384,6 +388,6 @@ mod tests {
             .then_output(|| GetAccountAuthorizationDetailsOutput::builder().build());
         let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get, &gaad]);
         let err = IamDirectory::new(client).read_account().await.unwrap_err();
-        assert_eq!(err.to_string(), "credential report has no `password_enabled` column");
+        assert_eq!(err.to_string(), "credential report has no `user_creation_time` column");
     }
 }

@@ -3,6 +3,7 @@
 //! One file per family. [`check_user`] runs every user check; the event path and
 //! the scan both call it, so one user gets the same findings from either.
 
+mod console;
 mod exceptions;
 mod keys;
 mod mfa;
@@ -82,6 +83,7 @@ pub fn check_user(input: &UserInput<'_>) -> Vec<Finding> {
     let mut findings = check_user_tags(input);
     findings.extend(keys::check(input.user, input.policy, input.scope));
     findings.extend(mfa::check(input.user, input.policy, input.scope));
+    findings.extend(console::check(input.user, input.policy, input.scope));
     findings
 }
 
@@ -133,6 +135,8 @@ pub(crate) mod fixtures {
             tags: vec![],
             keys: vec![],
             password_enabled: false,
+            password_last_used: None,
+            password_set: None,
             mfa_active: false,
         }
     }

@@ -81,6 +81,7 @@ pub fn recommendation(check: CheckId) -> &'static str {
             "Rotate the access key: create a new one, switch to it, then deactivate and delete the old one."
         }
         CheckId::AccessKeyUnused => "Deactivate, then delete, the unused access key.",
+        CheckId::ConsolePasswordUnused => "Delete the unused console password (login profile).",
         CheckId::AccessKeyMultipleActive => "Keep one active access key: deactivate the other.",
         CheckId::ConsoleWithoutMfa => "Enable an MFA device for the user, or remove the console password.",
         CheckId::UserWithoutMfa => "Enable an MFA device for the user.",

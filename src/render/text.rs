@@ -37,6 +37,9 @@ pub fn what_to_do(check: CheckId) -> &'static str {
             "Rotate the key now: create a second key, move every consumer to it, then deactivate and delete this one."
         }
         CheckId::AccessKeyUnused => "Deactivate the key; delete it once nothing has broken.",
+        CheckId::ConsolePasswordUnused => {
+            "Remove the console password (delete the login profile) if the user no longer signs in."
+        }
         CheckId::AccessKeyMultipleActive => "Deactivate the key that is no longer in use, then delete it.",
         CheckId::ConsoleWithoutMfa => "Have the user enrol an MFA device, or remove the console password.",
         CheckId::UserWithoutMfa => "Have the user enrol an MFA device.",

@@ -30,11 +30,12 @@ use iam_sentinel::runtime::AwsApp;
 const IAM_THROTTLED: &str = r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>"#;
 const SM_THROTTLED: &str = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:findings";
-/// A credential report with these rows.
+/// A credential report where analyst-dave has a console password (used yesterday) and no MFA.
 fn report() -> String {
-    iam_sentinel::credential_report::report_text(&[
-        "analyst-dave,arn:aws:iam::123456789012:user/analyst-dave,2025-01-01T00:00:00+00:00,true,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A",
-    ])
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    iam_sentinel::credential_report::report_text(&[&format!(
+        "analyst-dave,arn:aws:iam::123456789012:user/analyst-dave,2025-01-01T00:00:00+00:00,true,{yesterday},N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A"
+    )])
 }
 
 /// The production retry policy with a 1 ms first backoff, so tests do not sleep.
@@ -76,7 +77,12 @@ fn iam_rules(faults: usize, tagged: bool) -> Vec<Rule> {
     let login = || {
         GetLoginProfileOutput::builder()
             .login_profile(
-                LoginProfile::builder().user_name("analyst-dave").create_date(DateTime::from_secs(0)).build().unwrap(),
+                // Set yesterday: a fresh password, so only the missing MFA is reported.
+                LoginProfile::builder()
+                    .user_name("analyst-dave")
+                    .create_date(DateTime::from_secs(chrono::Utc::now().timestamp() - 86_400))
+                    .build()
+                    .unwrap(),
             )
             .build()
     };

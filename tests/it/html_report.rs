@@ -226,6 +226,8 @@ fn five_thousand_users() -> (Vec<Finding>, ScanSummary) {
                 tags: if i % 10 == 0 { vec![Tag::new("AccessException", "True")] } else { vec![] },
                 keys,
                 password_enabled: i % 4 == 0,
+                password_last_used: None,
+                password_set: None,
                 mfa_active: i % 8 == 0,
             }
         })

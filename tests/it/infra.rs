@@ -364,6 +364,8 @@ fn untag_allows_every_spelling_of_the_tag_key_the_checks_remediate() {
             tags: vec![Tag::new(spelling, "True")],
             keys: vec![],
             password_enabled: false,
+            password_last_used: None,
+            password_set: None,
             mfa_active: false,
         };
         let remediated = user.tag(configured).is_some();

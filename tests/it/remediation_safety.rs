@@ -172,6 +172,8 @@ impl Timed {
                 tags: vec![Tag::new("AccessException", "True")],
                 keys: vec![],
                 password_enabled: false,
+                password_last_used: None,
+                password_set: None,
                 mfa_active: false,
             })
             .collect();

@@ -55,6 +55,9 @@ fn expected() -> Vec<(String, String)> {
         ("access-key-unused", "two-keys"),
         ("access-key-multiple-active", "two-keys"),
         ("console-without-mfa", "console-no-mfa"),
+        // Both console passwords are never used, judged 100 days after they were set.
+        ("console-password-unused", "console-no-mfa"),
+        ("console-password-unused", "console-mfa"),
         ("access-key-stale", "key-only"),
         ("access-key-unused", "key-only"),
     ])
@@ -100,12 +103,12 @@ async fn the_scan_finds_exactly_the_expected_pairs_and_publishes_digest_and_high
     let digests: Vec<_> = received.iter().filter(|r| r.attributes["check"] == "digest").collect();
     assert_eq!(digests.len(), 1);
     let d = &digests[0].finding;
-    assert_eq!(d["digest"]["findings_total"], 15);
+    assert_eq!(d["digest"]["findings_total"], 17);
     assert_eq!(d["digest"]["counts_by_check"]["access-key-stale"], 4);
     assert_eq!(d["digest"]["counts_by_severity"]["high"], 3);
     assert_eq!(d["digest"]["users_scanned"], 11);
     assert!(d["digest"]["credential_report_generated_at"].is_string());
-    assert_eq!(d["findings"].as_array().unwrap().len(), 15);
+    assert_eq!(d["findings"].as_array().unwrap().len(), 17);
     assert_eq!(digests[0].attributes["severity"], "high");
     let singles = pairs(received.iter().filter(|r| r.attributes["check"] != "digest").map(|r| (r.check(), r.user())));
     assert_eq!(
