@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::approvals::Approvals;
-use crate::checks::{TagChange, UserInput, check_root, check_root_summary, check_user, check_user_tags, root_used};
+use crate::checks::{
+    EXCEPTION_VALUE, TagChange, UserInput, check_root, check_root_summary, check_user, check_user_tags, root_used,
+};
 use crate::config::Config;
 use crate::event::{EventError, IamChange, Parsed, RootActivity, Trigger, parse_event};
 use crate::finding::{Action, CheckId, Finding, Remediation, RemediationStatus, Scope, Severity, sort_findings};
@@ -296,6 +298,14 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             now: opts.now,
         };
         let registry = approvals.as_ref().ok();
+        // The exceptions in force: tagged `True` under a valid approval (a metric, not a finding).
+        let exceptions_active = registry.map(|approvals| {
+            let key = &self.config.policy.exception_tag_key;
+            let in_force = |u: &&crate::snapshot::UserSnapshot| {
+                u.tag(key).is_some_and(|t| t.value == EXCEPTION_VALUE) && approvals.is_valid_for(&u.name, opts.now)
+            };
+            snapshot.users.iter().filter(in_force).count()
+        });
         let registry_read = registry.is_some();
         let policy = &self.config.policy;
         let mut findings: Vec<Finding> = snapshot
@@ -338,6 +348,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             observed_at: opts.now,
             credential_report_generated_at: snapshot.report_generated_at,
             users_scanned: snapshot.users.len(),
+            exceptions_active,
             users_not_in_report: snapshot.users_not_in_report,
             users_deleted_since_report: snapshot.users_deleted_since_report,
         };

@@ -108,6 +108,10 @@ pub struct ScanSummary {
     pub credential_report_generated_at: Option<DateTime<Utc>>,
     /// Users checked.
     pub users_scanned: usize,
+    /// Users carrying the exception tag (`=True`) under a valid approval: the exceptions in
+    /// force. `None` when the registry could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exceptions_active: Option<usize>,
     /// Users in GetAccountAuthorizationDetails but not yet in the credential report
     /// (created after it was generated): tag checks ran, key and MFA checks did not.
     pub users_not_in_report: Vec<String>,
@@ -265,6 +269,7 @@ pub(crate) mod tests {
             observed_at: Utc::now(),
             credential_report_generated_at: None,
             users_scanned: 5,
+            exceptions_active: Some(1),
             users_not_in_report: vec![],
             users_deleted_since_report: vec![],
         }

@@ -31,6 +31,8 @@ pub const ACCOUNT_DIMENSION: &str = "Account";
 pub const FINDINGS: &str = "Findings";
 /// Scan: users checked.
 pub const USERS_SCANNED: &str = "UsersScanned";
+/// Scan: users carrying the exception tag under a valid approval (the exceptions in force).
+pub const EXCEPTIONS_ACTIVE: &str = "ExceptionsActive";
 /// Scan: age of the credential report the scan judged, in seconds (AWS serves one up to 4 h old).
 pub const CREDENTIAL_REPORT_AGE: &str = "CredentialReportAge";
 /// Scan: how long the scan took, in milliseconds.
@@ -93,6 +95,9 @@ pub fn document(report: &Report, event_account: Option<&str>, now: DateTime<Utc>
             doc.metric(&findings_by_check(check), "Count", count(None, Some(check)));
         }
         doc.metric(USERS_SCANNED, "Count", scan.users_scanned);
+        if let Some(active) = scan.exceptions_active {
+            doc.metric(EXCEPTIONS_ACTIVE, "Count", active);
+        }
         if let Some(generated) = scan.credential_report_generated_at {
             doc.metric(CREDENTIAL_REPORT_AGE, "Seconds", (now - generated).num_seconds().max(0));
         }
@@ -140,6 +145,7 @@ pub fn catalogue() -> Vec<(String, &'static str)> {
     all.extend(CheckId::ALL.iter().map(|&c| (findings_by_check(c), "Count")));
     all.extend([
         (USERS_SCANNED.to_owned(), "Count"),
+        (EXCEPTIONS_ACTIVE.to_owned(), "Count"),
         (CREDENTIAL_REPORT_AGE.to_owned(), "Seconds"),
         (SCAN_DURATION.to_owned(), "Milliseconds"),
         (EVENT_FINDINGS.to_owned(), "Count"),

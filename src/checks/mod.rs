@@ -18,6 +18,7 @@ use crate::config::Policy;
 use crate::finding::{Finding, Scope};
 use crate::snapshot::UserSnapshot;
 
+pub use exceptions::EXCEPTION_VALUE;
 pub use root::{RootSummary, check_root, check_root_summary, root_used};
 
 /// Who made an IAM change, from the event's `userIdentity`.

@@ -97,6 +97,7 @@ fn every_plotted_metric_is_one_the_function_emits_or_an_aws_metric_of_this_stack
         assert!(names.contains(metrics::findings_by_severity(severity).as_str()), "{severity}");
     }
     for wanted in [
+        metrics::EXCEPTIONS_ACTIVE,
         "Findings.check.exception-unapproved",
         "Findings.check.exception-expired",
         "Findings.check.access-key-stale",

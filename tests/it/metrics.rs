@@ -138,6 +138,8 @@ async fn a_scan_logs_one_emf_line_of_its_posture() {
     }
     assert_eq!(number(&doc, "Findings.check.console-without-mfa"), 1);
     assert_eq!(number(&doc, "Findings.check.exception-unapproved"), 1);
+    // "approved" carries the tag under a valid approval; "unapproved" does not count.
+    assert_eq!(number(&doc, "ExceptionsActive"), 1);
     assert!(number(&doc, "Findings.check.access-key-stale") >= 1);
     assert_eq!(number(&doc, "UsersScanned"), report.scan.as_ref().unwrap().users_scanned as u64);
     assert_eq!(number(&doc, "UsersScanned"), 4);
