@@ -552,7 +552,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// What a user may do before MFA in a deny-without-MFA policy (`infra/policies/RequireMFA.json`
 /// and AWS's self-manage example): set up a device, change an initial password, get an MFA session.
-const MFA_SELF_SERVICE: &[&str] = &[
+pub const MFA_SELF_SERVICE: &[&str] = &[
     "iam:ChangePassword",
     "iam:CreateVirtualMFADevice",
     "iam:EnableMFADevice",
