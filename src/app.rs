@@ -130,6 +130,9 @@ pub enum Failure {
     /// An untag call failed.
     #[error(transparent)]
     Remediation(CallError),
+    /// Root's account summary could not be read after a root event (`root-used` still went out).
+    #[error(transparent)]
+    RootSummary(CallError),
     /// Some findings were not published.
     #[error(transparent)]
     Publish(PublishError),
@@ -146,6 +149,7 @@ impl Failure {
         match self {
             Failure::RegistryUnavailable(_) | Failure::RegistryReRead(_) => "RegistryUnavailable",
             Failure::Remediation(_) => "RemediationFailed",
+            Failure::RootSummary(_) => "AwsCallFailed",
             Failure::Publish(_) => "FindingsIncomplete",
             Failure::SecurityHub(e) if e.not_enabled => "SecurityHubNotEnabled",
             Failure::SecurityHub(_) => "SecurityHubIncomplete",
@@ -226,9 +230,9 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         let Some(user) = user? else {
             let outcome = Outcome::UserGone(format!("user {} no longer exists", change.user_name));
             let Some(root_use) = root_use else { return Ok(Report::without_findings(trigger, outcome)) };
-            let messages = [Message::finding(&root_use)];
+            let findings = vec![root_use];
             let report =
-                self.finish(trigger, vec![root_use], &messages, Vec::new(), opts, None, Lifecycle::default()).await?;
+                self.finish(trigger, findings, Vec::new(), opts, None, Lifecycle::default(), one_message_each).await?;
             return Ok(Report { outcome, ..report });
         };
         let tag_change =
@@ -243,8 +247,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         findings.extend(root_use);
         let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
         sort_findings(&mut findings);
-        let messages: Vec<Message> = findings.iter().map(Message::finding).collect();
-        self.finish(trigger, findings, &messages, failures, opts, None, Lifecycle::default()).await
+        self.finish(trigger, findings, failures, opts, None, Lifecycle::default(), one_message_each).await
     }
 
     /// Root acted on itself or signed in: `root-used`, then root's keys and MFA from the
@@ -269,11 +272,10 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 activity.access_key_id.as_deref(),
                 &scope,
             )),
-            Err(e) => failures.push(Failure::Remediation(e)),
+            Err(e) => failures.push(Failure::RootSummary(e)),
         }
         sort_findings(&mut findings);
-        let messages: Vec<Message> = findings.iter().map(Message::finding).collect();
-        self.finish(trigger, findings, &messages, failures, opts, None, Lifecycle::default()).await
+        self.finish(trigger, findings, failures, opts, None, Lifecycle::default(), one_message_each).await
     }
 
     /// Runs the daily scan: bulk reads only, every user checked, a digest published.
@@ -352,10 +354,13 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             users_not_in_report: snapshot.users_not_in_report,
             users_deleted_since_report: snapshot.users_deleted_since_report,
         };
-        let mut messages = digest(&summary, &findings, MAX_BODY_BYTES);
-        messages.extend(findings.iter().filter(|f| f.severity >= Severity::High).map(Message::finding));
-        messages.extend(lifecycle.resolved.iter().map(Message::finding));
-        self.finish("schedule".into(), findings, &messages, failures, opts, Some(summary), lifecycle).await
+        let messages = |findings: &[Finding], summary: Option<&ScanSummary>, resolved: &[Finding]| {
+            let mut messages = summary.map(|s| digest(s, findings, MAX_BODY_BYTES)).unwrap_or_default();
+            messages.extend(findings.iter().filter(|f| f.severity >= Severity::High).map(Message::finding));
+            messages.extend(resolved.iter().map(Message::finding));
+            messages
+        };
+        self.finish("schedule".into(), findings, failures, opts, Some(summary), lifecycle, messages).await
     }
 
     /// Reads the store's open findings and decides which this scan resolves (pure, in
@@ -426,8 +431,8 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         Ok(Report { findings, ..Report::without_findings("schedule".into(), Outcome::Processed) })
     }
 
-    /// Imports the findings into Security Hub (when enabled), publishes (batch by batch,
-    /// stopping before the deadline), then archives the resolved findings once their
+    /// Imports the findings into Security Hub (when enabled), publishes the `messages` built
+    /// from them (only when publishing; batch by batch, stopping before the deadline), then archives the resolved findings once their
     /// announcement is out, and collects every failure into the report. A deadline reached
     /// with findings unpublished is an error that says how far publishing got.
     // One step after another, in the order the README documents.
@@ -436,11 +441,11 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         &self,
         trigger: String,
         findings: Vec<Finding>,
-        messages: &[Message],
         mut failures: Vec<Failure>,
         opts: &RunOptions,
         scan: Option<ScanSummary>,
         lifecycle: Lifecycle,
+        messages: impl FnOnce(&[Finding], Option<&ScanSummary>, &[Finding]) -> Vec<Message>,
     ) -> Result<Report, AppError> {
         // Security Hub not enabled: reading failed already, and every import would fail the same way.
         let store_usable =
@@ -450,9 +455,11 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             imported = self.import(&findings, &lifecycle.first_seen, opts, &mut failures).await;
         }
         let mut published = 0;
-        if opts.publish && !messages.is_empty() {
+        // Rendered only to be sent: a run that does not publish renders nothing.
+        let messages = if opts.publish { messages(&findings, scan.as_ref(), &lifecycle.resolved) } else { Vec::new() };
+        if !messages.is_empty() {
             let sink = self.sink.as_ref().ok_or(AppError::NoTopic)?;
-            match sink.publish(messages, opts.stop_by).await {
+            match sink.publish(&messages, opts.stop_by).await {
                 Ok(n) => published = n,
                 Err(e) if e.deadline => {
                     return Err(AppError::DeadlineNear {
@@ -586,6 +593,11 @@ struct Lifecycle {
     first_seen: HashMap<String, DateTime<Utc>>,
     resolved: Vec<Finding>,
     failure: Option<Failure>,
+}
+
+/// One message per finding (and per resolution): the event path's publishing.
+fn one_message_each(findings: &[Finding], _: Option<&ScanSummary>, resolved: &[Finding]) -> Vec<Message> {
+    findings.iter().chain(resolved).map(Message::finding).collect()
 }
 
 /// `untagged N of M, ` for the deadline message, from the findings' remediation statuses.

@@ -15,7 +15,8 @@ use crate::ports::{AccountReader, ApprovalsStore, FindingsSink, UserDirectory};
 #[error("{message}")]
 pub struct InvocationError {
     /// `MalformedEvent`, `AwsCallFailed`, `Misconfigured`, `DeadlineExceeded`, or one of
-    /// [`crate::app::Failure::error_type`] (`RegistryUnavailable`, `RemediationFailed`, `FindingsIncomplete`).
+    /// [`crate::app::Failure::error_type`] (`RegistryUnavailable`, `RemediationFailed`, `FindingsIncomplete`,
+    /// `SecurityHubNotEnabled`, `SecurityHubIncomplete`).
     pub error_type: &'static str,
     /// One line naming what failed.
     pub message: String,

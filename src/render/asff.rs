@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use super::text::{truncate as clip, what_to_do};
 use crate::finding::{CheckId, CisControl, Finding, FindingState, Severity};
 use crate::ports::StoredFinding;
 
@@ -57,41 +58,6 @@ pub fn cis_control(check: CheckId) -> Option<&'static str> {
 #[must_use]
 pub fn cis_requirement(control: &str) -> String {
     format!("{}/{control}", CisControl::BENCHMARK)
-}
-
-/// What to do about a finding of `check`, in one or two sentences.
-#[must_use]
-pub fn recommendation(check: CheckId) -> &'static str {
-    match check {
-        CheckId::ExceptionUnapproved => {
-            "Record an approval (approver, ticket, expiry) in the approvals registry, or remove the AccessException tag."
-        }
-        CheckId::ExceptionExpired => "Renew the approval in the approvals registry, or remove the AccessException tag.",
-        CheckId::ExceptionExpiring => "Renew the approval before it expires, or let it lapse and remove the tag.",
-        CheckId::ExceptionSelfGranted => {
-            "Have an approver set the tag; review what the user did since, and restrict iam:TagUser."
-        }
-        CheckId::ExceptionTagMalformed => "Set the tag value to exactly True with an approval, or remove the tag.",
-        CheckId::ExceptionApprovedUntagged => {
-            "Tag the user AccessException=True if the approved access is still needed, or remove the approval."
-        }
-        CheckId::RequiredTagMissing => "Add the required tags to the user.",
-        CheckId::AccessKeyRotationDue => "Rotate the access key before it reaches the maximum age.",
-        CheckId::AccessKeyStale => {
-            "Rotate the access key: create a new one, switch to it, then deactivate and delete the old one."
-        }
-        CheckId::AccessKeyUnused => "Deactivate, then delete, the unused access key.",
-        CheckId::ConsolePasswordUnused => "Delete the unused console password (login profile).",
-        CheckId::AccessKeyMultipleActive => "Keep one active access key: deactivate the other.",
-        CheckId::ConsoleWithoutMfa => "Enable an MFA device for the user, or remove the console password.",
-        CheckId::UserWithoutMfa => "Enable an MFA device for the user.",
-        CheckId::RootAccessKey => "Delete the root user's access keys.",
-        CheckId::RootWithoutMfa => "Enable MFA (preferably hardware) for the root user.",
-        CheckId::ApprovalsRegistryUnavailable => {
-            "Fix the approvals registry secret (permissions, JSON shape) so exceptions can be judged."
-        }
-        CheckId::RootUsed => "Confirm who used the root user and why; use IAM roles for daily tasks.",
-    }
 }
 
 /// `Compliance.Status` of an open finding: WARNING for advance notices (nothing fails yet),
@@ -155,14 +121,6 @@ pub fn finding_id(f: &Finding) -> String {
 
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// `s` cut to at most `max` characters, ending with `…` when cut.
-fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max.saturating_sub(1)) {
-        Some((i, _)) if s.chars().count() > max => format!("{}…", &s[..i]),
-        _ => s.to_owned(),
-    }
 }
 
 /// Whether `resource` is an access key id (event path) rather than a slot (`access_key_1 …`).
@@ -256,7 +214,7 @@ pub fn document(f: &Finding, first_seen: Option<DateTime<Utc>>) -> Value {
         "FindingProviderFields": { "Severity": severity, "Types": types(f.check) },
         "Title": clip(&format!("{}: {who}", f.check), TITLE_MAX),
         "Description": clip(&f.message, DESCRIPTION_MAX),
-        "Remediation": { "Recommendation": { "Text": clip(recommendation(f.check), RECOMMENDATION_MAX) } },
+        "Remediation": { "Recommendation": { "Text": clip(what_to_do(f.check), RECOMMENDATION_MAX) } },
         "Resources": resources(f),
         "Compliance": compliance,
         "RecordState": if resolved { "ARCHIVED" } else { "ACTIVE" },

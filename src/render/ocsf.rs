@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use super::asff::{cis_control, cis_requirement, recommendation};
+use super::asff::{cis_control, cis_requirement};
 use crate::finding::{Finding, FindingState, Severity};
 
 /// The pinned OCSF schema version.
@@ -85,7 +85,7 @@ pub fn event(f: &Finding) -> Value {
         },
         "cloud": { "provider": "AWS", "region": f.region, "account": { "uid": f.account, "type_id": 10, "type": "AWS Account" } },
         "resources": resources(f),
-        "remediation": { "desc": recommendation(f.check) },
+        "remediation": { "desc": super::text::what_to_do(f.check) },
         "unmapped": {
             "trigger": f.trigger,
             "evidence": f.evidence,
