@@ -3,6 +3,9 @@
 //! A bad value stops start-up with an error naming the variable and the values it
 //! accepts; nothing here is read again during an invocation.
 
+use crate::checks::password::PasswordMinimums;
+use crate::checks::policy::Cidr;
+
 /// Which users must have MFA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MfaScope {
@@ -10,6 +13,26 @@ pub enum MfaScope {
     Console,
     /// Every user, also key-only ones (`user-without-mfa`).
     AllUsers,
+}
+
+/// Which control keeps IAM users inside the enterprise network (seed 000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkGuardrail {
+    /// The organisation's SCP does it: no identity policy is expected (the default).
+    Scp,
+    /// Accounts without Organizations: every user with credentials must be covered by the
+    /// `EnterpriseNetworkRestriction` identity policy.
+    IdentityPolicy,
+    /// Both: the SCP, and the identity policy as a second line.
+    Both,
+}
+
+impl NetworkGuardrail {
+    /// Whether users must be covered by the identity policy.
+    #[must_use]
+    pub fn needs_identity_policy(self) -> bool {
+        matches!(self, NetworkGuardrail::IdentityPolicy | NetworkGuardrail::Both)
+    }
 }
 
 /// The thresholds and names the pure checks apply.
@@ -31,6 +54,24 @@ pub struct Policy {
     pub mfa_scope: MfaScope,
     /// Tags every user must carry.
     pub required_tags: Vec<String>,
+    /// Which control restricts users to the enterprise network (`NETWORK_GUARDRAIL`).
+    pub network_guardrail: NetworkGuardrail,
+    /// The enterprise networks (`ENTERPRISE_CIDRS`); required unless the guardrail is `scp`.
+    pub enterprise_cidrs: Vec<Cidr>,
+    /// What the account password policy must at least require.
+    pub password: PasswordMinimums,
+    /// Break-glass roles (`BREAK_GLASS_ROLE_ARNS`): their use is always reported.
+    pub break_glass_roles: Vec<String>,
+    /// Break-glass users (`BREAK_GLASS_USERS`): never remediated, their sign-ins always reported.
+    pub break_glass_users: Vec<String>,
+}
+
+impl Policy {
+    /// Whether `user` is a configured break-glass user (names compared as IAM does, ignoring case).
+    #[must_use]
+    pub fn is_break_glass_user(&self, user: &str) -> bool {
+        self.break_glass_users.iter().any(|u| u.eq_ignore_ascii_case(user))
+    }
 }
 
 impl Default for Policy {
@@ -44,6 +85,11 @@ impl Default for Policy {
             key_unused_days: 45,
             mfa_scope: MfaScope::Console,
             required_tags: Vec::new(),
+            network_guardrail: NetworkGuardrail::Scp,
+            enterprise_cidrs: Vec::new(),
+            password: PasswordMinimums::default(),
+            break_glass_roles: Vec::new(),
+            break_glass_users: Vec::new(),
         }
     }
 }
@@ -119,15 +165,7 @@ impl Config {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let errors = std::cell::RefCell::new(Vec::new());
         let days = |name: &'static str, default: i64, max: i64| -> i64 {
-            let parsed = match get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|d| (0..=max).contains(d))
-                    .ok_or_else(|| bad(name, &v, format!("a whole number of days from 0 to {max}"))),
-            };
-            report(&errors, parsed, default)
+            days_in(name, &get, &errors, default, 0..=max, "days")
         };
         let arn_list = |name: &'static str| -> Vec<String> {
             let Some(v) = get(name) else {
@@ -205,6 +243,69 @@ impl Config {
         let exception_warn_days = days("EXCEPTION_WARN_DAYS", default.exception_warn_days, 365);
         let approver_principals = arn_list("APPROVER_PRINCIPALS");
         let key_unused_days = days("KEY_UNUSED_DAYS", default.key_unused_days, 3650);
+        let network_guardrail = match get("NETWORK_GUARDRAIL").as_deref() {
+            None | Some("scp") => NetworkGuardrail::Scp,
+            Some("identity-policy") => NetworkGuardrail::IdentityPolicy,
+            Some("both") => NetworkGuardrail::Both,
+            Some(v) => report(
+                &errors,
+                Err(bad("NETWORK_GUARDRAIL", v, "`scp`, `identity-policy` or `both`")),
+                NetworkGuardrail::Scp,
+            ),
+        };
+        let enterprise_cidrs = match get("ENTERPRISE_CIDRS") {
+            None if network_guardrail.needs_identity_policy() => report(
+                &errors,
+                Err(bad(
+                    "ENTERPRISE_CIDRS",
+                    "",
+                    "the enterprise networks as comma-separated CIDRs (NETWORK_GUARDRAIL needs them)",
+                )),
+                Vec::new(),
+            ),
+            None => Vec::new(),
+            Some(v) => {
+                let parsed: Result<Vec<Cidr>, _> =
+                    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Cidr::parse).collect();
+                report(
+                    &errors,
+                    parsed.map_err(|e| bad("ENTERPRISE_CIDRS", &v, format!("comma-separated CIDRs; {e}"))),
+                    Vec::new(),
+                )
+            }
+        };
+        let password = PasswordMinimums {
+            min_length: u32::try_from(days_in("PASSWORD_MIN_LENGTH", &get, &errors, 14, 6..=128, "characters"))
+                .unwrap_or(14),
+            reuse_prevention: u32::try_from(days_in(
+                "PASSWORD_REUSE_PREVENTION",
+                &get,
+                &errors,
+                24,
+                1..=24,
+                "passwords remembered",
+            ))
+            .unwrap_or(24),
+            max_age_days: match days_in("PASSWORD_MAX_AGE_DAYS", &get, &errors, 0, 0..=1095, "days (0: no rotation)") {
+                0 => None,
+                d => u32::try_from(d).ok(),
+            },
+            ..PasswordMinimums::default()
+        };
+        let break_glass_roles = arn_list("BREAK_GLASS_ROLE_ARNS");
+        if let Some(not_role) = break_glass_roles.iter().find(|a| !a.contains(":role/")) {
+            errors.borrow_mut().push(bad(
+                "BREAK_GLASS_ROLE_ARNS",
+                not_role,
+                "IAM role ARNs (arn:aws:iam::ACCOUNT:role/NAME)",
+            ));
+        }
+        let break_glass_users: Vec<String> = get("BREAK_GLASS_USERS")
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
+        if let Some(bad_name) = break_glass_users.iter().find(|u| !crate::event::is_valid_user_name(u)) {
+            errors.borrow_mut().push(bad("BREAK_GLASS_USERS", bad_name, "comma-separated IAM user names"));
+        }
 
         let errors = errors.into_inner();
         if !errors.is_empty() {
@@ -220,6 +321,11 @@ impl Config {
                 key_unused_days,
                 mfa_scope,
                 required_tags,
+                network_guardrail,
+                enterprise_cidrs,
+                password,
+                break_glass_roles,
+                break_glass_users,
             },
             findings_topic_arn,
             approvals_secret_id,
@@ -245,7 +351,35 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("MFA_SCOPE", "console (default) or all-users"),
     ("REQUIRED_TAGS", "comma-separated tags every user must carry"),
     ("SECURITY_HUB", "true: import findings into Security Hub and resolve them there (default false)"),
+    (
+        "NETWORK_GUARDRAIL",
+        "scp (default), identity-policy or both: which control keeps users on the enterprise network",
+    ),
+    ("ENTERPRISE_CIDRS", "comma-separated enterprise CIDRs (required unless NETWORK_GUARDRAIL=scp)"),
+    ("PASSWORD_MIN_LENGTH", "shortest password the account policy must require (default 14)"),
+    ("PASSWORD_REUSE_PREVENTION", "previous passwords the account policy must remember (default 24)"),
+    ("PASSWORD_MAX_AGE_DAYS", "longest password age the account policy must enforce (default 0: not judged)"),
+    ("BREAK_GLASS_ROLE_ARNS", "comma-separated break-glass role ARNs: every assumption is reported"),
+    ("BREAK_GLASS_USERS", "comma-separated break-glass user names: sign-ins reported, never remediated"),
 ];
+
+/// A whole number of `unit` within `range` from variable `name`, or `default` when unset.
+fn days_in(
+    name: &'static str,
+    get: &impl Fn(&str) -> Option<String>,
+    errors: &std::cell::RefCell<Vec<ConfigError>>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    unit: &str,
+) -> i64 {
+    let parsed = match get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<i64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            bad(name, &v, format!("a whole number of {unit} from {} to {}", range.start(), range.end()))
+        }),
+    };
+    report(errors, parsed, default)
+}
 
 fn is_arn(s: &str) -> bool {
     s.starts_with("arn:") && s.split(':').count() >= 6
@@ -286,6 +420,13 @@ mod tests {
             ("SELF_ROLE_ARN", "arn:aws:iam::123456789012:user/x", "role ARN"),
             ("KEY_WARN_DAYS", "90", "fewer days than KEY_MAX_AGE_DAYS"),
             ("SECURITY_HUB", "on", "`true` or `false`"),
+            ("NETWORK_GUARDRAIL", "vpc", "`identity-policy`"),
+            ("ENTERPRISE_CIDRS", "192.0.2.0/24, 10.0.0.0/33", "\"10.0.0.0/33\""),
+            ("PASSWORD_MIN_LENGTH", "5", "from 6 to 128"),
+            ("PASSWORD_REUSE_PREVENTION", "25", "from 1 to 24"),
+            ("PASSWORD_MAX_AGE_DAYS", "-3", "days (0: no rotation)"),
+            ("BREAK_GLASS_ROLE_ARNS", "arn:aws:iam::123456789012:user/x", "role ARNs"),
+            ("BREAK_GLASS_USERS", "ok, not ok", "\"not ok\""),
         ] {
             let err = with(&[(var, val)]).unwrap_err().to_string();
             assert!(err.contains(var) && err.contains(expect), "{var}: {err}");
@@ -317,6 +458,36 @@ mod tests {
             code.split('"').filter(|w| w.len() > 3 && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')).collect();
         let listed: std::collections::BTreeSet<&str> = VARIABLES.iter().map(|(v, _)| *v).collect();
         assert_eq!(read, listed);
+    }
+
+    #[test]
+    fn the_identity_policy_guardrail_needs_the_enterprise_cidrs() {
+        let err = with(&[("NETWORK_GUARDRAIL", "identity-policy")]).unwrap_err();
+        assert_eq!(err.variables(), ["ENTERPRISE_CIDRS"]);
+        let c = with(&[("NETWORK_GUARDRAIL", "both"), ("ENTERPRISE_CIDRS", "192.0.2.0/24,2001:db8::/32")]).unwrap();
+        assert_eq!(c.policy.network_guardrail, NetworkGuardrail::Both);
+        assert_eq!(c.policy.enterprise_cidrs.len(), 2);
+        assert_eq!(with(&[]).unwrap().policy.network_guardrail, NetworkGuardrail::Scp);
+    }
+
+    #[test]
+    fn password_minimums_default_to_cis_and_rotation_is_opt_in() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.policy.password, PasswordMinimums::default());
+        let c = with(&[("PASSWORD_MAX_AGE_DAYS", "90"), ("PASSWORD_MIN_LENGTH", "16")]).unwrap();
+        assert_eq!((c.policy.password.max_age_days, c.policy.password.min_length), (Some(90), 16));
+    }
+
+    #[test]
+    fn break_glass_users_match_ignoring_case() {
+        let c = with(&[
+            ("BREAK_GLASS_USERS", "BreakGlass1, ops-emergency"),
+            ("BREAK_GLASS_ROLE_ARNS", "arn:aws:iam::123456789012:role/BreakGlass"),
+        ])
+        .unwrap();
+        assert!(c.policy.is_break_glass_user("breakglass1"));
+        assert!(!c.policy.is_break_glass_user("alice"));
+        assert_eq!(c.policy.break_glass_roles, ["arn:aws:iam::123456789012:role/BreakGlass"]);
     }
 
     #[test]

@@ -116,6 +116,27 @@ check_ids! {
     RootUsed => "root-used", Critical;
     /// A console password unused (or never used) for `KEY_UNUSED_DAYS` or more.
     ConsolePasswordUnused => "console-password-unused", Medium;
+    /// `NETWORK_GUARDRAIL` includes the identity policy: a user with credentials is not covered by a
+    /// policy denying requests from outside `ENTERPRISE_CIDRS`.
+    NetworkRestrictionMissing => "network-restriction-missing", High;
+    /// A network restriction policy reaches the user, but its CIDRs, deny or exemption differ.
+    NetworkRestrictionWeakened => "network-restriction-weakened", High;
+    /// A console user not covered by a policy that denies (nearly) everything without MFA.
+    MfaPolicyMissing => "mfa-policy-missing", Medium;
+    /// No account password policy, or one below the configured minimums.
+    PasswordPolicyWeak => "password-policy-weak", Medium;
+    /// A user allowed `*` on `*` (or all of IAM), by any path.
+    UserAdminAccess => "user-admin-access", High;
+    /// Policies attached to the user directly or inline instead of through a group.
+    UserDirectPolicy => "user-direct-policy", Low;
+    /// A configured break-glass role was assumed, or a break-glass user signed in.
+    BreakGlassUsed => "break-glass-used", Critical;
+    /// A configured break-glass role is gone, or a break-glass user has no MFA.
+    BreakGlassNotReady => "break-glass-not-ready", High;
+    /// The approvals secret was changed by a principal outside `APPROVER_PRINCIPALS`.
+    RegistryChangedByNonApprover => "registry-changed-by-non-approver", Critical;
+    /// An approved exception whose user's credentials were unused for `KEY_UNUSED_DAYS`.
+    ExceptionUnused => "exception-unused", Low;
 }
 
 impl std::fmt::Display for CheckId {
@@ -162,6 +183,13 @@ impl CheckId {
             CheckId::AccessKeyStale | CheckId::AccessKeyRotationDue => {
                 ("1.13", "Ensure access keys are rotated every 90 days or less")
             }
+            CheckId::PasswordPolicyWeak => {
+                ("1.7", "Ensure IAM password policy requires minimum length of 14 or greater")
+            }
+            CheckId::UserDirectPolicy => ("1.14", "Ensure IAM users receive permissions only through groups"),
+            CheckId::UserAdminAccess => {
+                ("1.15", "Ensure IAM policies that allow full \"*:*\" administrative privileges are not attached")
+            }
             // Named explicitly, not `_`, so that a new check must decide its control here.
             CheckId::ExceptionUnapproved
             | CheckId::ExceptionExpired
@@ -171,7 +199,14 @@ impl CheckId {
             | CheckId::ExceptionApprovedUntagged
             | CheckId::RequiredTagMissing
             | CheckId::UserWithoutMfa
-            | CheckId::ApprovalsRegistryUnavailable => return None,
+            | CheckId::ApprovalsRegistryUnavailable
+            | CheckId::NetworkRestrictionMissing
+            | CheckId::NetworkRestrictionWeakened
+            | CheckId::MfaPolicyMissing
+            | CheckId::BreakGlassUsed
+            | CheckId::BreakGlassNotReady
+            | CheckId::RegistryChangedByNonApprover
+            | CheckId::ExceptionUnused => return None,
         };
         Some(CisControl { id, title })
     }

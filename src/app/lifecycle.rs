@@ -25,7 +25,13 @@ pub struct Coverage<'a> {
 /// Checks only the event path produces (they describe an act, not a state): a scan cannot
 /// see them end, so it never resolves them.
 fn event_only(check: CheckId) -> bool {
-    matches!(check, CheckId::ExceptionSelfGranted | CheckId::RootUsed)
+    matches!(
+        check,
+        CheckId::ExceptionSelfGranted
+            | CheckId::RootUsed
+            | CheckId::BreakGlassUsed
+            | CheckId::RegistryChangedByNonApprover
+    )
 }
 
 /// Checks judged from tags and the registry (what the scan runs for users not yet in the report).

@@ -1,4 +1,4 @@
-//! The account password policy (seed 004: rotate passwords; CIS v5.0 1.8 length, 1.9 reuse).
+//! The account password policy (seed 004: rotate passwords; CIS v5.0 1.7 length, 1.8 reuse).
 
 use std::fmt;
 
@@ -32,9 +32,9 @@ pub struct PasswordPolicy {
 /// What the account password policy must at least require.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordMinimums {
-    /// Shortest allowed password (CIS v5.0 1.8: 14).
+    /// Shortest allowed password (CIS v5.0 1.7: 14).
     pub min_length: u32,
-    /// Previous passwords remembered (CIS v5.0 1.9: 24).
+    /// Previous passwords remembered (CIS v5.0 1.8: 24).
     pub reuse_prevention: u32,
     /// Longest allowed password age in days; `None` when the organisation does not rotate passwords.
     pub max_age_days: Option<u32>,

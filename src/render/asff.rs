@@ -89,8 +89,10 @@ fn types(check: CheckId) -> Vec<&'static str> {
         "Software and Configuration Checks/AWS Security Best Practices"
     }];
     match check {
-        CheckId::RootUsed => types.push("Unusual Behaviors/User"),
-        CheckId::ExceptionSelfGranted => types.push("TTPs/Privilege Escalation"),
+        CheckId::RootUsed | CheckId::BreakGlassUsed => types.push("Unusual Behaviors/User"),
+        CheckId::ExceptionSelfGranted | CheckId::RegistryChangedByNonApprover => {
+            types.push("TTPs/Privilege Escalation");
+        }
         _ => {}
     }
     types

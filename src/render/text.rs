@@ -52,6 +52,38 @@ pub fn what_to_do(check: CheckId) -> &'static str {
         CheckId::RootUsed => {
             "Confirm who used the root user and why; if nobody expected it, secure the root credentials at once."
         }
+        CheckId::NetworkRestrictionMissing => {
+            "Attach the EnterpriseNetworkRestriction policy (deny outside the enterprise CIDRs) to the user's \
+             group, or remove the user's credentials."
+        }
+        CheckId::NetworkRestrictionWeakened => {
+            "Restore the network restriction policy to the published one: the enterprise CIDRs exactly, the deny \
+             on everything and the aws:ViaAWSService exemption."
+        }
+        CheckId::MfaPolicyMissing => {
+            "Put the user in a group with the RequireMFA policy (deny everything but MFA enrolment without MFA)."
+        }
+        CheckId::PasswordPolicyWeak => {
+            "Set the account password policy to at least the minimums (length, reuse prevention, maximum age)."
+        }
+        CheckId::UserAdminAccess => {
+            "Remove the administrator policy from the user; grant administration through a role assumed with MFA."
+        }
+        CheckId::UserDirectPolicy => "Move the user's policies to a group and detach them from the user.",
+        CheckId::BreakGlassUsed => {
+            "Confirm the emergency with whoever holds the break-glass credentials; if nobody declared one, \
+             treat it as a compromise: revoke the sessions and rotate the credentials."
+        }
+        CheckId::BreakGlassNotReady => {
+            "Restore the break-glass path now (recreate the role, enrol MFA for the user): it must work in an emergency."
+        }
+        CheckId::RegistryChangedByNonApprover => {
+            "Revert the registry to its previous version unless an approver confirms the change, and review who \
+             may write the secret."
+        }
+        CheckId::ExceptionUnused => {
+            "Ask the approver to end the exception: remove the AccessException tag and the approval."
+        }
     }
 }
 
