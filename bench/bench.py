@@ -30,7 +30,8 @@ def free_port():
 def start_moto():
     port = free_port()
     proc = subprocess.Popen([os.path.join(VENV, "bin", "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()

@@ -42,7 +42,7 @@ start_moto() {
   local detach=()
   if [[ ${MOTO_DETACH:-} == 1 ]] && command -v setsid >/dev/null; then detach=(setsid); fi
   MOTO_PORT=$(free_port)
-  "${detach[@]}" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"${MOTO_LOG:-/dev/null}" 2>&1 </dev/null &
+  MOTO_IAM_LOAD_MANAGED_POLICIES=true "${detach[@]}" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"${MOTO_LOG:-/dev/null}" 2>&1 </dev/null &
   MOTO_PID=$!
   trap stop_moto EXIT
   for _ in $(seq 1 100); do

@@ -3,6 +3,7 @@
 //! The Lambda handler and the CLI both build an [`App`] and call [`App::handle`].
 
 pub mod lifecycle;
+mod policy_events;
 
 use std::collections::HashMap;
 
@@ -12,8 +13,10 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::approvals::Approvals;
+use crate::checks::access::AccessJudge;
 use crate::checks::{
-    EXCEPTION_VALUE, TagChange, UserInput, check_root, check_root_summary, check_user, check_user_tags, root_used,
+    EXCEPTION_VALUE, TagChange, UserInput, check_root, check_root_summary, check_user, check_user_tags, password,
+    root_used,
 };
 use crate::config::Config;
 use crate::event::{EventError, IamChange, Parsed, RootActivity, Trigger, parse_event};
@@ -208,6 +211,10 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             Parsed::Trigger(Trigger::IamChange(change)) => Box::pin(self.handle_change(change, opts)).await,
             Parsed::Trigger(Trigger::RootActivity(activity)) => Box::pin(self.handle_root(activity, opts)).await,
             Parsed::Trigger(Trigger::Schedule { account, .. }) => Box::pin(self.scan(account, opts)).await,
+            Parsed::Trigger(Trigger::AccessChange(change)) => Box::pin(self.handle_access(change, opts)).await,
+            Parsed::Trigger(Trigger::PasswordPolicyChange(call)) => {
+                Box::pin(self.handle_password_policy(call, opts)).await
+            }
         }
     }
 
@@ -243,6 +250,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             change: Some(&tag_change),
             policy: &self.config.policy,
             scope: &scope,
+            access: None,
         });
         findings.extend(root_use);
         let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
@@ -310,11 +318,13 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         });
         let registry_read = registry.is_some();
         let policy = &self.config.policy;
+        let judge = AccessJudge::new(&snapshot.catalogue, &policy.enterprise_cidrs);
         let mut findings: Vec<Finding> = snapshot
             .users
             .iter()
             .flat_map(|user| {
-                let input = UserInput { user, approvals: registry, change: None, policy, scope: &scope };
+                let input =
+                    UserInput { user, approvals: registry, change: None, policy, scope: &scope, access: Some(&judge) };
                 if snapshot.users_not_in_report.contains(&user.name) {
                     check_user_tags(&input)
                 } else {
@@ -325,6 +335,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         if let Some(root) = &snapshot.root {
             findings.extend(check_root(root, &scope));
         }
+        findings.extend(password::check(snapshot.password_policy.as_ref(), &policy.password, &scope));
         if opts.must_stop() {
             return Err(AppError::DeadlineNear {
                 completed: format!(
@@ -425,6 +436,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 change: None,
                 policy: &self.config.policy,
                 scope: &scope,
+                access: None,
             }));
         }
         sort_findings(&mut findings);

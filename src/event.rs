@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::checks::Actor;
 pub use crate::checks::CallContext;
+pub use crate::checks::access::AccessTarget;
 
 /// `detail-type` of CloudTrail API calls forwarded by EventBridge.
 pub const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
@@ -31,7 +32,40 @@ pub const SUPPORTED_EVENT_NAMES: &[&str] = &[
     "CreateLoginProfile",
     "EnableMFADevice",
     "DeactivateMFADevice",
+    "AttachUserPolicy",
+    "DetachUserPolicy",
+    "PutUserPolicy",
+    "DeleteUserPolicy",
+    "AddUserToGroup",
+    "RemoveUserFromGroup",
+    "AttachGroupPolicy",
+    "DetachGroupPolicy",
+    "PutGroupPolicy",
+    "DeleteGroupPolicy",
+    "CreatePolicyVersion",
+    "SetDefaultPolicyVersion",
+    "UpdateAccountPasswordPolicy",
+    "DeleteAccountPasswordPolicy",
 ];
+
+/// Calls that change which policies reach users: the policy checks judge every user concerned.
+const ACCESS_EVENT_NAMES: &[&str] = &[
+    "AttachUserPolicy",
+    "DetachUserPolicy",
+    "PutUserPolicy",
+    "DeleteUserPolicy",
+    "AddUserToGroup",
+    "RemoveUserFromGroup",
+    "AttachGroupPolicy",
+    "DetachGroupPolicy",
+    "PutGroupPolicy",
+    "DeleteGroupPolicy",
+    "CreatePolicyVersion",
+    "SetDefaultPolicyVersion",
+];
+
+/// Calls that change the account password policy.
+const PASSWORD_POLICY_EVENT_NAMES: &[&str] = &["UpdateAccountPasswordPolicy", "DeleteAccountPasswordPolicy"];
 
 /// IAM calls that reach the function (older rules forwarded them) but never change what it checks.
 const NEVER_ACTIONABLE: &[(&str, &str)] = &[(
@@ -54,6 +88,34 @@ pub enum Trigger {
     IamChange(IamChange),
     /// The root user acted on its own credentials, signed in, or made a call naming no user.
     RootActivity(RootActivity),
+    /// A call that changed which policies reach users (a user's, a group's, or a policy's version).
+    AccessChange(AccessChange),
+    /// The account password policy was changed or deleted.
+    PasswordPolicyChange(AccountCall),
+}
+
+/// A successful call about the account as a whole: who, where, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCall {
+    /// `detail.eventName`.
+    pub event_name: String,
+    /// Who made the call.
+    pub actor: Actor,
+    /// When, from where, and whether with MFA.
+    pub context: CallContext,
+    /// Account from the event.
+    pub account: String,
+    /// Region from the event.
+    pub region: String,
+}
+
+/// A call that changed what reaches users, and what it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessChange {
+    /// The user, group or policy the call changed.
+    pub target: AccessTarget,
+    /// The call.
+    pub call: AccountCall,
 }
 
 /// Something the root user did; the root checks run on it.
@@ -316,6 +378,53 @@ fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) 
     }
     let missing = |field| EventError::MissingField { event_name: name.to_owned(), field };
     let request = record.request_parameters.as_ref().filter(|v| !v.is_null());
+    let call = || -> Result<AccountCall, EventError> {
+        Ok(AccountCall {
+            event_name: name.to_owned(),
+            actor: record.actor(name)?,
+            context: record.context(),
+            account: record.account(envelope.account.clone(), name)?,
+            region: record.region(envelope.region.clone()),
+        })
+    };
+    if PASSWORD_POLICY_EVENT_NAMES.contains(&name) {
+        return Ok(Parsed::Trigger(Trigger::PasswordPolicyChange(call()?)));
+    }
+    if ACCESS_EVENT_NAMES.contains(&name) {
+        let field = |key: &'static str, path: &'static str| {
+            request.and_then(|r| r.get(key)).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| missing(path))
+        };
+        let target = match name {
+            "AttachGroupPolicy" | "DetachGroupPolicy" | "PutGroupPolicy" | "DeleteGroupPolicy" => {
+                let group = field("groupName", "requestParameters.groupName")?;
+                if !is_valid_group_name(&group) {
+                    return Err(EventError::Malformed(format!("{name}: {group:?} is not a valid IAM group name")));
+                }
+                AccessTarget::Group(group)
+            }
+            "CreatePolicyVersion" | "SetDefaultPolicyVersion" => {
+                let arn = field("policyArn", "requestParameters.policyArn")?;
+                if !(arn.starts_with("arn:") && arn.contains(":policy/")) {
+                    return Err(EventError::Malformed(format!("{name}: {arn:?} is not a managed policy ARN")));
+                }
+                let becomes_default = request.and_then(|r| r.get("setAsDefault")).and_then(Value::as_bool);
+                if name == "CreatePolicyVersion" && becomes_default != Some(true) {
+                    return Ok(Parsed::Ignored(format!(
+                        "CreatePolicyVersion on {arn} without setAsDefault: the version in force did not change"
+                    )));
+                }
+                AccessTarget::Policy(arn)
+            }
+            _ => {
+                let user = field("userName", "requestParameters.userName")?;
+                if !is_valid_user_name(&user) {
+                    return Err(EventError::Malformed(format!("{name}: {user:?} is not a valid IAM user name")));
+                }
+                AccessTarget::User(user)
+            }
+        };
+        return Ok(Parsed::Trigger(Trigger::AccessChange(AccessChange { target, call: call()? })));
+    }
     let response = record.response_elements.as_ref().filter(|v| !v.is_null());
     let req_str = |k: &str| request.and_then(|r| r.get(k)).and_then(Value::as_str).map(str::to_owned);
     // A user acting on its own keys omits userName: the caller is then the subject.
@@ -386,6 +495,12 @@ fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) 
     })))
 }
 
+/// IAM group names: 1–128 characters of `[A-Za-z0-9+=,.@_-]`.
+#[must_use]
+pub fn is_valid_group_name(name: &str) -> bool {
+    (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
 /// IAM user names: 1–64 characters of `[A-Za-z0-9+=,.@_-]`.
 #[must_use]
 pub fn is_valid_user_name(name: &str) -> bool {
@@ -405,6 +520,65 @@ mod tests {
             Parsed::Trigger(Trigger::IamChange(c)) => c,
             other => panic!("expected an IAM change, got {other:?}"),
         }
+    }
+
+    fn access(text: &str) -> AccessChange {
+        match parse(text).unwrap() {
+            Parsed::Trigger(Trigger::AccessChange(c)) => c,
+            other => panic!("expected an access change, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn policy_events_name_the_user_group_or_policy_they_changed() {
+        let c = access(include_str!("../events/attach-user-policy-admin.json"));
+        assert_eq!(c.target, AccessTarget::User("analyst-dave".into()));
+        assert_eq!(c.call.event_name, "AttachUserPolicy");
+        assert_eq!(c.call.actor.issuer_arn.as_deref(), Some("arn:aws:iam::123456789012:role/SecurityAdmin"));
+        let c = access(include_str!("../events/add-user-to-group.json"));
+        assert_eq!(c.target, AccessTarget::User("analyst-dave".into()));
+        let c = access(include_str!("../events/attach-group-policy.json"));
+        assert_eq!(c.target, AccessTarget::Group("developers".into()));
+        let c = access(include_str!("../events/create-policy-version-default.json"));
+        assert_eq!(
+            c.target,
+            AccessTarget::Policy("arn:aws:iam::123456789012:policy/EnterpriseNetworkRestriction".into())
+        );
+    }
+
+    #[test]
+    fn a_policy_version_not_made_default_changes_nothing() {
+        let text = include_str!("../events/create-policy-version-default.json")
+            .replace("\"setAsDefault\": true", "\"setAsDefault\": false");
+        let Parsed::Ignored(why) = parse(&text).unwrap() else { panic!("ignored") };
+        assert!(why.contains("without setAsDefault"), "{why}");
+    }
+
+    #[test]
+    fn a_policy_event_without_its_target_or_with_a_bad_one_is_malformed() {
+        let text = include_str!("../events/attach-group-policy.json");
+        let no_group = text.replace("\"groupName\": \"developers\",", "");
+        assert_eq!(
+            parse(&no_group).unwrap_err().to_string(),
+            "malformed AttachGroupPolicy event: requestParameters.groupName is missing"
+        );
+        let bad = text.replace("\"developers\"", "\"dev team\"");
+        assert!(parse(&bad).unwrap_err().to_string().contains("not a valid IAM group name"));
+        let not_arn = include_str!("../events/create-policy-version-default.json")
+            .replace("arn:aws:iam::123456789012:policy/EnterpriseNetworkRestriction", "EnterpriseNetworkRestriction");
+        assert!(parse(&not_arn).unwrap_err().to_string().contains("not a managed policy ARN"));
+    }
+
+    #[test]
+    fn password_policy_events_are_account_calls() {
+        let Parsed::Trigger(Trigger::PasswordPolicyChange(call)) =
+            parse(include_str!("../events/update-account-password-policy.json")).unwrap()
+        else {
+            panic!("password policy change")
+        };
+        assert_eq!(call.event_name, "UpdateAccountPasswordPolicy");
+        assert_eq!(call.account, "123456789012");
+        assert_eq!(call.context.source_ip.as_deref(), Some("203.0.113.24"));
     }
 
     #[test]
@@ -582,5 +756,10 @@ pub(crate) mod samples {
         "create-user-by-cloudformation.json",
         "update-access-key-console-mfa.json",
         "create-login-profile-no-recipient.json",
+        "attach-user-policy-admin.json",
+        "add-user-to-group.json",
+        "attach-group-policy.json",
+        "create-policy-version-default.json",
+        "update-account-password-policy.json",
     );
 }

@@ -62,6 +62,13 @@ pub trait AccountReader: Send + Sync {
     fn read_account(&self) -> impl Future<Output = Result<AccountSnapshot, ScanError>> + Send;
     /// Root's credential state from the account summary (one call), for events about root.
     fn read_root_summary(&self) -> impl Future<Output = Result<crate::checks::RootSummary, CallError>> + Send;
+    /// Groups, customer managed policies and every user's policies, without credentials
+    /// (`GetAccountAuthorizationDetails` only), for events that change policies.
+    fn read_access(&self) -> impl Future<Output = Result<AccessSnapshot, CallError>> + Send;
+    /// The account password policy (one call); `None` when the account has none.
+    fn read_password_policy(
+        &self,
+    ) -> impl Future<Output = Result<Option<crate::checks::password::PasswordPolicy>, CallError>> + Send;
     /// Every user name (bulk); the per-user baseline of the benchmark starts from it.
     fn list_user_names(&self) -> impl Future<Output = Result<Vec<String>, ScanError>> + Send;
 }
@@ -81,6 +88,19 @@ pub struct AccountSnapshot {
     pub root: Option<crate::snapshot::RootSnapshot>,
     /// When AWS generated the report.
     pub report_generated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Groups and customer managed policies; every user's own `policies` point into it.
+    pub catalogue: crate::snapshot::PolicyCatalogue,
+    /// The account password policy; `None` when the account has none.
+    pub password_policy: Option<crate::checks::password::PasswordPolicy>,
+}
+
+/// The account's policies and how they reach each user, without credentials.
+#[derive(Debug, Clone, Default)]
+pub struct AccessSnapshot {
+    /// Groups and customer managed policies.
+    pub catalogue: crate::snapshot::PolicyCatalogue,
+    /// Every user's name and policies.
+    pub users: Vec<(String, crate::snapshot::UserPolicies)>,
 }
 
 /// Why a scan could not collect the account.

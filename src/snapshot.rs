@@ -3,7 +3,11 @@
 //! Both collectors fill these: the event path from per-user IAM calls, the scan
 //! from the credential report and `GetAccountAuthorizationDetails`.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
+
+use crate::checks::policy::{PolicyDocument, PolicyError};
 
 /// One IAM tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +80,74 @@ pub struct UserSnapshot {
     pub password_set: Option<DateTime<Utc>>,
     /// Whether the user has at least one MFA device.
     pub mfa_active: bool,
+    /// The policies that reach the user, when they were read (GetAccountAuthorizationDetails);
+    /// `None` on paths that do not read them: the policy checks are then not judged.
+    pub policies: Option<UserPolicies>,
+}
+
+/// A policy embedded in a user or a group, parsed (or why it could not be).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlinePolicy {
+    /// The policy name.
+    pub name: String,
+    /// The document, or why it could not be read.
+    pub document: Result<PolicyDocument, PolicyError>,
+}
+
+/// How policies reach one user: attached managed policies (ARNs), inline policies and groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPolicies {
+    /// Managed policies attached to the user itself.
+    pub attached: Vec<String>,
+    /// The user's inline policies.
+    pub inline: Vec<InlinePolicy>,
+    /// The groups the user is in.
+    pub groups: Vec<String>,
+}
+
+impl UserPolicies {
+    /// Whether a policy is attached to the user itself (managed or inline).
+    #[must_use]
+    pub fn has_direct(&self) -> bool {
+        !self.attached.is_empty() || !self.inline.is_empty()
+    }
+}
+
+/// A customer managed policy: its name and default version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedPolicy {
+    /// The policy name.
+    pub name: String,
+    /// The default version's document, or why it could not be read.
+    pub document: Result<PolicyDocument, PolicyError>,
+}
+
+/// A group's own policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupPolicies {
+    /// Managed policies attached to the group (ARNs).
+    pub attached: Vec<String>,
+    /// The group's inline policies.
+    pub inline: Vec<InlinePolicy>,
+}
+
+/// The account's groups and customer managed policies, as `GetAccountAuthorizationDetails`
+/// returns them; AWS managed policies are known by ARN (see `checks::access`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyCatalogue {
+    /// Customer managed policies that are attached somewhere, by ARN.
+    pub managed: HashMap<String, ManagedPolicy>,
+    /// Groups by name.
+    pub groups: HashMap<String, GroupPolicies>,
 }
 
 impl UserSnapshot {
+    /// Whether the user can make requests at all: a console password or an active key.
+    #[must_use]
+    pub fn has_credentials(&self) -> bool {
+        self.password_enabled || self.keys.iter().any(|k| k.active)
+    }
+
     /// The value of the tag `key`, matched case-insensitively as IAM matches tag keys.
     #[must_use]
     pub fn tag(&self, key: &str) -> Option<&Tag> {

@@ -4,14 +4,21 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_iam::Client;
-use aws_sdk_iam::types::{EntityType, ReportStateType, StatusType, SummaryKeyType, UserDetail};
+use aws_sdk_iam::types::{
+    AttachedPolicy, EntityType, GroupDetail, ManagedPolicyDetail, PolicyDetail, ReportStateType, StatusType,
+    SummaryKeyType, UserDetail,
+};
 use futures_util::future::try_join_all;
 
 use super::{call_error, to_utc};
 use crate::checks::RootSummary;
+use crate::checks::password::PasswordPolicy;
+use crate::checks::policy::{PolicyDocument, PolicyError};
 use crate::credential_report::{self, CredentialReport};
-use crate::ports::{AccountReader, AccountSnapshot, CallError, ScanError, UserDirectory};
-use crate::snapshot::{AccessKey, KeyRef, Tag, UserSnapshot};
+use crate::ports::{AccessSnapshot, AccountReader, AccountSnapshot, CallError, ScanError, UserDirectory};
+use crate::snapshot::{
+    AccessKey, GroupPolicies, InlinePolicy, KeyRef, ManagedPolicy, PolicyCatalogue, Tag, UserPolicies, UserSnapshot,
+};
 
 /// Polls of `GenerateCredentialReport` before giving up (backoff 100 ms doubling to 4 s: about 60 s).
 const REPORT_MAX_POLLS: u32 = 20;
@@ -114,6 +121,7 @@ impl UserDirectory for IamDirectory {
             password_last_used: user.password_last_used().and_then(to_utc),
             password_set,
             mfa_active: !mfa.mfa_devices().is_empty(),
+            policies: None,
         }))
     }
 
@@ -160,29 +168,141 @@ impl IamDirectory {
         Ok((credential_report::parse(content)?, out.generated_time().and_then(to_utc)))
     }
 
-    /// Every user with tags, from `GetAccountAuthorizationDetails` (`Filter=User`), page by page.
-    async fn authorization_details(&self) -> Result<Vec<UserDetail>, CallError> {
-        let mut pages = self
-            .client
-            .get_account_authorization_details()
-            .filter(EntityType::User)
-            .max_items(GAAD_PAGE)
-            .into_paginator()
-            .send();
-        let mut users = Vec::new();
+    /// `GetAccountAuthorizationDetails` with `filters`, every page.
+    async fn authorization_details(&self, filters: &[EntityType]) -> Result<Details, CallError> {
+        let mut request = self.client.get_account_authorization_details().max_items(GAAD_PAGE);
+        for f in filters {
+            request = request.filter(f.clone());
+        }
+        let mut pages = request.into_paginator().send();
+        let mut details = Details::default();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| call_error("iam:GetAccountAuthorizationDetails", "account", &e))?;
-            users.extend(page.user_detail_list.unwrap_or_default());
+            details.users.extend(page.user_detail_list.unwrap_or_default());
+            details.groups.extend(page.group_detail_list.unwrap_or_default());
+            details.policies.extend(page.policies.unwrap_or_default());
         }
-        Ok(users)
+        Ok(details)
+    }
+}
+
+/// The users, groups and customer managed policies the policy checks need (no roles, no AWS
+/// managed policies: those are known by ARN).
+const ACCESS_FILTERS: &[EntityType] = &[EntityType::User, EntityType::Group, EntityType::LocalManagedPolicy];
+
+/// What `GetAccountAuthorizationDetails` returned, all pages together.
+#[derive(Debug, Default)]
+struct Details {
+    users: Vec<UserDetail>,
+    groups: Vec<GroupDetail>,
+    policies: Vec<ManagedPolicyDetail>,
+}
+
+/// A URL-encoded policy document as GAAD returns it, parsed.
+fn document(encoded: Option<&str>) -> Result<PolicyDocument, PolicyError> {
+    PolicyDocument::parse_url_encoded(encoded.ok_or_else(|| PolicyError::Shape("no document returned".into()))?)
+}
+
+fn inline(list: &[PolicyDetail]) -> Vec<InlinePolicy> {
+    list.iter()
+        .map(|p| InlinePolicy {
+            name: p.policy_name().unwrap_or_default().to_owned(),
+            document: document(p.policy_document()),
+        })
+        .collect()
+}
+
+fn arns(list: &[AttachedPolicy]) -> Vec<String> {
+    list.iter().filter_map(AttachedPolicy::policy_arn).map(str::to_owned).collect()
+}
+
+impl Details {
+    /// Groups and the customer managed policies attached somewhere; an unattached policy
+    /// reaches nobody, so its document is not even parsed.
+    fn catalogue(&self) -> PolicyCatalogue {
+        let managed = self
+            .policies
+            .iter()
+            .filter(|p| p.attachment_count().is_none_or(|n| n > 0))
+            .filter_map(|p| {
+                let arn = p.arn()?;
+                let default = p.policy_version_list().iter().find(|v| v.is_default_version());
+                let document = match default {
+                    Some(v) => document(v.document()),
+                    None => Err(PolicyError::Shape("no default version returned".into())),
+                };
+                Some((arn.to_owned(), ManagedPolicy { name: p.policy_name().unwrap_or(arn).to_owned(), document }))
+            })
+            .collect();
+        let groups = self
+            .groups
+            .iter()
+            .filter_map(|g| {
+                let policies = GroupPolicies {
+                    attached: arns(g.attached_managed_policies()),
+                    inline: inline(g.group_policy_list()),
+                };
+                Some((g.group_name()?.to_owned(), policies))
+            })
+            .collect();
+        PolicyCatalogue { managed, groups }
+    }
+}
+
+fn user_policies(d: &UserDetail) -> UserPolicies {
+    UserPolicies {
+        attached: arns(d.attached_managed_policies()),
+        inline: inline(d.user_policy_list()),
+        groups: d.group_list().to_vec(),
     }
 }
 
 impl AccountReader for IamDirectory {
     async fn read_account(&self) -> Result<AccountSnapshot, ScanError> {
-        let (report, details) = tokio::join!(self.credential_report(), self.authorization_details());
+        let (report, details, password_policy) = tokio::join!(
+            self.credential_report(),
+            self.authorization_details(ACCESS_FILTERS),
+            self.read_password_policy()
+        );
         let ((report, generated), details) = (report?, details?);
-        Ok(join(report, generated, &details))
+        let mut snapshot = join(report, generated, &details.users);
+        snapshot.catalogue = details.catalogue();
+        snapshot.password_policy = password_policy?;
+        Ok(snapshot)
+    }
+
+    async fn read_access(&self) -> Result<AccessSnapshot, CallError> {
+        let details = self.authorization_details(ACCESS_FILTERS).await?;
+        Ok(AccessSnapshot {
+            catalogue: details.catalogue(),
+            users: details.users.iter().filter_map(|d| Some((d.user_name()?.to_owned(), user_policies(d)))).collect(),
+        })
+    }
+
+    async fn read_password_policy(&self) -> Result<Option<PasswordPolicy>, CallError> {
+        use aws_sdk_iam::operation::get_account_password_policy::GetAccountPasswordPolicyError;
+        let p = match self.client.get_account_password_policy().send().await {
+            Ok(out) => out.password_policy,
+            // IAM answers NoSuchEntity when the account has no password policy.
+            Err(e) if e.as_service_error().is_some_and(GetAccountPasswordPolicyError::is_no_such_entity_exception) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(call_error("iam:GetAccountPasswordPolicy", "account", &e)),
+        };
+        let Some(p) = p else { return Ok(None) };
+        let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok());
+        Ok(Some(PasswordPolicy {
+            minimum_password_length: count(p.minimum_password_length),
+            password_reuse_prevention: count(p.password_reuse_prevention),
+            max_password_age: count(p.max_password_age),
+            expire_passwords: p.expire_passwords,
+            require_symbols: p.require_symbols,
+            require_numbers: p.require_numbers,
+            require_uppercase_characters: p.require_uppercase_characters,
+            require_lowercase_characters: p.require_lowercase_characters,
+            allow_users_to_change_password: p.allow_users_to_change_password,
+            hard_expiry: p.hard_expiry,
+        }))
     }
 
     async fn read_root_summary(&self) -> Result<RootSummary, CallError> {
@@ -201,7 +321,8 @@ impl AccountReader for IamDirectory {
     }
 
     async fn list_user_names(&self) -> Result<Vec<String>, ScanError> {
-        Ok(self.authorization_details().await?.into_iter().filter_map(|u| u.user_name).collect())
+        let details = self.authorization_details(&[EntityType::User]).await?;
+        Ok(details.users.into_iter().filter_map(|u| u.user_name).collect())
     }
 }
 
@@ -241,6 +362,7 @@ fn join(
             password_last_used: credentials.and_then(|c| c.password_last_used),
             password_set: credentials.and_then(|c| c.password_set),
             mfa_active: credentials.is_some_and(|c| c.mfa_active),
+            policies: Some(user_policies(d)),
         });
     }
     snapshot.account = snapshot
@@ -272,8 +394,37 @@ mod tests {
         ])
     }
 
+    /// `GetAccountPasswordPolicy` as IAM answers for an account without one.
+    fn no_password_policy() -> aws_smithy_mocks::Rule {
+        let body = "<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The Password Policy with domain name 123456789012 cannot be found.</Message></Error></ErrorResponse>";
+        mock!(Client::get_account_password_policy).sequence().http_status(404, Some(body.into())).repeatedly().build()
+    }
+
     fn user(name: &str) -> UserDetail {
         UserDetail::builder().user_name(name).arn(format!("arn:aws:iam::123456789012:user/{name}")).build()
+    }
+
+    const POLICY: &str = "arn:aws:iam::123456789012:policy/Everything";
+    const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#;
+
+    /// URL-encoded, as IAM returns documents.
+    fn encoded(doc: &str) -> String {
+        percent_encoding::utf8_percent_encode(doc, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
+
+    fn managed(arn: &str, attachments: i32) -> ManagedPolicyDetail {
+        ManagedPolicyDetail::builder()
+            .arn(arn)
+            .policy_name(arn.rsplit('/').next().unwrap())
+            .attachment_count(attachments)
+            .policy_version_list(
+                aws_sdk_iam::types::PolicyVersion::builder()
+                    .version_id("v2")
+                    .is_default_version(true)
+                    .document(encoded(ALLOW_ALL))
+                    .build(),
+            )
+            .build()
     }
 
     #[tokio::test]
@@ -294,11 +445,38 @@ mod tests {
                     .marker("page-2")
                     .build()
             })
-            .output(|| GetAccountAuthorizationDetailsOutput::builder().user_detail_list(user("new-bob")).build())
+            .output(|| {
+                let bob = UserDetail::builder()
+                    .user_name("new-bob")
+                    .arn("arn:aws:iam::123456789012:user/new-bob")
+                    .group_list("staff")
+                    .user_policy_list(
+                        PolicyDetail::builder().policy_name("own").policy_document(encoded(ALLOW_ALL)).build(),
+                    )
+                    .build();
+                GetAccountAuthorizationDetailsOutput::builder()
+                    .user_detail_list(bob)
+                    .group_detail_list(
+                        GroupDetail::builder()
+                            .group_name("staff")
+                            .attached_managed_policies(AttachedPolicy::builder().policy_arn(POLICY).build())
+                            .build(),
+                    )
+                    .policies(managed(POLICY, 1))
+                    .policies(managed("arn:aws:iam::123456789012:policy/Unused", 0))
+                    .build()
+            })
             .build();
-        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get, &gaad]);
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get, &gaad, &no_password_policy()]);
         let dir = IamDirectory::new(client).with_report_wait(3, Duration::from_millis(1));
         let snap = dir.read_account().await.unwrap();
+        assert_eq!(snap.password_policy, None, "NoSuchEntity: the account has no password policy");
+        assert_eq!(snap.catalogue.managed.keys().collect::<Vec<_>>(), [POLICY], "unattached policies are skipped");
+        assert_eq!(snap.catalogue.managed[POLICY].document, PolicyDocument::parse(ALLOW_ALL));
+        assert_eq!(snap.catalogue.groups["staff"].attached, [POLICY]);
+        let bob = snap.users[1].policies.as_ref().unwrap();
+        assert_eq!((bob.groups.as_slice(), bob.inline[0].name.as_str()), (&["staff".to_owned()][..], "own"));
+        assert!(bob.inline[0].document.is_ok());
         assert_eq!(snap.account.as_deref(), Some("123456789012"));
         assert_eq!(snap.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["alice", "new-bob"]);
         assert!(snap.users[0].password_enabled);
@@ -348,7 +526,7 @@ mod tests {
             .then_output(|| GenerateCredentialReportOutput::builder().state(ReportStateType::Inprogress).build());
         let gaad = mock!(Client::get_account_authorization_details)
             .then_output(|| GetAccountAuthorizationDetailsOutput::builder().build());
-        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &gaad]);
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &gaad, &no_password_policy()]);
         let dir = IamDirectory::new(client).with_report_wait(4, Duration::from_millis(1));
         let err = dir.read_account().await.unwrap_err();
         assert!(matches!(err, ScanError::ReportTimeout { polls: 4, .. }), "{err}");
@@ -373,7 +551,7 @@ mod tests {
             })
             .http_status(500, None)
             .build();
-        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get, &gaad]);
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get, &gaad, &no_password_policy()]);
         let err = IamDirectory::new(client).read_account().await.unwrap_err();
         assert!(err.to_string().contains("iam:GetAccountAuthorizationDetails"), "{err}");
     }
@@ -386,7 +564,7 @@ mod tests {
             .then_output(|| GetCredentialReportOutput::builder().content(Blob::new("user,arn\nalice,x\n")).build());
         let gaad = mock!(Client::get_account_authorization_details)
             .then_output(|| GetAccountAuthorizationDetailsOutput::builder().build());
-        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get, &gaad]);
+        let client = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&generate, &get, &gaad, &no_password_policy()]);
         let err = IamDirectory::new(client).read_account().await.unwrap_err();
         assert_eq!(err.to_string(), "credential report has no `user_creation_time` column");
     }

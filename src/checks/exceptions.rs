@@ -169,7 +169,7 @@ mod tests {
     }
 
     fn run(user: &UserSnapshot, a: Option<&Approvals>, change: Option<&TagChange>, policy: &Policy) -> Vec<Finding> {
-        check_user(&UserInput { user, approvals: a, change, policy, scope: &scope() })
+        check_user(&UserInput { user, approvals: a, change, policy, scope: &scope(), access: None })
     }
 
     fn change(actor: &str, value: &str) -> TagChange {

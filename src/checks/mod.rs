@@ -3,6 +3,7 @@
 //! One file per family. [`check_user`] runs every user check; the event path and
 //! the scan both call it, so one user gets the same findings from either.
 
+pub mod access;
 mod console;
 mod exceptions;
 mod keys;
@@ -76,6 +77,9 @@ pub struct UserInput<'a> {
     pub policy: &'a Policy,
     /// Account, region, trigger and now.
     pub scope: &'a Scope,
+    /// The account's policies, judged; `None` on paths that did not read them (the policy
+    /// checks then do not run).
+    pub access: Option<&'a access::AccessJudge<'a>>,
 }
 
 /// Runs every user check on one snapshot.
@@ -85,6 +89,9 @@ pub fn check_user(input: &UserInput<'_>) -> Vec<Finding> {
     findings.extend(keys::check(input.user, input.policy, input.scope));
     findings.extend(mfa::check(input.user, input.policy, input.scope));
     findings.extend(console::check(input.user, input.policy, input.scope));
+    if let Some(judge) = input.access {
+        findings.extend(access::check(input.user, judge, input.policy, input.scope));
+    }
     findings
 }
 
@@ -92,7 +99,7 @@ pub fn check_user(input: &UserInput<'_>) -> Vec<Finding> {
 /// are unknown (created after the credential report was generated).
 #[must_use]
 pub fn check_user_tags(input: &UserInput<'_>) -> Vec<Finding> {
-    let UserInput { user, approvals, change, policy, scope } = *input;
+    let UserInput { user, approvals, change, policy, scope, .. } = *input;
     let mut findings = exceptions::check(user, approvals, change, policy, scope);
     findings.extend(exceptions::check_required_tags(user, policy, scope));
     findings
@@ -139,6 +146,7 @@ pub(crate) mod fixtures {
             password_last_used: None,
             password_set: None,
             mfa_active: false,
+            policies: None,
         }
     }
 

@@ -3,6 +3,9 @@
 use std::fmt;
 
 use serde::Serialize;
+use serde_json::json;
+
+use crate::finding::{CheckId, Finding, Scope};
 
 /// The account password policy as `GetAccountPasswordPolicy` returns it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,9 +142,65 @@ pub fn judge_password_policy(policy: Option<&PasswordPolicy>, minimums: &Passwor
     out
 }
 
+/// `password-policy-weak` for the account in `scope`, when the policy falls short; the finding
+/// names the account (`arn:…:root`) and lists every shortfall.
+#[must_use]
+pub fn check(policy: Option<&PasswordPolicy>, minimums: &PasswordMinimums, scope: &Scope) -> Option<Finding> {
+    let weaknesses = judge_password_policy(policy, minimums);
+    if weaknesses.is_empty() {
+        return None;
+    }
+    let account_arn = format!("arn:aws:iam::{}:root", scope.account);
+    let mut f = scope.finding(
+        CheckId::PasswordPolicyWeak,
+        &account_arn,
+        format!(
+            "the account password policy is weak: {}",
+            weaknesses.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        ),
+    );
+    f.resource = Some("account password policy".into());
+    f.evidence = json!({
+        "weaknesses": weaknesses,
+        "policy": policy.map(|p| json!({
+            "minimum_password_length": p.minimum_password_length,
+            "password_reuse_prevention": p.password_reuse_prevention,
+            "max_password_age": p.max_password_age,
+            "expire_passwords": p.expire_passwords,
+            "hard_expiry": p.hard_expiry,
+        })),
+        "minimums": {
+            "min_length": minimums.min_length,
+            "reuse_prevention": minimums.reuse_prevention,
+            "max_age_days": minimums.max_age_days,
+        },
+    });
+    Some(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_finding_per_account_listing_every_shortfall() {
+        let scope = crate::checks::fixtures::scope();
+        let weak = PasswordPolicy { minimum_password_length: Some(8), ..PasswordPolicy::default() };
+        let f = check(Some(&weak), &PasswordMinimums::default(), &scope).unwrap();
+        assert_eq!(f.check, CheckId::PasswordPolicyWeak);
+        assert_eq!(f.principal, "arn:aws:iam::123456789012:root");
+        assert_eq!(
+            f.message,
+            "the account password policy is weak: minimum password length is 8, below 14; passwords can be reused \
+             (needs the last 24 remembered)"
+        );
+        assert_eq!(f.evidence["policy"]["minimum_password_length"], 8);
+        assert_eq!(f.evidence["weaknesses"].as_array().unwrap().len(), 2);
+        let none = check(None, &PasswordMinimums::default(), &scope).unwrap();
+        assert_eq!(none.evidence["weaknesses"][0]["weakness"], "no-policy");
+        assert!(none.evidence["policy"].is_null());
+        assert!(check(Some(&cis()), &PasswordMinimums::default(), &scope).is_none());
+    }
 
     fn cis() -> PasswordPolicy {
         PasswordPolicy {

@@ -229,6 +229,7 @@ fn five_thousand_users() -> (Vec<Finding>, ScanSummary) {
                 password_last_used: None,
                 password_set: None,
                 mfa_active: i % 8 == 0,
+                policies: None,
             }
         })
         .collect();
@@ -247,6 +248,7 @@ fn five_thousand_users() -> (Vec<Finding>, ScanSummary) {
                 change: None,
                 policy: &config.policy,
                 scope: &scope,
+                access: None,
             })
         })
         .collect();

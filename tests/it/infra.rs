@@ -367,6 +367,7 @@ fn untag_allows_every_spelling_of_the_tag_key_the_checks_remediate() {
             password_last_used: None,
             password_set: None,
             mfa_active: false,
+            policies: None,
         };
         let remediated = user.tag(configured).is_some();
         if remediated {

@@ -15,11 +15,12 @@ use iam_sentinel::approvals::Approvals;
 use iam_sentinel::aws::iam::IamDirectory;
 use iam_sentinel::aws::sns::SnsSink;
 use iam_sentinel::checks::RootSummary;
+use iam_sentinel::checks::password::PasswordPolicy;
 use iam_sentinel::finding::{Finding, RemediationStatus};
 use iam_sentinel::message::Message;
 use iam_sentinel::ports::{
-    AccountReader, AccountSnapshot, ApprovalsStore, CallError, FindingsSink, PublishError, RegistryUnavailable,
-    ScanError, UserDirectory,
+    AccessSnapshot, AccountReader, AccountSnapshot, ApprovalsStore, CallError, FindingsSink, PublishError,
+    RegistryUnavailable, ScanError, UserDirectory,
 };
 use iam_sentinel::runtime::build_app_with;
 use iam_sentinel::snapshot::{Tag, UserSnapshot};
@@ -175,6 +176,7 @@ impl Timed {
                 password_last_used: None,
                 password_set: None,
                 mfa_active: false,
+                policies: None,
             })
             .collect();
         Timed { users, read, untag, untagged: Mutex::new(Vec::new()) }
@@ -203,6 +205,12 @@ impl AccountReader for Timed {
     }
     async fn read_root_summary(&self) -> Result<RootSummary, CallError> {
         Ok(RootSummary { access_keys_present: false, mfa_enabled: true })
+    }
+    async fn read_access(&self) -> Result<AccessSnapshot, CallError> {
+        Ok(AccessSnapshot::default())
+    }
+    async fn read_password_policy(&self) -> Result<Option<PasswordPolicy>, CallError> {
+        Ok(None)
     }
     async fn list_user_names(&self) -> Result<Vec<String>, ScanError> {
         Ok(self.users.iter().map(|u| u.name.clone()).collect())
