@@ -28,6 +28,10 @@ use crate::ports::{
 };
 use crate::render::asff;
 
+/// Events that give a user credentials (a password, a new or reactivated key): the network and
+/// MFA policy checks apply from that moment, so these also read what reaches the user (GAAD).
+const CREDENTIAL_EVENTS: &[&str] = &["CreateLoginProfile", "CreateAccessKey", "UpdateAccessKey"];
+
 /// Per-invocation choices.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
@@ -225,7 +229,12 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         {
             return Ok(Report::ignored(trigger, format!("{} was made by this function's own role", change.event_name)));
         }
-        let (user, approvals) = tokio::join!(self.directory.read_user(&change.user_name), self.approvals.load());
+        // A user given credentials now needs the network and MFA policies: read what reaches it.
+        let gives_credentials = CREDENTIAL_EVENTS.contains(&change.event_name.as_str());
+        let read_access = async { if gives_credentials { Some(self.directory.read_access().await) } else { None } };
+        let (user, approvals, access) =
+            tokio::join!(self.directory.read_user(&change.user_name), self.approvals.load(), read_access);
+        let access = access.transpose()?;
         let scope = Scope {
             account: change.account.clone(),
             region: change.region.clone(),
@@ -244,13 +253,18 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         };
         let tag_change =
             TagChange { actor: change.actor.clone(), exception_value_set: change.exception_value_set.clone() };
+        let mut user = user;
+        if let Some(access) = &access {
+            user.policies = access.users.iter().find(|(n, _)| *n == user.name).map(|(_, p)| p.clone());
+        }
+        let judge = access.as_ref().map(|a| AccessJudge::new(&a.catalogue, &self.config.policy.enterprise_cidrs));
         let mut findings = check_user(&UserInput {
             user: &user,
             approvals: approvals.as_ref().ok(),
             change: Some(&tag_change),
             policy: &self.config.policy,
             scope: &scope,
-            access: None,
+            access: judge.as_ref(),
         });
         findings.extend(root_use);
         let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;

@@ -391,39 +391,10 @@ fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) 
         return Ok(Parsed::Trigger(Trigger::PasswordPolicyChange(call()?)));
     }
     if ACCESS_EVENT_NAMES.contains(&name) {
-        let field = |key: &'static str, path: &'static str| {
-            request.and_then(|r| r.get(key)).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| missing(path))
-        };
-        let target = match name {
-            "AttachGroupPolicy" | "DetachGroupPolicy" | "PutGroupPolicy" | "DeleteGroupPolicy" => {
-                let group = field("groupName", "requestParameters.groupName")?;
-                if !is_valid_group_name(&group) {
-                    return Err(EventError::Malformed(format!("{name}: {group:?} is not a valid IAM group name")));
-                }
-                AccessTarget::Group(group)
-            }
-            "CreatePolicyVersion" | "SetDefaultPolicyVersion" => {
-                let arn = field("policyArn", "requestParameters.policyArn")?;
-                if !(arn.starts_with("arn:") && arn.contains(":policy/")) {
-                    return Err(EventError::Malformed(format!("{name}: {arn:?} is not a managed policy ARN")));
-                }
-                let becomes_default = request.and_then(|r| r.get("setAsDefault")).and_then(Value::as_bool);
-                if name == "CreatePolicyVersion" && becomes_default != Some(true) {
-                    return Ok(Parsed::Ignored(format!(
-                        "CreatePolicyVersion on {arn} without setAsDefault: the version in force did not change"
-                    )));
-                }
-                AccessTarget::Policy(arn)
-            }
-            _ => {
-                let user = field("userName", "requestParameters.userName")?;
-                if !is_valid_user_name(&user) {
-                    return Err(EventError::Malformed(format!("{name}: {user:?} is not a valid IAM user name")));
-                }
-                AccessTarget::User(user)
-            }
-        };
-        return Ok(Parsed::Trigger(Trigger::AccessChange(AccessChange { target, call: call()? })));
+        return Ok(match access_target(name, request)? {
+            Ok(target) => Parsed::Trigger(Trigger::AccessChange(AccessChange { target, call: call()? })),
+            Err(why) => Parsed::Ignored(why),
+        });
     }
     let response = record.response_elements.as_ref().filter(|v| !v.is_null());
     let req_str = |k: &str| request.and_then(|r| r.get(k)).and_then(Value::as_str).map(str::to_owned);
@@ -493,6 +464,46 @@ fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) 
         region: record.region(envelope.region),
         context: record.context(),
     })))
+}
+
+/// What an access event changed; `Err` with the reason when it changed nothing in force.
+fn access_target(name: &str, request: Option<&Value>) -> Result<Result<AccessTarget, String>, EventError> {
+    let field = |key: &str, path: &'static str| {
+        request
+            .and_then(|r| r.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| EventError::MissingField { event_name: name.to_owned(), field: path })
+    };
+    Ok(Ok(match name {
+        "AttachGroupPolicy" | "DetachGroupPolicy" | "PutGroupPolicy" | "DeleteGroupPolicy" => {
+            let group = field("groupName", "requestParameters.groupName")?;
+            if !is_valid_group_name(&group) {
+                return Err(EventError::Malformed(format!("{name}: {group:?} is not a valid IAM group name")));
+            }
+            AccessTarget::Group(group)
+        }
+        "CreatePolicyVersion" | "SetDefaultPolicyVersion" => {
+            let arn = field("policyArn", "requestParameters.policyArn")?;
+            if !(arn.starts_with("arn:") && arn.contains(":policy/")) {
+                return Err(EventError::Malformed(format!("{name}: {arn:?} is not a managed policy ARN")));
+            }
+            let becomes_default = request.and_then(|r| r.get("setAsDefault")).and_then(Value::as_bool);
+            if name == "CreatePolicyVersion" && becomes_default != Some(true) {
+                return Ok(Err(format!(
+                    "CreatePolicyVersion on {arn} without setAsDefault: the version in force did not change"
+                )));
+            }
+            AccessTarget::Policy(arn)
+        }
+        _ => {
+            let user = field("userName", "requestParameters.userName")?;
+            if !is_valid_user_name(&user) {
+                return Err(EventError::Malformed(format!("{name}: {user:?} is not a valid IAM user name")));
+            }
+            AccessTarget::User(user)
+        }
+    }))
 }
 
 /// IAM group names: 1–128 characters of `[A-Za-z0-9+=,.@_-]`.

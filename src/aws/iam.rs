@@ -231,7 +231,9 @@ impl Details {
                     Some(v) => document(v.document()),
                     None => Err(PolicyError::Shape("no default version returned".into())),
                 };
-                Some((arn.to_owned(), ManagedPolicy { name: p.policy_name().unwrap_or(arn).to_owned(), document }))
+                // The name is also the ARN's last part (after any path).
+                let name = p.policy_name().or_else(|| arn.rsplit('/').next()).unwrap_or(arn).to_owned();
+                Some((arn.to_owned(), ManagedPolicy { name, document }))
             })
             .collect();
         let groups = self

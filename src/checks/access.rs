@@ -93,12 +93,15 @@ impl Reach<'_> {
 #[derive(Debug)]
 pub struct AccessJudge<'a> {
     cidrs: &'a [Cidr],
-    managed: HashMap<&'a str, (&'a str, Result<Verdict, String>)>,
-    groups: HashMap<&'a str, Vec<(&'a str, Result<Verdict, String>)>>,
+    managed: HashMap<&'a str, Judged<'a>>,
+    groups: HashMap<&'a str, Vec<Judged<'a>>>,
     catalogue: &'a PolicyCatalogue,
 }
 
-fn judge_inline<'a>(p: &'a InlinePolicy, cidrs: &[Cidr]) -> (&'a str, Result<Verdict, String>) {
+/// A policy's name and what it does (or why it could not be read).
+type Judged<'a> = (&'a str, Result<Verdict, String>);
+
+fn judge_inline<'a>(p: &'a InlinePolicy, cidrs: &[Cidr]) -> Judged<'a> {
     (p.name.as_str(), p.document.as_ref().map(|d| Verdict::of(d, cidrs)).map_err(ToString::to_string))
 }
 
@@ -232,91 +235,12 @@ pub fn check(user: &UserSnapshot, judge: &AccessJudge<'_>, policy: &Policy, scop
             r.verdict.as_ref().err().map(|e| json!({ "policy": r.policy, "via": r.via.label(), "error": e }))
         })
         .collect();
-    let verdicts = || reach.iter().filter_map(|r| r.verdict.as_ref().ok().map(|v| (r, v)));
-    let mut findings = Vec::new();
-
-    let admin: Vec<Value> = verdicts().filter(|(_, v)| v.admin).map(|(r, _)| r.evidence()).collect();
-    if !admin.is_empty() {
-        let mut f = user_finding(
-            scope,
-            CheckId::UserAdminAccess,
-            user,
-            format!("{} has administrator access through {}", user.name, names(&admin)),
-        );
-        f.evidence = json!({ "policies": admin });
-        findings.push(f);
-    }
-
-    if policies.has_direct() {
-        let attached: Vec<&str> = policies.attached.iter().map(|a| a.rsplit('/').next().unwrap_or(a)).collect();
-        let inline: Vec<&str> = policies.inline.iter().map(|p| p.name.as_str()).collect();
-        let mut f = user_finding(
-            scope,
-            CheckId::UserDirectPolicy,
-            user,
-            format!(
-                "{} holds {} polic{} outside any group: {}",
-                user.name,
-                attached.len() + inline.len(),
-                if attached.len() + inline.len() == 1 { "y" } else { "ies" },
-                attached.iter().chain(&inline).copied().collect::<Vec<_>>().join(", ")
-            ),
-        );
-        f.evidence = json!({ "attached": attached, "inline": inline, "groups": policies.groups });
-        findings.push(f);
-    }
-
+    let mut findings: Vec<Finding> = admin(user, &reach, scope).into_iter().collect();
+    findings.extend(direct(user, policies, scope));
     if policy.network_guardrail.needs_identity_policy() && user.has_credentials() {
-        let enforced = verdicts().any(|(_, v)| v.network == NetworkVerdict::Enforces);
-        let weak: Vec<WeakPolicy<'_>> = verdicts()
-            .filter_map(|(r, v)| match &v.network {
-                NetworkVerdict::Weakened { reasons } => Some(WeakPolicy {
-                    policy: r.policy,
-                    via: r.via.label(),
-                    weaknesses: reasons.iter().map(NetworkWeakness::to_string).collect(),
-                }),
-                _ => None,
-            })
-            .collect();
-        let cidrs: Vec<String> = policy.enterprise_cidrs.iter().map(ToString::to_string).collect();
-        if !enforced && !weak.is_empty() {
-            let first = &weak[0];
-            let mut f = user_finding(
-                scope,
-                CheckId::NetworkRestrictionWeakened,
-                user,
-                format!(
-                    "{}'s network restriction {} ({}) is weakened: {}",
-                    user.name,
-                    first.policy,
-                    first.via,
-                    first.weaknesses.join("; ")
-                ),
-            );
-            f.evidence = json!({ "policies": weak, "enterprise_cidrs": cidrs, "unreadable_policies": unreadable });
-            findings.push(f);
-        } else if !enforced {
-            let mut f = user_finding(
-                scope,
-                CheckId::NetworkRestrictionMissing,
-                user,
-                format!(
-                    "{} has {} and no policy denies requests from outside the enterprise networks",
-                    user.name,
-                    credentials(user)
-                ),
-            );
-            f.evidence = json!({
-                "credentials": credentials(user),
-                "policies_judged": reach.len(),
-                "enterprise_cidrs": cidrs,
-                "unreadable_policies": unreadable,
-            });
-            findings.push(f);
-        }
+        findings.extend(network(user, &reach, &unreadable, policy, scope));
     }
-
-    if user.password_enabled && !verdicts().any(|(_, v)| v.requires_mfa) {
+    if user.password_enabled && !judged(&reach).any(|(_, v)| v.requires_mfa) {
         let mut f = user_finding(
             scope,
             CheckId::MfaPolicyMissing,
@@ -331,6 +255,99 @@ pub fn check(user: &UserSnapshot, judge: &AccessJudge<'_>, policy: &Policy, scop
         findings.push(f);
     }
     findings
+}
+
+/// The reaches that could be judged, with their verdicts.
+fn judged<'r, 'a>(reach: &'r [Reach<'a>]) -> impl Iterator<Item = (&'r Reach<'a>, &'r Verdict)> {
+    reach.iter().filter_map(|r| r.verdict.as_ref().ok().map(|v| (r, v.as_ref())))
+}
+
+fn admin(user: &UserSnapshot, reach: &[Reach<'_>], scope: &Scope) -> Option<Finding> {
+    let admin: Vec<Value> = judged(reach).filter(|(_, v)| v.admin).map(|(r, _)| r.evidence()).collect();
+    if admin.is_empty() {
+        return None;
+    }
+    let mut f = user_finding(
+        scope,
+        CheckId::UserAdminAccess,
+        user,
+        format!("{} has administrator access through {}", user.name, names(&admin)),
+    );
+    f.evidence = json!({ "policies": admin });
+    Some(f)
+}
+
+fn direct(user: &UserSnapshot, policies: &UserPolicies, scope: &Scope) -> Option<Finding> {
+    if !policies.has_direct() {
+        return None;
+    }
+    let attached: Vec<&str> = policies.attached.iter().map(|a| a.rsplit('/').next().unwrap_or(a)).collect();
+    let inline: Vec<&str> = policies.inline.iter().map(|p| p.name.as_str()).collect();
+    let count = attached.len() + inline.len();
+    let mut f = user_finding(
+        scope,
+        CheckId::UserDirectPolicy,
+        user,
+        format!(
+            "{} holds {count} polic{} outside any group: {}",
+            user.name,
+            if count == 1 { "y" } else { "ies" },
+            attached.iter().chain(&inline).copied().collect::<Vec<_>>().join(", ")
+        ),
+    );
+    f.evidence = json!({ "attached": attached, "inline": inline, "groups": policies.groups });
+    Some(f)
+}
+
+/// `network-restriction-weakened` or `-missing` for a user with credentials; `None` when covered.
+fn network(
+    user: &UserSnapshot,
+    reach: &[Reach<'_>],
+    unreadable: &[Value],
+    policy: &Policy,
+    scope: &Scope,
+) -> Option<Finding> {
+    if judged(reach).any(|(_, v)| v.network == NetworkVerdict::Enforces) {
+        return None;
+    }
+    let weak: Vec<WeakPolicy<'_>> = judged(reach)
+        .filter_map(|(r, v)| match &v.network {
+            NetworkVerdict::Weakened { reasons } => Some(WeakPolicy {
+                policy: r.policy,
+                via: r.via.label(),
+                weaknesses: reasons.iter().map(NetworkWeakness::to_string).collect(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let cidrs: Vec<String> = policy.enterprise_cidrs.iter().map(ToString::to_string).collect();
+    let f = if let Some(first) = weak.first() {
+        let message = format!(
+            "{}'s network restriction {} ({}) is weakened: {}",
+            user.name,
+            first.policy,
+            first.via,
+            first.weaknesses.join("; ")
+        );
+        let mut f = user_finding(scope, CheckId::NetworkRestrictionWeakened, user, message);
+        f.evidence = json!({ "policies": weak, "enterprise_cidrs": cidrs, "unreadable_policies": unreadable });
+        f
+    } else {
+        let message = format!(
+            "{} has {} and no policy denies requests from outside the enterprise networks",
+            user.name,
+            credentials(user)
+        );
+        let mut f = user_finding(scope, CheckId::NetworkRestrictionMissing, user, message);
+        f.evidence = json!({
+            "credentials": credentials(user),
+            "policies_judged": reach.len(),
+            "enterprise_cidrs": cidrs,
+            "unreadable_policies": unreadable,
+        });
+        f
+    };
+    Some(f)
 }
 
 fn names(policies: &[Value]) -> String {

@@ -118,6 +118,14 @@ impl Account {
         let queue_url = sqs.create_queue().queue_name("findings-subscriber").send().await.unwrap().queue_url.unwrap();
         let queue_arn = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:findings-subscriber");
         sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
+        // A password policy at the CIS minimums, as a governed account has (tests of
+        // password-policy-weak change or delete it).
+        iam.update_account_password_policy()
+            .minimum_password_length(14)
+            .password_reuse_prevention(24)
+            .send()
+            .await
+            .unwrap();
         Account { moto, sdk, iam, sns, sqs, secrets, topic_arn, queue_url }
     }
 

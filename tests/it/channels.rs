@@ -213,7 +213,9 @@ async fn a_scan_publishes_one_batch_per_ten_messages_whatever_the_protocols() {
     let (app, counter) = build_app_with(acct.config(&[]), &acct.sdk);
     let as_of = Utc::now() + Duration::days(1);
     let report = app.scan(None, &RunOptions::at(as_of)).await.unwrap();
-    assert_eq!(report.findings.len(), 45, "console without MFA, high: one message each");
+    assert_eq!(report.findings.len(), 90, "console without MFA and without an MFA policy");
+    let high = report.findings.iter().filter(|f| f.severity >= iam_sentinel::finding::Severity::High).count();
+    assert_eq!(high, 45, "console without MFA, high: one message each");
     let messages = 1 + 45;
     assert_eq!(report.published, messages);
     let calls = counter.snapshot().calls;

@@ -53,6 +53,45 @@ async fn make_the_change(acct: &Account, file: &str, first_key: &str) {
             acct.iam.delete_virtual_mfa_device().serial_number(&mfa_serial).send().await.unwrap();
         }
         "create-user-by-cloudformation.json" => acct.create_user("svc-reporting", &[]).await,
+        "attach-user-policy-admin.json" => {
+            let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
+            acct.iam.attach_user_policy().user_name("analyst-dave").policy_arn(admin).send().await.unwrap();
+        }
+        "add-user-to-group.json" => {
+            let require_mfa = include_str!("../../infra/policies/RequireMFA.json");
+            acct.iam.create_group().group_name("developers").send().await.unwrap();
+            let p = acct.iam.create_policy().policy_name("RequireMFA").policy_document(require_mfa).send().await;
+            let arn = p.unwrap().policy.unwrap().arn.unwrap();
+            acct.iam.attach_group_policy().group_name("developers").policy_arn(arn).send().await.unwrap();
+            acct.iam.add_user_to_group().group_name("developers").user_name("analyst-dave").send().await.unwrap();
+        }
+        "attach-group-policy.json" => {
+            let network = include_str!("../../infra/policies/EnterpriseNetworkRestriction.json");
+            let p = acct.iam.create_policy().policy_name("EnterpriseNetworkRestriction").policy_document(network);
+            let arn = p.send().await.unwrap().policy.unwrap().arn.unwrap();
+            acct.iam.attach_group_policy().group_name("developers").policy_arn(arn).send().await.unwrap();
+        }
+        "create-policy-version-default.json" => {
+            let e = sample(file);
+            let request = &e["detail"]["requestParameters"];
+            acct.iam
+                .create_policy_version()
+                .policy_arn(request["policyArn"].as_str().unwrap())
+                .policy_document(request["policyDocument"].as_str().unwrap())
+                .set_as_default(true)
+                .send()
+                .await
+                .unwrap();
+        }
+        "update-account-password-policy.json" => {
+            acct.iam
+                .update_account_password_policy()
+                .minimum_password_length(8)
+                .password_reuse_prevention(5)
+                .send()
+                .await
+                .unwrap();
+        }
         "update-access-key-console-mfa.json" => {
             let keys = acct.iam.list_access_keys().user_name("svc-legacy-erp").send().await.unwrap();
             for k in keys.access_key_metadata() {
@@ -106,16 +145,41 @@ async fn every_sample_event_publishes_exactly_the_expected_findings() {
         ("untag-user-access-exception.json", vec![("exception-approved-untagged", "svc-legacy-erp")]),
         ("update-access-key-console-mfa.json", vec![("exception-approved-untagged", "svc-legacy-erp")]),
         ("create-access-key-self.json", vec![("access-key-multiple-active", "dev-mallory")]),
-        ("create-login-profile.json", vec![("console-without-mfa", "analyst-dave")]),
+        (
+            "create-login-profile.json",
+            vec![("console-without-mfa", "analyst-dave"), ("mfa-policy-missing", "analyst-dave")],
+        ),
         ("enable-mfa-device.json", vec![]),
         ("deactivate-mfa-device.json", vec![("console-without-mfa", "analyst-dave")]),
         ("delete-virtual-mfa-device.json", vec![]),
         ("deactivate-mfa-device-by-root.json", vec![("console-without-mfa", "analyst-dave"), ("root-used", "")]),
-        ("create-login-profile-no-recipient.json", vec![("console-without-mfa", "analyst-dave")]),
+        (
+            "create-login-profile-no-recipient.json",
+            vec![("console-without-mfa", "analyst-dave"), ("mfa-policy-missing", "analyst-dave")],
+        ),
         ("create-user-by-cloudformation.json", vec![]),
         ("root-create-access-key-self.json", vec![("root-used", ""), ("root-without-mfa", "")]),
         ("root-enable-mfa-device-self.json", vec![("root-used", ""), ("root-without-mfa", "")]),
         ("root-console-sign-in.json", vec![("root-used", ""), ("root-without-mfa", "")]),
+        // The policy checks only, for every user the change reaches (analyst-dave has a password).
+        (
+            "attach-user-policy-admin.json",
+            vec![
+                ("user-admin-access", "analyst-dave"),
+                ("user-direct-policy", "analyst-dave"),
+                ("mfa-policy-missing", "analyst-dave"),
+            ],
+        ),
+        ("add-user-to-group.json", vec![("user-admin-access", "analyst-dave"), ("user-direct-policy", "analyst-dave")]),
+        (
+            "attach-group-policy.json",
+            vec![("user-admin-access", "analyst-dave"), ("user-direct-policy", "analyst-dave")],
+        ),
+        (
+            "create-policy-version-default.json",
+            vec![("user-admin-access", "analyst-dave"), ("user-direct-policy", "analyst-dave")],
+        ),
+        ("update-account-password-policy.json", vec![("password-policy-weak", "")]),
     ];
     let mut measured = Vec::new();
     for (file, expected) in steps {
@@ -140,7 +204,11 @@ async fn every_sample_event_publishes_exactly_the_expected_findings() {
         }
         let calls = counter.snapshot().calls;
         let count = |svc: &str| calls.iter().filter(|(k, _)| k.starts_with(svc)).map(|(_, v)| *v).sum::<u64>();
-        let iam_reads = count("iam:") - calls.get("iam:UntagUser").copied().unwrap_or(0);
+        // Per-user reads stay within 6; events that change what reaches users (or give
+        // credentials) add one bulk GetAccountAuthorizationDetails page.
+        let gaad = calls.get("iam:GetAccountAuthorizationDetails").copied().unwrap_or(0);
+        assert!(gaad <= 1, "{file}: {gaad} GetAccountAuthorizationDetails pages: {calls:?}");
+        let iam_reads = count("iam:") - calls.get("iam:UntagUser").copied().unwrap_or(0) - gaad;
         assert!(iam_reads <= 6, "{file}: {iam_reads} IAM reads, budget is 6: {calls:?}");
         measured.push(format!(
             "{file:<42} iam={:<2} (untag={}) secretsmanager={} sns={} outcome={:?}",
@@ -318,7 +386,7 @@ async fn the_lambda_handler_reports_outcomes_and_typed_errors() {
 
     let ok = invoke(sample("create-login-profile.json")).await.unwrap();
     assert_eq!(ok["outcome"], "processed");
-    assert_eq!(ok["published"], 1);
+    assert_eq!(ok["published"], 2, "console-without-mfa and mfa-policy-missing");
     assert_eq!(acct.received().await[0].check(), "console-without-mfa");
 
     let ignored = invoke(sample("tag-user-failed-access-denied.json")).await.unwrap();

@@ -92,6 +92,7 @@ fn iam_rules(faults: usize, tagged: bool) -> Vec<Rule> {
             mock!(aws_sdk_iam::Client::list_access_keys).then_output(no_keys),
             mock!(aws_sdk_iam::Client::list_mfa_devices).then_output(no_mfa),
             mock!(aws_sdk_iam::Client::get_login_profile).then_output(login),
+            gaad_rule(0),
         ];
     }
     vec![
@@ -119,7 +120,46 @@ fn iam_rules(faults: usize, tagged: bool) -> Vec<Rule> {
             .times(faults)
             .output(login)
             .build(),
+        gaad_rule(faults),
     ]
+}
+
+/// `GetAccountAuthorizationDetails` (read on a CreateLoginProfile): analyst-dave is in a group
+/// with the RequireMFA policy, so the MFA policy check passes; `faults` failures first.
+fn gaad_rule(faults: usize) -> Rule {
+    let details = || {
+        let require_mfa = include_str!("../../infra/policies/RequireMFA.json");
+        let encoded = percent_encoding::utf8_percent_encode(require_mfa, percent_encoding::NON_ALPHANUMERIC);
+        GetAccountAuthorizationDetailsOutput::builder()
+            .user_detail_list(
+                UserDetail::builder()
+                    .user_name("analyst-dave")
+                    .arn("arn:aws:iam::123456789012:user/analyst-dave")
+                    .group_list("staff")
+                    .build(),
+            )
+            .group_detail_list(
+                aws_sdk_iam::types::GroupDetail::builder()
+                    .group_name("staff")
+                    .group_policy_list(
+                        aws_sdk_iam::types::PolicyDetail::builder()
+                            .policy_name("RequireMFA")
+                            .policy_document(encoded.to_string())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    if faults == 0 {
+        return mock!(aws_sdk_iam::Client::get_account_authorization_details).then_output(details);
+    }
+    mock!(aws_sdk_iam::Client::get_account_authorization_details)
+        .sequence()
+        .http_status(503, None)
+        .times(faults)
+        .output(details)
+        .build()
 }
 
 fn secret_rule(faults: usize) -> Rule {
@@ -184,7 +224,8 @@ async fn the_event_path_rides_out_throttling_and_5xx_with_the_same_findings() {
 #[tokio::test]
 async fn faults_past_the_retries_fail_naming_the_call() {
     // IAM down: no findings at all, an error naming iam:GetUser.
-    let iam = vec![mock!(aws_sdk_iam::Client::get_user).sequence().http_status(503, None).repeatedly().build()];
+    let iam =
+        vec![mock!(aws_sdk_iam::Client::get_user).sequence().http_status(503, None).repeatedly().build(), gaad_rule(0)];
     let sm = secret_rule(0);
     let sns = publish_rule(0);
     let app = build(client!(aws_sdk_iam, &iam), client!(aws_sdk_secretsmanager, [&sm]), client!(aws_sdk_sns, [&sns]));
@@ -281,7 +322,8 @@ async fn a_partial_publish_failure_resends_only_the_failed_entries() {
 
 #[tokio::test]
 async fn the_scan_rides_out_throttling_with_the_same_findings() {
-    // The no-fault scan of this account is exactly [console-without-mfa] (see tests/scan.rs for moto).
+    // The no-fault scan of this account is exactly a console user without MFA and without an MFA
+    // policy (see tests/scan.rs for moto).
     for faults in [1, 4] {
         let generate = mock!(aws_sdk_iam::Client::generate_credential_report)
             .sequence()
@@ -310,6 +352,20 @@ async fn the_scan_rides_out_throttling_with_the_same_findings() {
                     .build()
             })
             .build();
+        let password = mock!(aws_sdk_iam::Client::get_account_password_policy)
+            .sequence()
+            .http_status(400, Some(IAM_THROTTLED.into()))
+            .times(faults)
+            .output(|| {
+                let cis = aws_sdk_iam::types::PasswordPolicy::builder()
+                    .minimum_password_length(14)
+                    .password_reuse_prevention(24)
+                    .build();
+                aws_sdk_iam::operation::get_account_password_policy::GetAccountPasswordPolicyOutput::builder()
+                    .password_policy(cis)
+                    .build()
+            })
+            .build();
         let sm = secret_rule(faults);
         let sns = mock!(aws_sdk_sns::Client::publish_batch).then_compute_output(|req| {
             let ids: Vec<&str> = req
@@ -320,14 +376,15 @@ async fn the_scan_rides_out_throttling_with_the_same_findings() {
             published(&ids)
         });
         let app = build(
-            client!(aws_sdk_iam, [&generate, &get, &gaad]),
+            client!(aws_sdk_iam, [&generate, &get, &gaad, &password]),
             client!(aws_sdk_secretsmanager, [&sm]),
             client!(aws_sdk_sns, [&sns]),
         );
         let report = app.scan(None, &opts()).await.unwrap();
         assert_eq!(report.failure, None);
         let checks: Vec<&str> = report.findings.iter().map(|f| f.check.as_str()).collect();
-        assert_eq!(checks, ["console-without-mfa"], "{faults} faults");
+        assert_eq!(checks, ["console-without-mfa", "mfa-policy-missing"], "{faults} faults");
+        assert_eq!(password.num_calls(), faults + 1);
         assert_eq!(report.published, 2, "digest + the high finding");
         assert_eq!(gaad.num_calls(), faults + 1);
     }

@@ -132,7 +132,7 @@ async fn every_event_file_through_cargo_lambda_watch() {
     assert_eq!(response["outcome"], "processed", "{response}");
     assert_eq!(
         pairs(acct.received().await.iter().map(|r| (r.check(), r.user()))),
-        pairs([("console-without-mfa", "analyst-dave")])
+        pairs([("console-without-mfa", "analyst-dave"), ("mfa-policy-missing", "analyst-dave")])
     );
 
     let mut files: Vec<String> = std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events"))

@@ -17,6 +17,7 @@ mod infra;
 mod lambda_e2e;
 mod load;
 mod metrics;
+mod policies;
 mod remediation_safety;
 mod role_actions;
 mod scan;

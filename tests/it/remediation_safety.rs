@@ -200,6 +200,11 @@ impl AccountReader for Timed {
         Ok(AccountSnapshot {
             account: Some("123456789012".into()),
             users: self.users.clone(),
+            password_policy: Some(PasswordPolicy {
+                minimum_password_length: Some(14),
+                password_reuse_prevention: Some(24),
+                ..PasswordPolicy::default()
+            }),
             ..AccountSnapshot::default()
         })
     }

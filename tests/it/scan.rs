@@ -58,6 +58,9 @@ fn expected() -> Vec<(String, String)> {
         // Both console passwords are never used, judged 100 days after they were set.
         ("console-password-unused", "console-no-mfa"),
         ("console-password-unused", "console-mfa"),
+        // Neither console user is in a group with the RequireMFA policy.
+        ("mfa-policy-missing", "console-no-mfa"),
+        ("mfa-policy-missing", "console-mfa"),
         ("access-key-stale", "key-only"),
         ("access-key-unused", "key-only"),
     ])
@@ -103,12 +106,12 @@ async fn the_scan_finds_exactly_the_expected_pairs_and_publishes_digest_and_high
     let digests: Vec<_> = received.iter().filter(|r| r.attributes["check"] == "digest").collect();
     assert_eq!(digests.len(), 1);
     let d = &digests[0].finding;
-    assert_eq!(d["digest"]["findings_total"], 17);
+    assert_eq!(d["digest"]["findings_total"], 19);
     assert_eq!(d["digest"]["counts_by_check"]["access-key-stale"], 4);
     assert_eq!(d["digest"]["counts_by_severity"]["high"], 3);
     assert_eq!(d["digest"]["users_scanned"], 11);
     assert!(d["digest"]["credential_report_generated_at"].is_string());
-    assert_eq!(d["findings"].as_array().unwrap().len(), 17);
+    assert_eq!(d["findings"].as_array().unwrap().len(), 19);
     assert_eq!(digests[0].attributes["severity"], "high");
     let singles = pairs(received.iter().filter(|r| r.attributes["check"] != "digest").map(|r| (r.check(), r.user())));
     assert_eq!(
@@ -194,7 +197,7 @@ async fn the_scheduled_event_and_the_cli_run_the_scan() {
     .await
     .unwrap();
     assert_eq!(lambda["trigger"], "schedule");
-    assert_eq!(lambda["findings"], 1);
+    assert_eq!(lambda["findings"], 2, "console-without-mfa and mfa-policy-missing");
     assert_eq!(lambda["published"], 2, "digest + the high finding");
     acct.received().await;
 
@@ -206,11 +209,13 @@ async fn the_scheduled_event_and_the_cli_run_the_scan() {
     assert!(text.contains("HIGH (1)") && text.contains("console-without-mfa"), "{text}");
     let summary = run(&["scan", "--no-publish", "--format", "summary", "--fail-on", "high"]);
     assert_eq!(summary.status.code(), Some(3));
-    assert_eq!(String::from_utf8(summary.stdout).unwrap(), "1 finding: 1 high\n");
+    assert_eq!(String::from_utf8(summary.stdout).unwrap(), "2 findings: 1 high, 1 medium\n");
     let pass = run(&["scan", "--no-publish", "--format", "json", "--fail-on", "critical"]);
     assert_eq!(pass.status.code(), Some(0));
-    let line: serde_json::Value = serde_json::from_slice(&pass.stdout).unwrap();
-    assert_eq!(line["check"], "console-without-mfa");
+    let text = String::from_utf8(pass.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["check"], "console-without-mfa");
+    assert_eq!(lines[1]["check"], "mfa-policy-missing");
     assert!(acct.received().await.is_empty());
 }
 

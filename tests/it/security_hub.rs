@@ -91,17 +91,19 @@ async fn lifecycle_across_two_scans() {
     counter.reset();
     let second = Box::pin(app.scan(None, &RunOptions::at(Utc::now()))).await.unwrap();
     assert!(second.failure.is_none(), "{:?}", second.failure);
-    assert_eq!(second.resolved.len(), 1, "{:?}", second.resolved);
-    let resolved = &second.resolved[0];
-    assert_eq!((resolved.check, resolved.user.as_deref()), (fixed.check, Some("console-000")));
+    // Without a password, neither console-without-mfa nor mfa-policy-missing applies.
+    assert_eq!(second.resolved.len(), 2, "{:?}", second.resolved);
+    let resolved = second.resolved.iter().find(|f| f.check == fixed.check).expect("console-without-mfa resolved");
+    assert_eq!(resolved.user.as_deref(), Some("console-000"));
     assert_eq!(resolved.thread_id(), fixed.thread_id(), "same chat thread, same Security Hub id");
+    assert!(second.resolved.iter().any(|f| f.check.as_str() == "mfa-policy-missing"));
     let open_now = second.findings.len();
-    assert_eq!(second.imported, open_now + 1);
+    assert_eq!(second.imported, open_now + 2);
     let counts = counter.snapshot();
     assert_eq!(
         calls(&counts, "securityhub:BatchImportFindings"),
         (open_now.div_ceil(100) + 1) as u64,
-        "open findings in batches of 100, then the resolved one"
+        "open findings in batches of 100, then the resolved ones"
     );
     assert_eq!(calls(&counts, "securityhub:GetFindings"), n.div_ceil(100) as u64, "one page per 100 stored");
     let hub = stored(&acct).await;
@@ -112,9 +114,9 @@ async fn lifecycle_across_two_scans() {
 
     let received = acct.received().await;
     let announced: Vec<&Value> = received.iter().map(|r| &r.finding).filter(|f| f["state"] == "resolved").collect();
-    assert_eq!(announced.len(), 1, "{received:?}");
-    assert_eq!(announced[0]["check"], "console-without-mfa");
-    assert_eq!(announced[0]["user"], "console-000");
+    assert_eq!(announced.len(), 2, "{received:?}");
+    assert!(announced.iter().all(|f| f["user"] == "console-000"));
+    assert!(announced.iter().any(|f| f["check"] == "console-without-mfa"));
 
     // Scan 3: the archived finding is not resolved twice.
     let third = Box::pin(app.scan(None, &RunOptions::at(Utc::now()))).await.unwrap();
