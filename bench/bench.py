@@ -80,7 +80,10 @@ def main():
         try:
             env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                        AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
-                       APPROVALS_SECRET_ID="iam-sentinel/approvals", RUST_LOG="error")
+                       APPROVALS_SECRET_ID="iam-sentinel/approvals", RUST_LOG="error",
+                       # The fallback network policy is judged too (the seeded groups carry it).
+                       NETWORK_GUARDRAIL="identity-policy",
+                       ENTERPRISE_CIDRS="192.0.2.0/24,203.0.113.0/24,2001:db8:1234::/48")
             t = time.monotonic()
             subprocess.run([sys.executable, os.path.join(ROOT, "bench", "seed.py"), str(n)], env=env, check=True)
             print(f"seeded {n} users in {time.monotonic() - t:.1f} s", file=sys.stderr)

@@ -54,6 +54,24 @@ def setup():
     user("analyst-dave", [("owner", "finance")])
     user("admin-carol", [("owner", "security")], key=True, password=True, mfa=True)
     iam.create_access_key(UserName="admin-carol")
+    # The fallback network policy and the MFA policy, published in infra/policies/, through groups;
+    # the vendors' copy of the network policy lets the whole internet in.
+    network = pathlib.Path("infra/policies/EnterpriseNetworkRestriction.json").read_text()
+    policies = {
+        "EnterpriseNetworkRestriction": network,
+        "RequireMFA": pathlib.Path("infra/policies/RequireMFA.json").read_text(),
+        "VendorNetwork": network.replace('"192.0.2.0/24"', '"0.0.0.0/0"'),
+    }
+    arns = {name: iam.create_policy(PolicyName=name, PolicyDocument=doc)["Policy"]["Arn"] for name, doc in policies.items()}
+    for group, attached in {"staff": ["EnterpriseNetworkRestriction", "RequireMFA"], "vendors": ["VendorNetwork"]}.items():
+        iam.create_group(GroupName=group)
+        for name in attached:
+            iam.attach_group_policy(GroupName=group, PolicyArn=arns[name])
+    for name in ("svc-backup", "admin-carol", "dev-mallory"):
+        iam.add_user_to_group(GroupName="staff", UserName=name)
+    iam.add_user_to_group(GroupName="vendors", UserName="svc-legacy-erp")
+    iam.attach_user_policy(UserName="admin-carol", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    iam.update_account_password_policy(MinimumPasswordLength=14, PasswordReusePrevention=24)
     topic = sns.create_topic(Name="iam-sentinel-findings")["TopicArn"]
     queue = sqs.create_queue(QueueName="security-channel")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -168,6 +186,8 @@ def change():
     iam.tag_user(UserName="dev-mallory", Tags=[{"Key": "AccessException", "Value": "True"}])
     iam.create_user(UserName="contractor-eve", Tags=[{"Key": "AccessException", "Value": "True"}, {"Key": "Team", "Value": "vendors"}])
     iam.create_login_profile(UserName="analyst-dave", Password="Demo-Passw0rd!")
+    iam.attach_user_policy(UserName="analyst-dave", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    iam.update_account_password_policy(MinimumPasswordLength=8, PasswordReusePrevention=5)
 
 
 def main(args):

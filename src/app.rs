@@ -15,13 +15,13 @@ use tokio::time::Instant;
 use crate::approvals::Approvals;
 use crate::checks::access::AccessJudge;
 use crate::checks::{
-    EXCEPTION_VALUE, TagChange, UserInput, check_root, check_root_summary, check_user, check_user_tags, password,
-    root_used,
+    EXCEPTION_VALUE, TagChange, UserInput, check_root, check_root_summary, check_user, check_user_tags, last_used,
+    password, root_used,
 };
 use crate::config::Config;
 use crate::event::{EventError, IamChange, Parsed, RootActivity, Trigger, parse_event};
 use crate::finding::{Action, CheckId, Finding, Remediation, RemediationStatus, Scope, Severity, sort_findings};
-use crate::message::{MAX_BODY_BYTES, Message, ScanSummary, digest};
+use crate::message::{ActiveException, MAX_BODY_BYTES, Message, ScanSummary, digest};
 use crate::ports::{
     AccountReader, ApprovalsStore, CallError, FindingsSink, FindingsStore, PublishError, RegistryUnavailable,
     ScanError, StoreError, UserDirectory,
@@ -322,14 +322,27 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             now: opts.now,
         };
         let registry = approvals.as_ref().ok();
-        // The exceptions in force: tagged `True` under a valid approval (a metric, not a finding).
-        let exceptions_active = registry.map(|approvals| {
+        // The exceptions in force: tagged `True` under a valid approval (a metric and a list for
+        // the approver, not findings).
+        let exceptions: Option<Vec<ActiveException>> = registry.map(|approvals| {
             let key = &self.config.policy.exception_tag_key;
-            let in_force = |u: &&crate::snapshot::UserSnapshot| {
-                u.tag(key).is_some_and(|t| t.value == EXCEPTION_VALUE) && approvals.is_valid_for(&u.name, opts.now)
-            };
-            snapshot.users.iter().filter(in_force).count()
+            snapshot
+                .users
+                .iter()
+                .filter(|u| u.tag(key).is_some_and(|t| t.value == EXCEPTION_VALUE))
+                .filter_map(|u| {
+                    let a = approvals.for_user(&u.name).filter(|a| a.expires > opts.now)?;
+                    Some(ActiveException {
+                        user: u.name.clone(),
+                        approved_by: a.approved_by.clone(),
+                        ticket: a.ticket.clone(),
+                        expires: a.expires,
+                        last_used: last_used(u),
+                    })
+                })
+                .collect()
         });
+        let exceptions_active = exceptions.as_ref().map(Vec::len);
         let registry_read = registry.is_some();
         let policy = &self.config.policy;
         let judge = AccessJudge::new(&snapshot.catalogue, &policy.enterprise_cidrs);
@@ -376,6 +389,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             credential_report_generated_at: snapshot.report_generated_at,
             users_scanned: snapshot.users.len(),
             exceptions_active,
+            exceptions: exceptions.unwrap_or_default(),
             users_not_in_report: snapshot.users_not_in_report,
             users_deleted_since_report: snapshot.users_deleted_since_report,
         };

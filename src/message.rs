@@ -112,11 +112,29 @@ pub struct ScanSummary {
     /// force. `None` when the registry could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exceptions_active: Option<usize>,
+    /// The exceptions in force, for whoever approves them: approver, ticket, expiry, last use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<ActiveException>,
     /// Users in GetAccountAuthorizationDetails but not yet in the credential report
     /// (created after it was generated): tag checks ran, key and MFA checks did not.
     pub users_not_in_report: Vec<String>,
     /// Users in the report that no longer exist (deleted since): skipped.
     pub users_deleted_since_report: Vec<String>,
+}
+
+/// One exception in force (tagged `True` under a valid approval), as the digest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ActiveException {
+    /// The IAM user.
+    pub user: String,
+    /// Who approved it.
+    pub approved_by: String,
+    /// The approval's ticket.
+    pub ticket: String,
+    /// When the approval ends.
+    pub expires: DateTime<Utc>,
+    /// When the user last used a password or key; `None` if never (or unknown).
+    pub last_used: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize)]
@@ -270,6 +288,7 @@ pub(crate) mod tests {
             credential_report_generated_at: None,
             users_scanned: 5,
             exceptions_active: Some(1),
+            exceptions: Vec::new(),
             users_not_in_report: vec![],
             users_deleted_since_report: vec![],
         }

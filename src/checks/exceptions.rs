@@ -112,6 +112,57 @@ pub(super) fn check(
     out
 }
 
+/// When the user last used any credential (password or key), if ever.
+#[must_use]
+pub fn last_used(user: &UserSnapshot) -> Option<chrono::DateTime<chrono::Utc>> {
+    let password = user.password_last_used.filter(|_| user.password_enabled);
+    user.keys.iter().filter_map(|k| k.last_used).chain(password).max()
+}
+
+/// `exception-unused`: an approved exception (tagged `True`, approval valid) whose user has
+/// not used a password or key for `KEY_UNUSED_DAYS`; never-used credentials count from when
+/// the newest was created (the same grace period as a new key). No credentials at all: the
+/// exception serves nothing.
+pub(super) fn unused(
+    user: &UserSnapshot,
+    approvals: Option<&Approvals>,
+    policy: &Policy,
+    scope: &Scope,
+) -> Option<Finding> {
+    let tag = user.tag(&policy.exception_tag_key).filter(|t| t.value == EXCEPTION_VALUE)?;
+    let approval = approvals?.for_user(&user.name).filter(|a| a.expires > scope.now)?;
+    let last = last_used(user);
+    let created = user.keys.iter().map(|k| k.created).chain(user.password_set.filter(|_| user.password_enabled)).max();
+    let since = match (last, created) {
+        (Some(t), _) => format!("last used {}", t.format("%Y-%m-%d")),
+        (None, Some(c)) => format!("never used (credentials since {})", c.format("%Y-%m-%d")),
+        (None, None) => "has no password or access key".to_owned(),
+    };
+    if let Some(reference) = last.or(created)
+        && super::whole_days(reference, scope.now) < policy.key_unused_days
+    {
+        return None;
+    }
+    let mut f = user_finding(
+        scope,
+        CheckId::ExceptionUnused,
+        user,
+        format!(
+            "{} holds an approved {} (ticket {}, until {}) but {since}: the exception can end",
+            user.name,
+            tag.key,
+            approval.ticket,
+            approval.expires.format("%Y-%m-%d")
+        ),
+    );
+    f.evidence = json!({
+        "approval": { "ticket": approval.ticket, "approved_by": approval.approved_by, "expires": approval.expires },
+        "last_used": last,
+        "unused_days_threshold": policy.key_unused_days,
+    });
+    Some(f)
+}
+
 /// `exception-self-granted`: the event set the tag, and the caller is the user or not an approver.
 fn self_granted(user: &UserSnapshot, change: Option<&TagChange>, policy: &Policy, scope: &Scope) -> Option<Finding> {
     let c = change.filter(|c| c.exception_value_set.as_deref() == Some(EXCEPTION_VALUE))?;
@@ -153,7 +204,7 @@ pub(super) fn check_required_tags(user: &UserSnapshot, policy: &Policy, scope: &
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::{Actor, TagChange, UserInput, check_user};
+    use super::super::{Actor, TagChange, UserInput, check_user_tags};
     use super::*;
     use crate::approvals::ExceptionApproval;
     use chrono::{DateTime, Duration, Utc};
@@ -169,7 +220,8 @@ mod tests {
     }
 
     fn run(user: &UserSnapshot, a: Option<&Approvals>, change: Option<&TagChange>, policy: &Policy) -> Vec<Finding> {
-        check_user(&UserInput { user, approvals: a, change, policy, scope: &scope(), access: None })
+        // The tag checks alone: these users have no credentials, which exception-unused judges.
+        check_user_tags(&UserInput { user, approvals: a, change, policy, scope: &scope(), access: None })
     }
 
     fn change(actor: &str, value: &str) -> TagChange {
@@ -289,5 +341,58 @@ mod tests {
         let f = run(&tagged("alice", "Owner", "x"), Some(&Approvals::default()), None, &policy);
         assert_eq!(checks_of(&f), ["required-tag-missing"]);
         assert_eq!(f[0].evidence["missing"], json!(["team"]));
+    }
+
+    fn approved(name: &str) -> (UserSnapshot, Approvals) {
+        (tagged(name, "AccessException", "True"), approvals(name, now() + Duration::days(90)))
+    }
+
+    fn unused_of(user: &UserSnapshot, a: &Approvals) -> Option<Finding> {
+        unused(user, Some(a), &Policy::default(), &scope())
+    }
+
+    #[test]
+    fn an_exception_whose_key_is_unused_for_45_days_can_end() {
+        let (mut u, a) = approved("vendor");
+        u.keys.push(key("AKIAVENDOR", true, 300, Some(45)));
+        let f = unused_of(&u, &a).expect("unused");
+        assert_eq!(f.check, CheckId::ExceptionUnused);
+        assert!(f.message.contains("last used 2026-10-09"), "{}", f.message);
+        assert_eq!(f.evidence["approval"]["ticket"], "SEC-1");
+        u.keys[0].last_used = Some(days_ago(44));
+        assert!(unused_of(&u, &a).is_none(), "used 44 days ago");
+    }
+
+    #[test]
+    fn the_most_recent_credential_counts_password_or_key() {
+        let (mut u, a) = approved("vendor");
+        u.keys.push(key("AKIAVENDOR", true, 300, Some(200)));
+        u.password_enabled = true;
+        u.password_last_used = Some(days_ago(3));
+        assert!(unused_of(&u, &a).is_none());
+        u.password_enabled = false;
+        assert!(unused_of(&u, &a).is_some(), "a removed password's last use does not count");
+    }
+
+    #[test]
+    fn never_used_credentials_get_the_grace_period_and_none_at_all_get_none() {
+        let (mut u, a) = approved("vendor");
+        u.keys.push(key("AKIAVENDOR", true, 10, None));
+        assert!(unused_of(&u, &a).is_none(), "a new key");
+        u.keys[0].created = days_ago(45);
+        assert!(unused_of(&u, &a).unwrap().message.contains("never used (credentials since"));
+        u.keys.clear();
+        assert!(unused_of(&u, &a).unwrap().message.contains("has no password or access key"));
+    }
+
+    #[test]
+    fn only_approved_and_valid_exceptions_are_judged() {
+        let (u, a) = approved("vendor");
+        assert!(unused_of(&u, &Approvals::default()).is_none(), "unapproved: exception-unapproved instead");
+        let expired = approvals("vendor", now() - Duration::days(1));
+        assert!(unused_of(&u, &expired).is_none(), "expired: exception-expired instead");
+        let malformed = tagged("vendor", "AccessException", "true");
+        assert!(unused_of(&malformed, &a).is_none());
+        assert!(unused(&u, None, &Policy::default(), &scope()).is_none(), "registry unreadable");
     }
 }

@@ -19,7 +19,7 @@ use crate::config::Policy;
 use crate::finding::{Finding, Scope};
 use crate::snapshot::UserSnapshot;
 
-pub use exceptions::EXCEPTION_VALUE;
+pub use exceptions::{EXCEPTION_VALUE, last_used};
 pub use root::{RootSummary, check_root, check_root_summary, root_used};
 
 /// Who made an IAM change, from the event's `userIdentity`.
@@ -86,6 +86,8 @@ pub struct UserInput<'a> {
 #[must_use]
 pub fn check_user(input: &UserInput<'_>) -> Vec<Finding> {
     let mut findings = check_user_tags(input);
+    // Needs the credentials' last use, so not in the tag-only checks.
+    findings.extend(exceptions::unused(input.user, input.approvals, input.policy, input.scope));
     findings.extend(keys::check(input.user, input.policy, input.scope));
     findings.extend(mfa::check(input.user, input.policy, input.scope));
     findings.extend(console::check(input.user, input.policy, input.scope));

@@ -179,6 +179,23 @@ pub fn digest(p: &DigestPart<'_>, columns: Columns) -> String {
             |t| format!("generated {}", t.format("%Y-%m-%d %H:%M UTC")),
         ),
     );
+    if !s.exceptions.is_empty() {
+        field("Exceptions in force:", &s.exceptions.len().to_string());
+        for e in &s.exceptions {
+            let last =
+                e.last_used.map_or_else(|| "never used".to_owned(), |t| format!("last used {}", t.format("%Y-%m-%d")));
+            field(
+                "",
+                &format!(
+                    "{} · {} · approved by {} · until {} · {last}",
+                    one_line(&e.user),
+                    one_line(&e.ticket),
+                    one_line(&e.approved_by),
+                    e.expires.format("%Y-%m-%d")
+                ),
+            );
+        }
+    }
     if !s.users_not_in_report.is_empty() {
         field(
             "Not yet in the report:",
@@ -317,5 +334,27 @@ mod tests {
         assert_eq!(at("alice carries"), message_col);
         assert_eq!(at("the key is stale"), message_col);
         assert!(body.contains("      evidence: tag_key=AccessException; tag_value=True;"), "{body}");
+    }
+
+    #[test]
+    fn the_digest_lists_the_exceptions_in_force_for_the_approver() {
+        let mut summary = crate::message::tests::summary();
+        summary.exceptions = vec![crate::message::ActiveException {
+            user: "svc-legacy-erp".into(),
+            approved_by: "sec-lead@example.com".into(),
+            ticket: "SEC-1042".into(),
+            expires: "2027-01-31T00:00:00Z".parse().unwrap(),
+            last_used: None,
+        }];
+        let all = vec![alice()];
+        let p = DigestPart { summary: &summary, all: &all, findings: &all, first: 0, part: 1, parts: 1 };
+        let body = digest(&p, Columns::of(&all));
+        assert!(body.contains("Exceptions in force:     1\n"), "{body}");
+        assert!(
+            body.contains(
+                "svc-legacy-erp · SEC-1042 · approved by sec-lead@example.com · until 2027-01-31 · never used"
+            ),
+            "{body}"
+        );
     }
 }

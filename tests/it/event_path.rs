@@ -111,20 +111,9 @@ async fn make_the_change(acct: &Account, file: &str, first_key: &str) {
     }
 }
 
-#[tokio::test]
-async fn every_sample_event_publishes_exactly_the_expected_findings() {
-    let acct = Account::new().await;
-    let in_10_days = (Utc::now() + Duration::days(10)).to_rfc3339();
-    acct.put_registry(&registry(&[("svc-legacy-erp", &in_10_days)])).await;
-    acct.create_user("svc-legacy-erp", &[("AccessException", "True")]).await;
-    let first_key = acct.create_key("svc-legacy-erp").await;
-    acct.create_user("dev-mallory", &[]).await;
-    acct.create_key("dev-mallory").await;
-    acct.create_user("analyst-dave", &[]).await;
-    let (app, counter) = remediating(&acct);
-
-    // Each step makes the IAM change the event records, then feeds the event.
-    let steps: Vec<(&str, Vec<(&str, &str)>)> = vec![
+/// Every sample, in order, with the (check, user) pairs its event must publish.
+fn steps() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    vec![
         ("tag-user-access-exception.json", vec![("exception-expiring", "svc-legacy-erp")]),
         (
             "tag-user-self-granted.json",
@@ -180,7 +169,23 @@ async fn every_sample_event_publishes_exactly_the_expected_findings() {
             vec![("user-admin-access", "analyst-dave"), ("user-direct-policy", "analyst-dave")],
         ),
         ("update-account-password-policy.json", vec![("password-policy-weak", "")]),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn every_sample_event_publishes_exactly_the_expected_findings() {
+    let acct = Account::new().await;
+    let in_10_days = (Utc::now() + Duration::days(10)).to_rfc3339();
+    acct.put_registry(&registry(&[("svc-legacy-erp", &in_10_days)])).await;
+    acct.create_user("svc-legacy-erp", &[("AccessException", "True")]).await;
+    let first_key = acct.create_key("svc-legacy-erp").await;
+    acct.create_user("dev-mallory", &[]).await;
+    acct.create_key("dev-mallory").await;
+    acct.create_user("analyst-dave", &[]).await;
+    let (app, counter) = remediating(&acct);
+
+    // Each step makes the IAM change the event records, then feeds the event.
+    let steps = steps();
     let mut measured = Vec::new();
     for (file, expected) in steps {
         make_the_change(&acct, file, &first_key).await;
@@ -232,6 +237,8 @@ async fn remediation_untags_the_unapproved_only_and_a_second_run_changes_nothing
     let next_year = (Utc::now() + Duration::days(365)).to_rfc3339();
     acct.put_registry(&registry(&[("svc-legacy-erp", &next_year)])).await;
     acct.create_user("svc-legacy-erp", &[("AccessException", "True")]).await;
+    // A new key: the exception has something to serve (not exception-unused).
+    acct.create_key("svc-legacy-erp").await;
     acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
     let (app, counter) = remediating(&acct);
 

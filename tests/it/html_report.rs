@@ -260,6 +260,7 @@ fn five_thousand_users() -> (Vec<Finding>, ScanSummary) {
         credential_report_generated_at: Some(now - Duration::hours(3)),
         users_scanned: users.len(),
         exceptions_active: None,
+        exceptions: Vec::new(),
         users_not_in_report: Vec::new(),
         users_deleted_since_report: Vec::new(),
     };

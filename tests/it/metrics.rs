@@ -160,6 +160,7 @@ async fn an_event_logs_what_it_raised_and_an_ignored_event_still_logs_a_line() {
     let now = Utc::now();
     acct.put_registry(&registry(&[("svc-legacy-erp", &(now + Duration::days(5)).to_rfc3339())])).await;
     acct.create_user("svc-legacy-erp", &[("AccessException", "True")]).await;
+    acct.create_key("svc-legacy-erp").await;
     let (app, _) = build_app_with(acct.config(&[]), &acct.sdk);
     let opts = RunOptions { publish: false, ..RunOptions::at(now) };
 

@@ -105,6 +105,7 @@ async fn a_registry_that_fails_on_re_read_untags_nothing_and_fails() {
 async fn approvals_expiring_around_now_untag_only_once_expired() {
     let acct = Account::new().await;
     acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
+    acct.create_key("dev-mallory").await;
     let now = Utc::now();
     // Valid one second past "now": expiring, never untagged, whatever the clock says later.
     let app = app_with(&acct, Changing::new(vec![Ok(approving("dev-mallory", now + chrono::Duration::seconds(1)))]));

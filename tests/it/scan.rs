@@ -47,6 +47,9 @@ fn expected() -> Vec<(String, String)> {
         ("exception-tag-malformed", "malformed"),
         ("exception-expiring", "expiring"),
         ("exception-approved-untagged", "approved-untagged"),
+        // Approved exceptions of users without any credential: nothing uses them.
+        ("exception-unused", "approved"),
+        ("exception-unused", "expiring"),
         ("access-key-stale", "stale-key"),
         ("access-key-unused", "stale-key"),
         ("access-key-stale", "two-keys"),
@@ -106,12 +109,15 @@ async fn the_scan_finds_exactly_the_expected_pairs_and_publishes_digest_and_high
     let digests: Vec<_> = received.iter().filter(|r| r.attributes["check"] == "digest").collect();
     assert_eq!(digests.len(), 1);
     let d = &digests[0].finding;
-    assert_eq!(d["digest"]["findings_total"], 19);
+    assert_eq!(d["digest"]["findings_total"], 21);
+    let listed: Vec<&str> =
+        d["digest"]["exceptions"].as_array().unwrap().iter().map(|e| e["user"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["approved", "expiring"], "the exceptions in force, for the approver");
     assert_eq!(d["digest"]["counts_by_check"]["access-key-stale"], 4);
     assert_eq!(d["digest"]["counts_by_severity"]["high"], 3);
     assert_eq!(d["digest"]["users_scanned"], 11);
     assert!(d["digest"]["credential_report_generated_at"].is_string());
-    assert_eq!(d["findings"].as_array().unwrap().len(), 19);
+    assert_eq!(d["findings"].as_array().unwrap().len(), 21);
     assert_eq!(digests[0].attributes["severity"], "high");
     let singles = pairs(received.iter().filter(|r| r.attributes["check"] != "digest").map(|r| (r.check(), r.user())));
     assert_eq!(
