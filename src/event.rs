@@ -21,8 +21,8 @@ pub const SIGN_IN_DETAIL_TYPE: &str = "AWS Console Sign In via CloudTrail";
 /// How CloudTrail names the root user in `requestParameters.userName` when root acts on itself.
 pub const ROOT_USER_NAME: &str = "AWS ROOT USER";
 
-/// The IAM API calls the function reacts to (the EventBridge rule's `eventName` list).
-pub const SUPPORTED_EVENT_NAMES: &[&str] = &[
+/// IAM calls about one user: every user check runs on it.
+const USER_EVENT_NAMES: &[&str] = &[
     "TagUser",
     "UntagUser",
     "CreateUser",
@@ -32,21 +32,13 @@ pub const SUPPORTED_EVENT_NAMES: &[&str] = &[
     "CreateLoginProfile",
     "EnableMFADevice",
     "DeactivateMFADevice",
-    "AttachUserPolicy",
-    "DetachUserPolicy",
-    "PutUserPolicy",
-    "DeleteUserPolicy",
-    "AddUserToGroup",
-    "RemoveUserFromGroup",
-    "AttachGroupPolicy",
-    "DetachGroupPolicy",
-    "PutGroupPolicy",
-    "DeleteGroupPolicy",
-    "CreatePolicyVersion",
-    "SetDefaultPolicyVersion",
-    "UpdateAccountPasswordPolicy",
-    "DeleteAccountPasswordPolicy",
 ];
+
+/// The IAM API calls the function reacts to (the EventBridge rule's `eventName` list), in
+/// the rule's order: calls about a user, then about what reaches users, then the password policy.
+pub fn supported_event_names() -> impl Iterator<Item = &'static str> {
+    USER_EVENT_NAMES.iter().chain(ACCESS_EVENT_NAMES).chain(PASSWORD_POLICY_EVENT_NAMES).copied()
+}
 
 /// Calls that change which policies reach users: the policy checks judge every user concerned.
 const ACCESS_EVENT_NAMES: &[&str] = &[
@@ -138,7 +130,7 @@ pub struct RootActivity {
 /// One successful IAM call about one user, from a CloudTrail record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IamChange {
-    /// `detail.eventName`, one of [`SUPPORTED_EVENT_NAMES`].
+    /// `detail.eventName`, one of [`supported_event_names`].
     pub event_name: String,
     /// The user the call changed.
     pub user_name: String,
@@ -367,7 +359,7 @@ fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) 
     if let Some((_, why)) = NEVER_ACTIONABLE.iter().find(|(n, _)| *n == name) {
         return Ok(Parsed::Ignored(format!("{name}: {why}")));
     }
-    if !SUPPORTED_EVENT_NAMES.contains(&name) {
+    if !supported_event_names().any(|n| n == name) {
         return Ok(Parsed::Ignored(format!("{name} is not an event this function handles")));
     }
     if let Some(code) = &record.error_code {
