@@ -3,6 +3,7 @@
 //! The Lambda handler and the CLI both build an [`App`] and call [`App::handle`].
 
 pub mod lifecycle;
+mod privileged;
 
 use std::collections::HashMap;
 
@@ -136,6 +137,10 @@ pub enum Failure {
     /// Some findings were not published.
     #[error(transparent)]
     Publish(PublishError),
+    /// A read needed to judge part of the invocation failed (a break-glass role's `GetRole`, the
+    /// registry's versions): what did not need it was still reported, and that part was not judged.
+    #[error("not judged: {0}")]
+    NotJudged(CallError),
     /// Some findings were not imported into Security Hub, or its open findings could not be
     /// read (resolutions would go unannounced); the findings still went to the topic.
     #[error(transparent)]
@@ -149,7 +154,7 @@ impl Failure {
         match self {
             Failure::RegistryUnavailable(_) | Failure::RegistryReRead(_) => "RegistryUnavailable",
             Failure::Remediation(_) => "RemediationFailed",
-            Failure::RootSummary(_) => "AwsCallFailed",
+            Failure::RootSummary(_) | Failure::NotJudged(_) => "AwsCallFailed",
             Failure::Publish(_) => "FindingsIncomplete",
             Failure::SecurityHub(e) if e.not_enabled => "SecurityHubNotEnabled",
             Failure::SecurityHub(_) => "SecurityHubIncomplete",
@@ -208,6 +213,9 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             Parsed::Trigger(Trigger::IamChange(change)) => Box::pin(self.handle_change(change, opts)).await,
             Parsed::Trigger(Trigger::RootActivity(activity)) => Box::pin(self.handle_root(activity, opts)).await,
             Parsed::Trigger(Trigger::Schedule { account, .. }) => Box::pin(self.scan(account, opts)).await,
+            Parsed::Trigger(Trigger::RoleAssumed(a)) => Box::pin(self.handle_role_assumed(a, opts)).await,
+            Parsed::Trigger(Trigger::UserSignIn(s)) => Box::pin(self.handle_user_sign_in(s, opts)).await,
+            Parsed::Trigger(Trigger::SecretChanged(c)) => Box::pin(self.handle_secret_changed(c, opts)).await,
         }
     }
 
@@ -325,6 +333,9 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         if let Some(root) = &snapshot.root {
             findings.extend(check_root(root, &scope));
         }
+        let (break_glass, registry_last_changed_at) =
+            tokio::join!(self.break_glass_readiness(&snapshot, &scope), self.registry_last_changed());
+        findings.extend(break_glass.findings);
         if opts.must_stop() {
             return Err(AppError::DeadlineNear {
                 completed: format!(
@@ -335,12 +346,14 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             });
         }
         let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
+        failures.extend(break_glass.failures);
         sort_findings(&mut findings);
         let coverage = lifecycle::Coverage {
             account: &scope.account,
             registry_read,
             root_checked: snapshot.root.is_some(),
             users_not_in_report: &snapshot.users_not_in_report,
+            break_glass_checked: break_glass.complete,
         };
         let lifecycle = self.lifecycle(&findings, &coverage, opts).await;
         failures.extend(lifecycle.failure.clone());
@@ -353,6 +366,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             exceptions_active,
             users_not_in_report: snapshot.users_not_in_report,
             users_deleted_since_report: snapshot.users_deleted_since_report,
+            registry_last_changed_at,
         };
         let messages = |findings: &[Finding], summary: Option<&ScanSummary>, resolved: &[Finding]| {
             let mut messages = summary.map(|s| digest(s, findings, MAX_BODY_BYTES)).unwrap_or_default();

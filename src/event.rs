@@ -11,6 +11,9 @@ use serde_json::Value;
 use crate::checks::Actor;
 pub use crate::checks::CallContext;
 
+mod privileged;
+pub use privileged::{REGISTRY_WRITE_EVENT_NAMES, RoleAssumption, SecretChange, UserSignIn};
+
 /// `detail-type` of CloudTrail API calls forwarded by EventBridge.
 pub const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
 /// `detail-type` of EventBridge schedules.
@@ -54,6 +57,12 @@ pub enum Trigger {
     IamChange(IamChange),
     /// The root user acted on its own credentials, signed in, or made a call naming no user.
     RootActivity(RootActivity),
+    /// A role was assumed (`sts:AssumeRole`): `break-glass-used` when it is a break-glass role.
+    RoleAssumed(RoleAssumption),
+    /// An IAM user signed in to the console, or tried to: `break-glass-used` for a break-glass user.
+    UserSignIn(UserSignIn),
+    /// A secret was written, restored, deleted or re-policied: judged when it is the registry.
+    SecretChanged(SecretChange),
 }
 
 /// Something the root user did; the root checks run on it.
@@ -268,16 +277,20 @@ impl CloudTrailRecord {
     }
 }
 
-/// A console sign-in: only root's successful sign-ins are handled (`root-used`).
+/// A console sign-in: root's successful sign-ins (`root-used`), and IAM users' sign-ins,
+/// successful or not, for the app to match against the break-glass users.
 fn parse_sign_in(envelope: EventBridgeEvent<Value>) -> Result<Parsed, EventError> {
     let record = CloudTrailRecord::from_detail(envelope.detail)?;
     let name = record.event_name.as_str();
     if name != "ConsoleLogin" {
         return Ok(Parsed::Ignored(format!("{name} from {} is not a console sign-in", envelope.source)));
     }
+    if record.user_identity.kind.as_deref() == Some("IAMUser") {
+        return privileged::parse_user_sign_in(&record, envelope.account, envelope.region);
+    }
     if !record.is_root_caller() {
         let who = record.user_identity.kind.as_deref().unwrap_or("an unknown identity type");
-        return Ok(Parsed::Ignored(format!("ConsoleLogin by {who}: only root sign-ins are handled")));
+        return Ok(Parsed::Ignored(format!("ConsoleLogin by {who}: only root and IAM user sign-ins are handled")));
     }
     let result = record.response_elements.as_ref().and_then(|r| r.get("ConsoleLogin")).and_then(Value::as_str);
     if result != Some("Success") {
@@ -299,6 +312,11 @@ fn parse_sign_in(envelope: EventBridgeEvent<Value>) -> Result<Parsed, EventError
 fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) -> Result<Parsed, EventError> {
     let record = CloudTrailRecord::from_detail(envelope.detail)?;
     let name = record.event_name.as_str();
+    match envelope.source.as_str() {
+        "aws.sts" => return privileged::parse_assume_role(&record, envelope.account, envelope.region),
+        "aws.secretsmanager" => return privileged::parse_secret_change(&record, envelope.account, envelope.region),
+        _ => {}
+    }
     if envelope.source != "aws.iam" || record.event_source.as_deref().is_some_and(|s| s != "iam.amazonaws.com") {
         return Ok(Parsed::Ignored(format!("{name} from {} is not an IAM call", envelope.source)));
     }
@@ -478,8 +496,10 @@ mod tests {
         assert_eq!(r.context.mfa_authenticated, Some(false), "additionalEventData.MFAUsed");
         let failed = text.replace("\"Success\"", "\"Failure\"");
         assert!(matches!(parse(&failed).unwrap(), Parsed::Ignored(r) if r.contains("did not succeed")));
-        let user = text.replace("\"type\": \"Root\"", "\"type\": \"IAMUser\"");
-        assert!(matches!(parse(&user).unwrap(), Parsed::Ignored(r) if r.contains("only root sign-ins")));
+        let federated = text.replace("\"type\": \"Root\"", "\"type\": \"AssumedRole\"");
+        assert!(
+            matches!(parse(&federated).unwrap(), Parsed::Ignored(r) if r.contains("only root and IAM user sign-ins"))
+        );
     }
 
     #[test]
@@ -582,5 +602,8 @@ pub(crate) mod samples {
         "create-user-by-cloudformation.json",
         "update-access-key-console-mfa.json",
         "create-login-profile-no-recipient.json",
+        "assume-role-break-glass.json",
+        "console-sign-in-break-glass-user.json",
+        "put-secret-value-registry.json",
     );
 }

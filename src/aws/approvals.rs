@@ -2,9 +2,12 @@
 
 use aws_sdk_secretsmanager::Client;
 
-use super::call_error;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+
+use super::{call_error, to_utc};
 use crate::approvals::Approvals;
-use crate::ports::{ApprovalsStore, RegistryUnavailable};
+use crate::checks::registry::Version;
+use crate::ports::{ApprovalsStore, CallError, RegistryUnavailable};
 
 /// Reads the registry from one secret.
 #[derive(Debug, Clone)]
@@ -40,5 +43,34 @@ impl ApprovalsStore for SecretApprovals {
 
     fn location(&self) -> &str {
         &self.secret_id
+    }
+
+    async fn version(&self, stage: &'static str) -> Result<Version, CallError> {
+        let out = match self.client.get_secret_value().secret_id(&self.secret_id).version_stage(stage).send().await {
+            Ok(out) => out,
+            // No such stage (no previous version yet) or no such secret (deleted): nothing to read.
+            Err(e) if e.as_service_error().is_some_and(GetSecretValueError::is_resource_not_found_exception) => {
+                return Ok(Version::Missing);
+            }
+            Err(e) => {
+                return Err(call_error("secretsmanager:GetSecretValue", &format!("{} ({stage})", self.secret_id), &e));
+            }
+        };
+        Ok(match out.secret_string() {
+            None => Version::Invalid("the version has no SecretString (binary secrets are not supported)".into()),
+            // The parse error names entries and fields, never the secret's raw content.
+            Some(text) => Approvals::parse(text).map_or_else(|e| Version::Invalid(e.to_string()), Version::Valid),
+        })
+    }
+
+    async fn last_changed(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, CallError> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| call_error("secretsmanager:DescribeSecret", &self.secret_id, &e))?;
+        Ok(out.last_changed_date().and_then(to_utc))
     }
 }

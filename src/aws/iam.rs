@@ -203,6 +203,21 @@ impl AccountReader for IamDirectory {
     async fn list_user_names(&self) -> Result<Vec<String>, ScanError> {
         Ok(self.authorization_details().await?.into_iter().filter_map(|u| u.user_name).collect())
     }
+
+    async fn role_exists(&self, role_arn: &str) -> Result<bool, CallError> {
+        // GetRole takes the name: the ARN's last segment (a role's path is not part of its name).
+        let name = role_arn.rsplit(['/', ':']).next().unwrap_or(role_arn);
+        match self.client.get_role().role_name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(aws_sdk_iam::operation::get_role::GetRoleError::is_no_such_entity_exception) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(call_error("iam:GetRole", role_arn, &e)),
+        }
+    }
 }
 
 /// Joins the report (credentials) with GAAD (tags). GAAD is the fresher list of users: a

@@ -3,12 +3,14 @@
 //! One file per family. [`check_user`] runs every user check; the event path and
 //! the scan both call it, so one user gets the same findings from either.
 
+pub mod break_glass;
 mod console;
 mod exceptions;
 mod keys;
 mod mfa;
 pub mod password;
 pub mod policy;
+pub mod registry;
 mod root;
 
 use chrono::{DateTime, Utc};

@@ -179,6 +179,11 @@ pub fn digest(p: &DigestPart<'_>, columns: Columns) -> String {
             |t| format!("generated {}", t.format("%Y-%m-%d %H:%M UTC")),
         ),
     );
+    if let Some(changed) = s.registry_last_changed_at {
+        // Info, not a finding: a change by an approver is expected; one by anybody else was
+        // already reported as registry-changed-by-non-approver when it happened.
+        field("Approvals registry:", &format!("last changed {}", changed.format("%Y-%m-%d %H:%M UTC")));
+    }
     if !s.users_not_in_report.is_empty() {
         field(
             "Not yet in the report:",
