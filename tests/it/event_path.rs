@@ -116,6 +116,10 @@ async fn every_sample_event_publishes_exactly_the_expected_findings() {
         ("root-create-access-key-self.json", vec![("root-used", ""), ("root-without-mfa", "")]),
         ("root-enable-mfa-device-self.json", vec![("root-used", ""), ("root-without-mfa", "")]),
         ("root-console-sign-in.json", vec![("root-used", ""), ("root-without-mfa", "")]),
+        // No break-glass role or user is configured here; the registry write is not an approver's.
+        ("assume-role-break-glass.json", vec![]),
+        ("console-sign-in-break-glass-user.json", vec![]),
+        ("put-secret-value-registry.json", vec![("registry-changed-by-non-approver", "")]),
     ];
     let mut measured = Vec::new();
     for (file, expected) in steps {
