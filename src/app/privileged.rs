@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 
 use super::{App, AppError, Failure, Lifecycle, Report, RunOptions, one_message_each};
-use crate::checks::break_glass::{self, Readiness};
+use crate::checks::break_glass::{self, Readiness, Session};
 use crate::checks::registry::{self, Content, Write};
 use crate::event::{RoleAssumption, SecretChange, UserSignIn};
 use crate::finding::{Finding, Scope, sort_findings};
@@ -48,7 +48,8 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         }
         tracing::warn!(role = %a.role_arn, caller = %a.actor.arn, "break-glass role assumed");
         let scope = event_scope(&trigger, &a.account, &a.region, opts);
-        let finding = break_glass::role_assumed(&a.role_arn, a.session_name.as_deref(), &a.actor, &a.context, &scope);
+        let session = Session { role_arn: &a.role_arn, name: a.session_name.as_deref(), arn: a.session_arn.as_deref() };
+        let finding = break_glass::role_assumed(&session, &a.actor, &a.context, &scope);
         self.publish_each(trigger, vec![finding], Vec::new(), opts).await
     }
 

@@ -358,6 +358,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_role_is_looked_up_by_name_and_only_no_such_entity_means_gone() {
+        use aws_sdk_iam::operation::get_role::{GetRoleError, GetRoleOutput};
+        use aws_sdk_iam::types::error::NoSuchEntityException;
+        let found = mock!(Client::get_role)
+            .match_requests(|r| r.role_name() == Some("BreakGlass"))
+            .then_output(|| GetRoleOutput::builder().build());
+        let gone = mock!(Client::get_role).match_requests(|r| r.role_name() == Some("Old")).then_error(|| {
+            GetRoleError::NoSuchEntityException(NoSuchEntityException::builder().message("no such role").build())
+        });
+        let dir = IamDirectory::new(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&found, &gone]));
+        assert!(dir.role_exists("arn:aws:iam::123456789012:role/emergency/BreakGlass").await.unwrap(), "path dropped");
+        assert!(!dir.role_exists("arn:aws:iam::123456789012:role/Old").await.unwrap());
+        let denied = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed</Message></Error></ErrorResponse>";
+        let failing = mock!(Client::get_role).sequence().http_status(403, Some(denied.into())).build();
+        let dir = IamDirectory::new(mock_client!(aws_sdk_iam, RuleMode::Sequential, [&failing]));
+        let err = dir.role_exists("arn:aws:iam::123456789012:role/BreakGlass").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "iam:GetRole on arn:aws:iam::123456789012:role/BreakGlass failed: AccessDenied: not allowed"
+        );
+    }
+
+    #[tokio::test]
     async fn a_report_that_never_completes_is_a_bounded_named_error() {
         let generate = mock!(Client::generate_credential_report)
             .then_output(|| GenerateCredentialReportOutput::builder().state(ReportStateType::Inprogress).build());

@@ -35,35 +35,32 @@ fn evidence(event_name: &str, actor: &Actor, context: &CallContext) -> serde_jso
     })
 }
 
-/// The finding's resource: the event and its time, so that two uses on one day are two findings
-/// (distinct ids) while a retried delivery of the same event stays one.
-fn occurrence(event_name: &str, context: &CallContext) -> String {
-    match context.event_time {
-        Some(t) => format!("{event_name} at {}", t.format("%Y-%m-%dT%H:%M:%SZ")),
-        None => event_name.to_owned(),
-    }
+/// The session a role assumption created: what the finding is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Session<'a> {
+    /// The break-glass role.
+    pub role_arn: &'a str,
+    /// `roleSessionName`.
+    pub name: Option<&'a str>,
+    /// The assumed-role session's ARN (`arn:aws:sts::…:assumed-role/ROLE/SESSION`), if recorded.
+    pub arn: Option<&'a str>,
 }
 
-/// `break-glass-used`: a configured break-glass role was assumed.
+/// `break-glass-used`: a configured break-glass role was assumed. The principal is the session
+/// (each session its own finding), or the role when CloudTrail recorded no session ARN.
 #[must_use]
-pub fn role_assumed(
-    role_arn: &str,
-    session_name: Option<&str>,
-    actor: &Actor,
-    context: &CallContext,
-    scope: &Scope,
-) -> Finding {
+pub fn role_assumed(session: &Session<'_>, actor: &Actor, context: &CallContext, scope: &Scope) -> Finding {
+    let Session { role_arn, name: session_name, arn: session_arn } = *session;
     let session = session_name.map(|s| format!(" (session {s})")).unwrap_or_default();
     let mut f = scope.finding(
         CheckId::BreakGlassUsed,
-        role_arn,
+        session_arn.unwrap_or(role_arn),
         format!(
             "break-glass role {role_arn} was assumed by {}{}{session}: confirm the emergency",
             actor.arn,
             how(context)
         ),
     );
-    f.resource = Some(occurrence("AssumeRole", context));
     f.evidence = evidence("AssumeRole", actor, context);
     f.evidence["role_arn"] = json!(role_arn);
     f.evidence["role_session_name"] = json!(session_name);
@@ -79,7 +76,6 @@ pub fn user_signed_in(user_name: &str, actor: &Actor, context: &CallContext, sco
         format!("break-glass user {user_name} signed in to the console{}: confirm the emergency", how(context)),
     );
     f.user = Some(user_name.to_owned());
-    f.resource = Some(occurrence("ConsoleLogin", context));
     f.evidence = evidence("ConsoleLogin", actor, context);
     f
 }
@@ -169,15 +165,13 @@ mod tests {
 
     #[test]
     fn a_role_assumption_is_critical_with_who_where_and_mfa() {
-        let f = role_assumed(
-            ROLE,
-            Some("incident-7"),
-            &actor("arn:aws:iam::123456789012:user/ops-kim"),
-            &context(Some(false)),
-            &scope(),
-        );
+        let session_arn = "arn:aws:sts::123456789012:assumed-role/BreakGlassAdmin/incident-7";
+        let session = Session { role_arn: ROLE, name: Some("incident-7"), arn: Some(session_arn) };
+        let f =
+            role_assumed(&session, &actor("arn:aws:iam::123456789012:user/ops-kim"), &context(Some(false)), &scope());
         assert_eq!((f.check, f.severity), (CheckId::BreakGlassUsed, crate::finding::Severity::Critical));
-        assert_eq!(f.principal, ROLE);
+        assert_eq!(f.principal, session_arn, "each session is its own finding");
+        assert_eq!(f.evidence["role_arn"], ROLE);
         assert!(
             f.message.contains("by arn:aws:iam::123456789012:user/ops-kim from 203.0.113.45 WITHOUT MFA"),
             "{}",
@@ -188,7 +182,10 @@ mod tests {
         assert_eq!(f.evidence["user_agent"], "aws-cli/2.22.4");
         assert_eq!(f.evidence["mfa_authenticated"], false);
         assert_eq!(f.evidence["event_time"], "2026-11-23T09:41:07Z");
-        assert_eq!(f.resource.as_deref(), Some("AssumeRole at 2026-11-23T09:41:07Z"));
+        assert_eq!(f.resource, None, "not about a key");
+        let unrecorded = Session { arn: None, ..session };
+        let f = role_assumed(&unrecorded, &actor("arn:aws:iam::123456789012:user/ops-kim"), &context(None), &scope());
+        assert_eq!(f.principal, ROLE);
     }
 
     #[test]

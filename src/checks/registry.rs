@@ -178,10 +178,6 @@ pub fn changed_by_non_approver(write: &Write<'_>, content: &Content, policy: &Po
         secret_id,
         format!("the approvals registry was changed ({event_name}) by {} and {why}{summary}", actor.arn),
     );
-    f.resource = Some(match context.event_time {
-        Some(t) => format!("{event_name} at {}", t.format("%Y-%m-%dT%H:%M:%SZ")),
-        None => event_name.to_owned(),
-    });
     let mut e = json!({
         "event": event_name,
         "secret_id": secret_id,

@@ -29,6 +29,8 @@ pub struct RoleAssumption {
     pub role_arn: String,
     /// `requestParameters.roleSessionName`.
     pub session_name: Option<String>,
+    /// `responseElements.assumedRoleUser.arn`: the session the call created, which acts from then on.
+    pub session_arn: Option<String>,
     /// Who assumed it.
     pub actor: Actor,
     /// When, from where; MFA from the caller's session or an MFA serial number in the request.
@@ -116,6 +118,12 @@ pub(super) fn parse_assume_role(
     Ok(Parsed::Trigger(Trigger::RoleAssumed(RoleAssumption {
         role_arn,
         session_name: request_str(record, "roleSessionName"),
+        session_arn: record
+            .response_elements
+            .as_ref()
+            .and_then(|r| r.pointer("/assumedRoleUser/arn"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         actor: record.actor(name)?,
         context,
         account: record.account(account, name)?,
@@ -198,6 +206,10 @@ mod tests {
         let Parsed::Trigger(Trigger::RoleAssumed(a)) = parse(ASSUME) else { panic!("{:?}", parse(ASSUME)) };
         assert_eq!(a.role_arn, "arn:aws:iam::123456789012:role/BreakGlassAdmin");
         assert_eq!(a.session_name.as_deref(), Some("incident-2026-11-23-kim"));
+        assert_eq!(
+            a.session_arn.as_deref(),
+            Some("arn:aws:sts::123456789012:assumed-role/BreakGlassAdmin/incident-2026-11-23-kim")
+        );
         assert_eq!(a.actor.arn, "arn:aws:iam::123456789012:user/ops-kim");
         assert_eq!(a.context.mfa_authenticated, Some(true));
         assert_eq!(a.context.source_ip.as_deref(), Some("203.0.113.45"));

@@ -5,9 +5,14 @@
 
 use chrono::{Duration, Utc};
 use iam_sentinel::app::{App, Outcome, RunOptions};
+use iam_sentinel::approvals::Approvals;
+use iam_sentinel::aws::approvals::SecretApprovals;
 use iam_sentinel::aws::iam::IamDirectory;
 use iam_sentinel::checks::RootSummary;
-use iam_sentinel::ports::{AccountReader, AccountSnapshot, CallError, ScanError, UserDirectory};
+use iam_sentinel::checks::registry::Version;
+use iam_sentinel::ports::{
+    AccountReader, AccountSnapshot, ApprovalsStore, CallError, RegistryUnavailable, ScanError, UserDirectory,
+};
 use iam_sentinel::runtime::build_app_with;
 use iam_sentinel::snapshot::UserSnapshot;
 use serde_json::Value;
@@ -37,7 +42,10 @@ async fn break_glass_use_is_one_critical_message_per_event_with_no_aws_read() {
     let opts = RunOptions::at(Utc::now());
 
     for (file, principal) in [
-        ("assume-role-break-glass.json", ROLE),
+        (
+            "assume-role-break-glass.json",
+            "arn:aws:sts::123456789012:assumed-role/BreakGlassAdmin/incident-2026-11-23-kim",
+        ),
         ("console-sign-in-break-glass-user.json", "arn:aws:iam::123456789012:user/break-glass-admin"),
     ] {
         counter.reset();
@@ -273,4 +281,51 @@ async fn registry_writes_by_approvers_other_secrets_and_deletions() {
     assert_eq!(calls(&counter, "secretsmanager:"), 0, "nothing to read for a deletion");
     assert_eq!(report.findings[0].account, ACCOUNT);
     acct.received().await;
+}
+
+/// The registry as moto serves it, except that its previous version cannot be read.
+struct PreviousUnreadable(SecretApprovals);
+
+impl ApprovalsStore for PreviousUnreadable {
+    async fn load(&self) -> Result<Approvals, RegistryUnavailable> {
+        self.0.load().await
+    }
+    fn location(&self) -> &str {
+        self.0.location()
+    }
+    async fn version(&self, stage: &'static str) -> Result<Version, CallError> {
+        if stage == "AWSPREVIOUS" {
+            return Err(CallError {
+                action: "secretsmanager:GetSecretValue",
+                target: format!("{SECRET_ID} ({stage})"),
+                message: "AccessDeniedException: not allowed".into(),
+            });
+        }
+        self.0.version(stage).await
+    }
+    async fn last_changed(&self) -> Result<Option<chrono::DateTime<Utc>>, CallError> {
+        self.0.last_changed().await
+    }
+}
+
+#[tokio::test]
+async fn a_registry_write_whose_versions_cannot_be_read_is_still_reported_and_fails_the_invocation() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    let (built, _) = build_app_with(acct.config(&[]), &acct.sdk);
+    let app = App {
+        findings_store: None,
+        config: built.config,
+        directory: built.directory,
+        approvals: PreviousUnreadable(built.approvals),
+        sink: built.sink,
+        region: built.region,
+    };
+    let report = app.handle(sample("put-secret-value-registry.json"), &RunOptions::at(Utc::now())).await.unwrap();
+    assert_eq!(report.failures[0].error_type(), "AwsCallFailed");
+    assert!(report.failure.as_deref().unwrap().contains("(AWSPREVIOUS) failed"), "{:?}", report.failure);
+    let received = acct.received().await;
+    assert_eq!(received.len(), 1, "the alert went out anyway");
+    let note = received[0].finding["evidence"]["note"].as_str().unwrap();
+    assert!(note.starts_with("the versions could not be read"), "{note}");
 }
