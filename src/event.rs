@@ -209,6 +209,7 @@ pub fn parse_event(value: Value, exception_tag_key: &str) -> Result<Parsed, Even
         SCHEDULE_DETAIL_TYPE => {
             Ok(Parsed::Trigger(Trigger::Schedule { account: envelope.account, region: envelope.region }))
         }
+        CLOUDTRAIL_DETAIL_TYPE if privileged::is_privileged_source(&envelope.source) => privileged::parse(envelope),
         CLOUDTRAIL_DETAIL_TYPE => parse_cloudtrail(envelope, exception_tag_key),
         SIGN_IN_DETAIL_TYPE => parse_sign_in(envelope),
         other => Ok(Parsed::Ignored(format!("detail-type {other:?} from {} is not handled", envelope.source))),
@@ -312,11 +313,6 @@ fn parse_sign_in(envelope: EventBridgeEvent<Value>) -> Result<Parsed, EventError
 fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) -> Result<Parsed, EventError> {
     let record = CloudTrailRecord::from_detail(envelope.detail)?;
     let name = record.event_name.as_str();
-    match envelope.source.as_str() {
-        "aws.sts" => return privileged::parse_assume_role(&record, envelope.account, envelope.region),
-        "aws.secretsmanager" => return privileged::parse_secret_change(&record, envelope.account, envelope.region),
-        _ => {}
-    }
     if envelope.source != "aws.iam" || record.event_source.as_deref().is_some_and(|s| s != "iam.amazonaws.com") {
         return Ok(Parsed::Ignored(format!("{name} from {} is not an IAM call", envelope.source)));
     }

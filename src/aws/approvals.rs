@@ -1,7 +1,7 @@
-//! The approvals registry, kept as a JSON secret in Secrets Manager.
+//! The approvals registry, kept as a JSON secret in Secrets Manager: the current registry, a
+//! version by stage (to compare a write), and when it last changed.
 
 use aws_sdk_secretsmanager::Client;
-
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 
 use super::{call_error, to_utc};

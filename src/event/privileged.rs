@@ -5,6 +5,7 @@
 //! secret is the approvals registry, is decided by the app. Failed calls are ignored here (nothing
 //! happened); a failed sign-in is kept, because who tried a break-glass user matters.
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::Value;
 
 use super::{CloudTrailRecord, EventError, Parsed, Trigger};
@@ -75,6 +76,21 @@ pub struct SecretChange {
     pub region: String,
 }
 
+/// Whether a CloudTrail event from `source` is parsed here rather than as an IAM call.
+pub(super) fn is_privileged_source(source: &str) -> bool {
+    matches!(source, "aws.sts" | "aws.secretsmanager")
+}
+
+/// A CloudTrail API call from STS or Secrets Manager.
+pub(super) fn parse(envelope: EventBridgeEvent<Value>) -> Result<Parsed, EventError> {
+    let record = CloudTrailRecord::from_detail(envelope.detail)?;
+    if envelope.source == "aws.sts" {
+        parse_assume_role(&record, envelope.account, envelope.region)
+    } else {
+        parse_secret_change(&record, envelope.account, envelope.region)
+    }
+}
+
 fn failed(record: &CloudTrailRecord, name: &str) -> Option<Parsed> {
     record.error_code.as_ref().map(|code| {
         Parsed::Ignored(format!(
@@ -95,7 +111,7 @@ fn request_str(record: &CloudTrailRecord, key: &str) -> Option<String> {
 }
 
 /// `sts:AssumeRole` from `aws.sts`; other STS calls are ignored.
-pub(super) fn parse_assume_role(
+fn parse_assume_role(
     record: &CloudTrailRecord,
     account: Option<String>,
     region: Option<String>,
@@ -162,7 +178,7 @@ pub(super) fn parse_user_sign_in(
 }
 
 /// A write to a secret from `aws.secretsmanager`; reads and other calls are ignored.
-pub(super) fn parse_secret_change(
+fn parse_secret_change(
     record: &CloudTrailRecord,
     account: Option<String>,
     region: Option<String>,
