@@ -333,9 +333,6 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         if let Some(root) = &snapshot.root {
             findings.extend(check_root(root, &scope));
         }
-        let (break_glass, registry_last_changed_at) =
-            tokio::join!(self.break_glass_readiness(&snapshot, &scope), self.registry_last_changed());
-        findings.extend(break_glass.findings);
         if opts.must_stop() {
             return Err(AppError::DeadlineNear {
                 completed: format!(
@@ -346,14 +343,14 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             });
         }
         let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
-        failures.extend(break_glass.failures);
+        let privileged = self.scan_privileged(&snapshot, &scope, &mut findings, &mut failures).await;
         sort_findings(&mut findings);
         let coverage = lifecycle::Coverage {
             account: &scope.account,
             registry_read,
             root_checked: snapshot.root.is_some(),
             users_not_in_report: &snapshot.users_not_in_report,
-            break_glass_checked: break_glass.complete,
+            break_glass_checked: privileged.break_glass_checked,
         };
         let lifecycle = self.lifecycle(&findings, &coverage, opts).await;
         failures.extend(lifecycle.failure.clone());
@@ -366,7 +363,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             exceptions_active,
             users_not_in_report: snapshot.users_not_in_report,
             users_deleted_since_report: snapshot.users_deleted_since_report,
-            registry_last_changed_at,
+            registry_last_changed_at: privileged.registry_last_changed_at,
         };
         let messages = |findings: &[Finding], summary: Option<&ScanSummary>, resolved: &[Finding]| {
             let mut messages = summary.map(|s| digest(s, findings, MAX_BODY_BYTES)).unwrap_or_default();

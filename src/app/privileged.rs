@@ -11,14 +11,12 @@ use crate::event::{RoleAssumption, SecretChange, UserSignIn};
 use crate::finding::{Finding, Scope, sort_findings};
 use crate::ports::{AccountReader, AccountSnapshot, ApprovalsStore, FindingsSink, UserDirectory};
 
-/// What the scan's break-glass readiness check found, and whether it could judge everything.
-pub(super) struct BreakGlassReadiness {
-    /// `break-glass-not-ready` findings.
-    pub findings: Vec<Finding>,
-    /// A `GetRole` that failed: that role was not judged, and the invocation fails.
-    pub failures: Vec<Failure>,
-    /// No lookup failed (the lifecycle may resolve earlier findings).
-    pub complete: bool,
+/// What the scan learnt about the privileged paths, beyond its findings and failures.
+pub(super) struct PrivilegedScan {
+    /// Every configured break-glass role was looked up (the lifecycle may resolve earlier findings).
+    pub break_glass_checked: bool,
+    /// When the registry last changed, for the digest.
+    pub registry_last_changed_at: Option<DateTime<Utc>>,
 }
 
 fn event_scope(trigger: &str, account: &str, region: &str, opts: &RunOptions) -> Scope {
@@ -130,18 +128,30 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         self.publish_each(trigger, vec![finding], failures, opts).await
     }
 
-    /// The scan's break-glass check: one `GetRole` per configured role (concurrently), the users
-    /// from the snapshot. A lookup that fails is a failure of the scan, never a pass.
-    pub(super) async fn break_glass_readiness(&self, snapshot: &AccountSnapshot, scope: &Scope) -> BreakGlassReadiness {
+    /// The scan's privileged paths: break-glass readiness — one `GetRole` per configured role
+    /// (concurrently), the users from the snapshot; a lookup that fails is a failure of the scan,
+    /// never a pass — and, at the same time, when the registry last changed. Runs after
+    /// remediation: its findings plan no action.
+    pub(super) async fn scan_privileged(
+        &self,
+        snapshot: &AccountSnapshot,
+        scope: &Scope,
+        findings: &mut Vec<Finding>,
+        failures: &mut Vec<Failure>,
+    ) -> PrivilegedScan {
         let policy = &self.config.policy;
-        let lookups = join_all(policy.break_glass_roles.iter().map(|r| self.directory.role_exists(r))).await;
+        let roles = join_all(policy.break_glass_roles.iter().map(|r| self.directory.role_exists(r)));
+        let (lookups, registry_last_changed_at) = tokio::join!(roles, self.registry_last_changed());
         let mut missing_roles = Vec::new();
-        let mut failures = Vec::new();
+        let mut break_glass_checked = true;
         for (role, found) in policy.break_glass_roles.iter().zip(lookups) {
             match found {
                 Ok(true) => {}
                 Ok(false) => missing_roles.push(role.clone()),
-                Err(e) => failures.push(Failure::NotJudged(e)),
+                Err(e) => {
+                    break_glass_checked = false;
+                    failures.push(Failure::NotJudged(e));
+                }
             }
         }
         let readiness = Readiness {
@@ -149,16 +159,13 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             users_not_in_report: &snapshot.users_not_in_report,
             missing_roles: &missing_roles,
         };
-        BreakGlassReadiness {
-            findings: break_glass::not_ready(policy, &readiness, scope),
-            complete: failures.is_empty(),
-            failures,
-        }
+        findings.extend(break_glass::not_ready(policy, &readiness, scope));
+        PrivilegedScan { break_glass_checked, registry_last_changed_at }
     }
 
     /// When the registry last changed, for the digest (one `DescribeSecret`). Informational: a
     /// failure is logged and leaves the line out rather than failing the scan.
-    pub(super) async fn registry_last_changed(&self) -> Option<DateTime<Utc>> {
+    async fn registry_last_changed(&self) -> Option<DateTime<Utc>> {
         match self.approvals.last_changed().await {
             Ok(t) => t,
             Err(e) => {
