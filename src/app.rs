@@ -4,6 +4,7 @@
 
 pub mod lifecycle;
 mod policy_events;
+mod privileged;
 
 use std::collections::HashMap;
 
@@ -143,6 +144,10 @@ pub enum Failure {
     /// Some findings were not published.
     #[error(transparent)]
     Publish(PublishError),
+    /// A read needed to judge part of the invocation failed (a break-glass role's `GetRole`, the
+    /// registry's versions): what did not need it was still reported, and that part was not judged.
+    #[error("not judged: {0}")]
+    NotJudged(CallError),
     /// Some findings were not imported into Security Hub, or its open findings could not be
     /// read (resolutions would go unannounced); the findings still went to the topic.
     #[error(transparent)]
@@ -156,7 +161,7 @@ impl Failure {
         match self {
             Failure::RegistryUnavailable(_) | Failure::RegistryReRead(_) => "RegistryUnavailable",
             Failure::Remediation(_) => "RemediationFailed",
-            Failure::RootSummary(_) => "AwsCallFailed",
+            Failure::RootSummary(_) | Failure::NotJudged(_) => "AwsCallFailed",
             Failure::Publish(_) => "FindingsIncomplete",
             Failure::SecurityHub(e) if e.not_enabled => "SecurityHubNotEnabled",
             Failure::SecurityHub(_) => "SecurityHubIncomplete",
@@ -219,6 +224,9 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             Parsed::Trigger(Trigger::PasswordPolicyChange(call)) => {
                 Box::pin(self.handle_password_policy(call, opts)).await
             }
+            Parsed::Trigger(Trigger::RoleAssumed(a)) => Box::pin(self.handle_role_assumed(a, opts)).await,
+            Parsed::Trigger(Trigger::UserSignIn(s)) => Box::pin(self.handle_user_sign_in(s, opts)).await,
+            Parsed::Trigger(Trigger::SecretChanged(c)) => Box::pin(self.handle_secret_changed(c, opts)).await,
         }
     }
 
@@ -322,26 +330,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             now: opts.now,
         };
         let registry = approvals.as_ref().ok();
-        // The exceptions in force: tagged `True` under a valid approval (a metric and a list for
-        // the approver, not findings).
-        let exceptions: Option<Vec<ActiveException>> = registry.map(|approvals| {
-            let key = &self.config.policy.exception_tag_key;
-            snapshot
-                .users
-                .iter()
-                .filter(|u| u.tag(key).is_some_and(|t| t.value == EXCEPTION_VALUE))
-                .filter_map(|u| {
-                    let a = approvals.for_user(&u.name).filter(|a| a.expires > opts.now)?;
-                    Some(ActiveException {
-                        user: u.name.clone(),
-                        approved_by: a.approved_by.clone(),
-                        ticket: a.ticket.clone(),
-                        expires: a.expires,
-                        last_used: last_used(u),
-                    })
-                })
-                .collect()
-        });
+        let exceptions = registry.map(|a| exceptions_in_force(&snapshot.users, a, &self.config.policy, opts.now));
         let exceptions_active = exceptions.as_ref().map(Vec::len);
         let registry_read = registry.is_some();
         let policy = &self.config.policy;
@@ -373,12 +362,14 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             });
         }
         let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
+        let privileged = self.scan_privileged(&snapshot, &scope, &mut findings, &mut failures).await;
         sort_findings(&mut findings);
         let coverage = lifecycle::Coverage {
             account: &scope.account,
             registry_read,
             root_checked: snapshot.root.is_some(),
             users_not_in_report: &snapshot.users_not_in_report,
+            break_glass_checked: privileged.break_glass_checked,
         };
         let lifecycle = self.lifecycle(&findings, &coverage, opts).await;
         failures.extend(lifecycle.failure.clone());
@@ -392,6 +383,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             exceptions: exceptions.unwrap_or_default(),
             users_not_in_report: snapshot.users_not_in_report,
             users_deleted_since_report: snapshot.users_deleted_since_report,
+            registry_last_changed_at: privileged.registry_last_changed_at,
         };
         let messages = |findings: &[Finding], summary: Option<&ScanSummary>, resolved: &[Finding]| {
             let mut messages = summary.map(|s| digest(s, findings, MAX_BODY_BYTES)).unwrap_or_default();
@@ -633,6 +625,30 @@ struct Lifecycle {
     first_seen: HashMap<String, DateTime<Utc>>,
     resolved: Vec<Finding>,
     failure: Option<Failure>,
+}
+
+/// The exceptions in force: tagged `True` under a valid approval (a metric and a list for the
+/// approver in the digest, not findings).
+fn exceptions_in_force(
+    users: &[crate::snapshot::UserSnapshot],
+    approvals: &Approvals,
+    policy: &crate::config::Policy,
+    now: DateTime<Utc>,
+) -> Vec<ActiveException> {
+    users
+        .iter()
+        .filter(|u| u.tag(&policy.exception_tag_key).is_some_and(|t| t.value == EXCEPTION_VALUE))
+        .filter_map(|u| {
+            let a = approvals.for_user(&u.name).filter(|a| a.expires > now)?;
+            Some(ActiveException {
+                user: u.name.clone(),
+                approved_by: a.approved_by.clone(),
+                ticket: a.ticket.clone(),
+                expires: a.expires,
+                last_used: last_used(u),
+            })
+        })
+        .collect()
 }
 
 /// One message per finding (and per resolution): the event path's publishing.

@@ -12,6 +12,9 @@ use crate::checks::Actor;
 pub use crate::checks::CallContext;
 pub use crate::checks::access::AccessTarget;
 
+mod privileged;
+pub use privileged::{REGISTRY_WRITE_EVENT_NAMES, RoleAssumption, SecretChange, UserSignIn};
+
 /// `detail-type` of CloudTrail API calls forwarded by EventBridge.
 pub const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
 /// `detail-type` of EventBridge schedules.
@@ -84,6 +87,12 @@ pub enum Trigger {
     AccessChange(AccessChange),
     /// The account password policy was changed or deleted.
     PasswordPolicyChange(AccountCall),
+    /// A role was assumed (`sts:AssumeRole`): `break-glass-used` when it is a break-glass role.
+    RoleAssumed(RoleAssumption),
+    /// An IAM user signed in to the console, or tried to: `break-glass-used` for a break-glass user.
+    UserSignIn(UserSignIn),
+    /// A secret was written, restored, deleted or re-policied: judged when it is the registry.
+    SecretChanged(SecretChange),
 }
 
 /// A successful call about the account as a whole: who, where, when.
@@ -254,6 +263,7 @@ pub fn parse_event(value: Value, exception_tag_key: &str) -> Result<Parsed, Even
         SCHEDULE_DETAIL_TYPE => {
             Ok(Parsed::Trigger(Trigger::Schedule { account: envelope.account, region: envelope.region }))
         }
+        CLOUDTRAIL_DETAIL_TYPE if privileged::is_privileged_source(&envelope.source) => privileged::parse(envelope),
         CLOUDTRAIL_DETAIL_TYPE => parse_cloudtrail(envelope, exception_tag_key),
         SIGN_IN_DETAIL_TYPE => parse_sign_in(envelope),
         other => Ok(Parsed::Ignored(format!("detail-type {other:?} from {} is not handled", envelope.source))),
@@ -322,16 +332,20 @@ impl CloudTrailRecord {
     }
 }
 
-/// A console sign-in: only root's successful sign-ins are handled (`root-used`).
+/// A console sign-in: root's successful sign-ins (`root-used`), and IAM users' sign-ins,
+/// successful or not, for the app to match against the break-glass users.
 fn parse_sign_in(envelope: EventBridgeEvent<Value>) -> Result<Parsed, EventError> {
     let record = CloudTrailRecord::from_detail(envelope.detail)?;
     let name = record.event_name.as_str();
     if name != "ConsoleLogin" {
         return Ok(Parsed::Ignored(format!("{name} from {} is not a console sign-in", envelope.source)));
     }
+    if record.user_identity.kind.as_deref() == Some("IAMUser") {
+        return privileged::parse_user_sign_in(&record, envelope.account, envelope.region);
+    }
     if !record.is_root_caller() {
         let who = record.user_identity.kind.as_deref().unwrap_or("an unknown identity type");
-        return Ok(Parsed::Ignored(format!("ConsoleLogin by {who}: only root sign-ins are handled")));
+        return Ok(Parsed::Ignored(format!("ConsoleLogin by {who}: only root and IAM user sign-ins are handled")));
     }
     let result = record.response_elements.as_ref().and_then(|r| r.get("ConsoleLogin")).and_then(Value::as_str);
     if result != Some("Success") {
@@ -655,8 +669,10 @@ mod tests {
         assert_eq!(r.context.mfa_authenticated, Some(false), "additionalEventData.MFAUsed");
         let failed = text.replace("\"Success\"", "\"Failure\"");
         assert!(matches!(parse(&failed).unwrap(), Parsed::Ignored(r) if r.contains("did not succeed")));
-        let user = text.replace("\"type\": \"Root\"", "\"type\": \"IAMUser\"");
-        assert!(matches!(parse(&user).unwrap(), Parsed::Ignored(r) if r.contains("only root sign-ins")));
+        let federated = text.replace("\"type\": \"Root\"", "\"type\": \"AssumedRole\"");
+        assert!(
+            matches!(parse(&federated).unwrap(), Parsed::Ignored(r) if r.contains("only root and IAM user sign-ins"))
+        );
     }
 
     #[test]
@@ -764,5 +780,8 @@ pub(crate) mod samples {
         "attach-group-policy.json",
         "create-policy-version-default.json",
         "update-account-password-policy.json",
+        "assume-role-break-glass.json",
+        "console-sign-in-break-glass-user.json",
+        "put-secret-value-registry.json",
     );
 }

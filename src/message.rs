@@ -120,6 +120,10 @@ pub struct ScanSummary {
     pub users_not_in_report: Vec<String>,
     /// Users in the report that no longer exist (deleted since): skipped.
     pub users_deleted_since_report: Vec<String>,
+    /// When the approvals registry secret last changed (`DescribeSecret`); who changed it is in
+    /// the event path's log, or in its `registry-changed-by-non-approver` finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_last_changed_at: Option<DateTime<Utc>>,
 }
 
 /// One exception in force (tagged `True` under a valid approval), as the digest lists it.
@@ -291,6 +295,7 @@ pub(crate) mod tests {
             exceptions: Vec::new(),
             users_not_in_report: vec![],
             users_deleted_since_report: vec![],
+            registry_last_changed_at: None,
         }
     }
 

@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use crate::approvals::Approvals;
+use crate::checks::registry::Version;
 use crate::message::Message;
 use crate::snapshot::UserSnapshot;
 
@@ -71,6 +72,8 @@ pub trait AccountReader: Send + Sync {
     ) -> impl Future<Output = Result<Option<crate::checks::password::PasswordPolicy>, CallError>> + Send;
     /// Every user name (bulk); the per-user baseline of the benchmark starts from it.
     fn list_user_names(&self) -> impl Future<Output = Result<Vec<String>, ScanError>> + Send;
+    /// Whether the role `role_arn` still exists (`iam:GetRole`): one call per configured break-glass role.
+    fn role_exists(&self, role_arn: &str) -> impl Future<Output = Result<bool, CallError>> + Send;
 }
 
 /// The whole account at one moment, joined from the two bulk sources.
@@ -128,6 +131,11 @@ pub trait ApprovalsStore: Send + Sync {
     fn load(&self) -> impl Future<Output = Result<Approvals, RegistryUnavailable>> + Send;
     /// Where the registry lives (secret name or ARN), for findings and errors.
     fn location(&self) -> &str;
+    /// The registry as version stage `stage` (`AWSCURRENT`, `AWSPREVIOUS`) holds it, for
+    /// comparing a change; a stage that does not exist is [`Version::Missing`], not an error.
+    fn version(&self, stage: &'static str) -> impl Future<Output = Result<Version, CallError>> + Send;
+    /// When the registry secret last changed (`DescribeSecret`), for the digest.
+    fn last_changed(&self) -> impl Future<Output = Result<Option<chrono::DateTime<chrono::Utc>>, CallError>> + Send;
 }
 
 /// Where findings go (an SNS topic).

@@ -1,5 +1,5 @@
-//! No secrets leak: the logs of a full run (events, remediation, scan, a broken
-//! registry) and the findings never contain secret values, the AWS secret key or the
+//! No secrets leak: the logs of a full run (events, remediation, scan, a registry write
+//! compared version to version, a broken registry) and the findings never contain secret values, the AWS secret key or the
 //! registry's raw content.
 //!
 //! A binary of its own: it installs a log subscriber, and tracing caches per-process which
@@ -65,6 +65,14 @@ async fn logs_and_findings_carry_no_secret() {
         iam_sentinel::lambda::handle(&app, Some(&counter), event).await.unwrap();
     }
     findings.extend(app.scan(None, &RunOptions::at(Utc::now())).await.unwrap().findings);
+    // A registry write by a non-approver: both versions are read and compared; reasons stay inside.
+    acct.put_registry(&format!(
+        r#"{{"exceptions": [{{"user": "dev-mallory", "approved_by": "dev-mallory", "ticket": "SELF-1", "expires": "{later}", "reason": "{CANARY} self-approved"}}]}}"#
+    ))
+    .await;
+    let write = app.handle(sample("put-secret-value-registry.json"), &RunOptions::at(Utc::now())).await.unwrap();
+    assert_eq!(write.findings[0].evidence["approvals_added"][0]["ticket"], "SELF-1", "{:?}", write.findings);
+    findings.extend(write.findings);
     // A registry that is not JSON, holding the canary: the error names the problem, not the content.
     acct.put_registry(&format!("{CANARY} not json")).await;
     let broken = app.handle(sample("tag-user-access-exception.json"), &RunOptions::at(Utc::now())).await.unwrap();

@@ -20,6 +20,8 @@ pub struct Coverage<'a> {
     pub root_checked: bool,
     /// Users only in GetAccountAuthorizationDetails: only their tags were judged.
     pub users_not_in_report: &'a [String],
+    /// Every configured break-glass role was looked up (no `GetRole` failed).
+    pub break_glass_checked: bool,
 }
 
 /// Checks only the event path produces (they describe an act, not a state): a scan cannot
@@ -49,6 +51,9 @@ fn judged(stored: &StoredFinding, check: CheckId, coverage: &Coverage<'_>) -> bo
         return false;
     }
     if matches!(check, CheckId::RootAccessKey | CheckId::RootWithoutMfa) && !coverage.root_checked {
+        return false;
+    }
+    if check == CheckId::BreakGlassNotReady && !coverage.break_glass_checked {
         return false;
     }
     let partly_read = stored.user.as_ref().is_some_and(|u| coverage.users_not_in_report.contains(u));
@@ -153,7 +158,13 @@ mod tests {
     }
 
     fn full() -> Coverage<'static> {
-        Coverage { account: ACCOUNT, registry_read: true, root_checked: true, users_not_in_report: &[] }
+        Coverage {
+            account: ACCOUNT,
+            registry_read: true,
+            root_checked: true,
+            users_not_in_report: &[],
+            break_glass_checked: true,
+        }
     }
 
     #[test]
@@ -216,6 +227,13 @@ mod tests {
         root.user = None;
         assert!(resolved(&[root.clone()], &[], &Coverage { root_checked: false, ..full() }, now()).is_empty());
         assert_eq!(resolved(&[root], &[], &full(), now()).len(), 1);
+        let role = stored(CheckId::BreakGlassNotReady, "x", None, "schedule");
+        let unchecked = Coverage { break_glass_checked: false, ..full() };
+        assert!(
+            resolved(std::slice::from_ref(&role), &[], &unchecked, now()).is_empty(),
+            "a failed GetRole resolves nothing"
+        );
+        assert_eq!(resolved(&[role], &[], &full(), now()).len(), 1);
         let mut other_account = stored(CheckId::AccessKeyStale, "alice", None, "schedule");
         other_account.account = "210987654321".into();
         let mut unknown = stored(CheckId::AccessKeyStale, "alice", None, "schedule");

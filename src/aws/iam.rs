@@ -326,6 +326,21 @@ impl AccountReader for IamDirectory {
         let details = self.authorization_details(&[EntityType::User]).await?;
         Ok(details.users.into_iter().filter_map(|u| u.user_name).collect())
     }
+
+    async fn role_exists(&self, role_arn: &str) -> Result<bool, CallError> {
+        // GetRole takes the name: the ARN's last segment (a role's path is not part of its name).
+        let name = role_arn.rsplit(['/', ':']).next().unwrap_or(role_arn);
+        match self.client.get_role().role_name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(aws_sdk_iam::operation::get_role::GetRoleError::is_no_such_entity_exception) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(call_error("iam:GetRole", role_arn, &e)),
+        }
+    }
 }
 
 /// Joins the report (credentials) with GAAD (tags). GAAD is the fresher list of users: a
@@ -520,6 +535,29 @@ mod tests {
         let dir = IamDirectory::new(mock_client!(aws_sdk_iam, RuleMode::Sequential, [&failing]));
         let err = dir.read_root_summary().await.unwrap_err();
         assert_eq!(err.to_string(), "iam:GetAccountSummary on account failed: AccessDenied: not allowed");
+    }
+
+    #[tokio::test]
+    async fn a_role_is_looked_up_by_name_and_only_no_such_entity_means_gone() {
+        use aws_sdk_iam::operation::get_role::{GetRoleError, GetRoleOutput};
+        use aws_sdk_iam::types::error::NoSuchEntityException;
+        let found = mock!(Client::get_role)
+            .match_requests(|r| r.role_name() == Some("BreakGlass"))
+            .then_output(|| GetRoleOutput::builder().build());
+        let gone = mock!(Client::get_role).match_requests(|r| r.role_name() == Some("Old")).then_error(|| {
+            GetRoleError::NoSuchEntityException(NoSuchEntityException::builder().message("no such role").build())
+        });
+        let dir = IamDirectory::new(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&found, &gone]));
+        assert!(dir.role_exists("arn:aws:iam::123456789012:role/emergency/BreakGlass").await.unwrap(), "path dropped");
+        assert!(!dir.role_exists("arn:aws:iam::123456789012:role/Old").await.unwrap());
+        let denied = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed</Message></Error></ErrorResponse>";
+        let failing = mock!(Client::get_role).sequence().http_status(403, Some(denied.into())).build();
+        let dir = IamDirectory::new(mock_client!(aws_sdk_iam, RuleMode::Sequential, [&failing]));
+        let err = dir.role_exists("arn:aws:iam::123456789012:role/BreakGlass").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "iam:GetRole on arn:aws:iam::123456789012:role/BreakGlass failed: AccessDenied: not allowed"
+        );
     }
 
     #[tokio::test]

@@ -5,8 +5,12 @@ use serde_json::json;
 use super::{TagChange, user_finding};
 use crate::approvals::Approvals;
 use crate::config::Policy;
-use crate::finding::{Action, CheckId, Finding, Scope};
+use crate::finding::{Action, CheckId, Finding, Remediation, RemediationStatus, Scope};
 use crate::snapshot::UserSnapshot;
+
+/// Why a break-glass user's exception tag is left in place.
+pub const BREAK_GLASS_NOT_REMEDIATED: &str = "break-glass user (BREAK_GLASS_USERS): the tag is reported, never removed automatically; remove it by hand if \
+     the exception is not wanted";
 
 /// The only value the SCP's `StringNotEquals aws:PrincipalTag/AccessException` accepts.
 pub const EXCEPTION_VALUE: &str = "True";
@@ -79,10 +83,20 @@ pub(super) fn check(
                 Some(_) => return out,
             };
             let mut f = user_finding(scope, check, user, message);
-            if matches!(check, CheckId::ExceptionUnapproved | CheckId::ExceptionExpired) {
-                f.action = Some(Action::Untag { user: user.name.clone(), tag_key: tag.key.clone() });
-            }
             let mut e = json!({ "tag_key": tag.key, "tag_value": tag.value });
+            if matches!(check, CheckId::ExceptionUnapproved | CheckId::ExceptionExpired) {
+                if policy.is_break_glass_user(&user.name) {
+                    // An emergency path must never be cut by automation: reported, never untagged.
+                    e["break_glass_user"] = json!(true);
+                    f.remediation = Some(Remediation {
+                        action: "untag".into(),
+                        status: RemediationStatus::Skipped,
+                        detail: Some(BREAK_GLASS_NOT_REMEDIATED.into()),
+                    });
+                } else {
+                    f.action = Some(Action::Untag { user: user.name.clone(), tag_key: tag.key.clone() });
+                }
+            }
             if let Some(a) = approval {
                 e["approval"] = json!({ "ticket": a.ticket, "approved_by": a.approved_by, "expires": a.expires });
             }
@@ -333,6 +347,24 @@ mod tests {
         );
         assert_eq!(checks_of(&f), ["exception-unapproved"]);
         assert_eq!(f[0].evidence["tagged_by"], "arn:aws:iam::123456789012:user/bob");
+    }
+
+    #[test]
+    fn a_break_glass_user_is_reported_but_never_untagged() {
+        let policy = Policy { break_glass_users: vec!["Break-Glass-Admin".into()], ..Policy::default() };
+        let user = tagged("break-glass-admin", "AccessException", "True");
+        let f = run(&user, Some(&Approvals::default()), None, &policy);
+        assert_eq!(checks_of(&f), ["exception-unapproved"]);
+        assert_eq!(f[0].action, None, "no untag planned");
+        let r = f[0].remediation.as_ref().unwrap();
+        assert_eq!(r.status, RemediationStatus::Skipped);
+        assert!(r.detail.as_deref().unwrap().contains("never removed automatically"));
+        assert_eq!(f[0].evidence["break_glass_user"], true);
+        let expired = approvals("break-glass-admin", now() - Duration::days(1));
+        let f = run(&user, Some(&expired), None, &policy);
+        assert_eq!((checks_of(&f), f[0].action.clone()), (vec!["exception-expired"], None));
+        let other = tagged("alice", "AccessException", "True");
+        assert!(run(&other, Some(&Approvals::default()), None, &policy)[0].action.is_some(), "others still are");
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! the scan both call it, so one user gets the same findings from either.
 
 pub mod access;
+pub mod break_glass;
 mod console;
 mod exceptions;
 mod keys;
 mod mfa;
 pub mod password;
 pub mod policy;
+pub mod registry;
 mod root;
 
 use chrono::{DateTime, Utc};

@@ -154,6 +154,9 @@ fn resources(f: &Finding) -> Vec<Value> {
         }
     } else if f.principal.starts_with("arn:") && f.principal.contains(":secretsmanager:") {
         out.push(resource("AwsSecretsManagerSecret", f.principal.clone()));
+    } else if f.principal.starts_with("arn:") && f.principal.contains(":iam::") && f.principal.contains(":role/") {
+        // A break-glass role that is gone.
+        out.push(resource("AwsIamRole", f.principal.clone()));
     } else {
         out.push(resource("Other", clip(&f.principal, 512)));
     }
@@ -378,6 +381,10 @@ mod tests {
         root.principal = "arn:aws:iam::123456789012:root".into();
         root.user = None;
         assert_eq!(document(&root, None)["Resources"][0]["Id"], "AWS::::Account:123456789012");
+        let mut role = finding(CheckId::BreakGlassNotReady, None);
+        role.principal = "arn:aws:iam::123456789012:role/BreakGlassAdmin".into();
+        role.user = None;
+        assert_eq!(document(&role, None)["Resources"][0]["Type"], "AwsIamRole");
     }
 
     #[test]

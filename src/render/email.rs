@@ -196,6 +196,11 @@ pub fn digest(p: &DigestPart<'_>, columns: Columns) -> String {
             );
         }
     }
+    if let Some(changed) = s.registry_last_changed_at {
+        // Info, not a finding: a change by an approver is expected; one by anybody else was
+        // already reported as registry-changed-by-non-approver when it happened.
+        field("Approvals registry:", &format!("last changed {}", changed.format("%Y-%m-%d %H:%M UTC")));
+    }
     if !s.users_not_in_report.is_empty() {
         field(
             "Not yet in the report:",
@@ -334,6 +339,13 @@ mod tests {
         assert_eq!(at("alice carries"), message_col);
         assert_eq!(at("the key is stale"), message_col);
         assert!(body.contains("      evidence: tag_key=AccessException; tag_value=True;"), "{body}");
+        assert!(!body.contains("Approvals registry:"), "no line when the last change is unknown");
+        let changed = crate::message::ScanSummary {
+            registry_last_changed_at: Some("2026-11-22T16:05:00Z".parse().unwrap()),
+            ..summary.clone()
+        };
+        let p = DigestPart { summary: &changed, ..p };
+        assert!(digest(&p, Columns::of(&all)).contains("Approvals registry:      last changed 2026-11-22 16:05 UTC\n"));
     }
 
     #[test]

@@ -169,6 +169,10 @@ fn steps() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
             vec![("user-admin-access", "analyst-dave"), ("user-direct-policy", "analyst-dave")],
         ),
         ("update-account-password-policy.json", vec![("password-policy-weak", "")]),
+        // No break-glass role or user is configured here; the registry write is not an approver's.
+        ("assume-role-break-glass.json", vec![]),
+        ("console-sign-in-break-glass-user.json", vec![]),
+        ("put-secret-value-registry.json", vec![("registry-changed-by-non-approver", "")]),
     ]
 }
 

@@ -367,6 +367,10 @@ async fn the_scan_rides_out_throttling_with_the_same_findings() {
             })
             .build();
         let sm = secret_rule(faults);
+        // The digest's "registry last changed" line (informational: no fault injected).
+        let describe = mock!(aws_sdk_secretsmanager::Client::describe_secret).then_output(|| {
+            aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput::builder().build()
+        });
         let sns = mock!(aws_sdk_sns::Client::publish_batch).then_compute_output(|req| {
             let ids: Vec<&str> = req
                 .publish_batch_request_entries()
@@ -377,7 +381,7 @@ async fn the_scan_rides_out_throttling_with_the_same_findings() {
         });
         let app = build(
             client!(aws_sdk_iam, [&generate, &get, &gaad, &password]),
-            client!(aws_sdk_secretsmanager, [&sm]),
+            client!(aws_sdk_secretsmanager, [&sm, &describe]),
             client!(aws_sdk_sns, [&sns]),
         );
         let report = app.scan(None, &opts()).await.unwrap();

@@ -263,6 +263,7 @@ fn five_thousand_users() -> (Vec<Finding>, ScanSummary) {
         exceptions: Vec::new(),
         users_not_in_report: Vec::new(),
         users_deleted_since_report: Vec::new(),
+        registry_last_changed_at: None,
     };
     (findings, summary)
 }

@@ -651,3 +651,123 @@ fn a_new_user_can_set_a_password_and_enrol_mfa_and_nothing_more() {
 fn infra_policies_readme() -> &'static str {
     include_str!("../../infra/policies/README.md")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Break-glass and the approvals registry
+// ---------------------------------------------------------------------------------------------
+
+/// `!Split [",", !Ref Param]` → `Param`.
+fn split_parameter(v: &Value) -> &str {
+    v.as_str()
+        .and_then(|s| s.strip_prefix("!Split [\",\", !Ref "))
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("expected !Split [\",\", !Ref PARAMETER], got {v}"))
+}
+
+fn rule_targets_function_with_retries_and_dead_letters(name: &str, rule: &Value) {
+    let targets = rule["Properties"]["Targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{name}");
+    let target = &targets[0];
+    assert_eq!(target["Arn"], "!GetAtt Function.Arn", "{name}");
+    assert_eq!(target["DeadLetterConfig"]["Arn"], "!GetAtt DeadLetterQueue.Arn", "{name}");
+    assert_eq!(target["RetryPolicy"]["MaximumRetryAttempts"], "4", "{name}");
+    let t = template();
+    let source = format!("!GetAtt {name}.Arn");
+    let permissions: Vec<&Value> = resources_of_type(&t, "AWS::Lambda::Permission")
+        .into_iter()
+        .map(|(_, p)| p)
+        .filter(|p| p["Properties"]["SourceArn"] == source.as_str())
+        .collect();
+    assert_eq!(permissions.len(), 1, "{name}: one invoke permission scoped to the rule");
+    assert_eq!(permissions[0]["Properties"]["Principal"], "events.amazonaws.com");
+    assert_eq!(permissions[0]["Condition"], rule["Condition"], "{name}: the permission exists with the rule");
+}
+
+#[test]
+fn break_glass_roles_are_forwarded_only_when_configured_and_only_their_assumptions() {
+    let t = template();
+    let rule = resource(&t, "BreakGlassRoleRule");
+    assert_eq!(rule["Type"], "AWS::Events::Rule");
+    // AssumeRole is read-only: an ENABLED rule would never see it.
+    assert_eq!(rule["Properties"]["State"], "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS");
+    let when = rule["Condition"].as_str().unwrap();
+    assert_eq!(condition(&t, when), json!(false), "no rule without break-glass roles");
+    let pattern = &rule["Properties"]["EventPattern"];
+    assert_eq!(pattern["source"], json!(["aws.sts"]));
+    assert_eq!(pattern["detail-type"], json!([iam_sentinel::event::CLOUDTRAIL_DETAIL_TYPE]));
+    assert_eq!(pattern["detail"]["eventName"], json!(["AssumeRole"]));
+    assert_eq!(split_parameter(&pattern["detail"]["requestParameters"]["roleArn"]), "BreakGlassRoleArns");
+    rule_targets_function_with_retries_and_dead_letters("BreakGlassRoleRule", rule);
+
+    let env = &resource(&t, "Function")["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["BREAK_GLASS_ROLE_ARNS"], "!Ref BreakGlassRoleArns");
+    assert_eq!(env["BREAK_GLASS_USERS"], "!Ref BreakGlassUsers");
+
+    // GetRole only on the configured roles, and only when there are some.
+    let policies = resource(&t, "FunctionRole")["Properties"]["Policies"].as_array().unwrap();
+    let get_role = policies
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .filter_map(|s| s.get("!If"))
+        .find(|b| b[1].is_object() && actions(&b[1]).contains(&"iam:GetRole"))
+        .expect("iam:GetRole is granted inside an !If");
+    assert_eq!(get_role[0], when);
+    assert_eq!(actions(&get_role[1]), ["iam:GetRole"]);
+    assert_eq!(split_parameter(&get_role[1]["Resource"]), "BreakGlassRoleArns");
+}
+
+#[test]
+fn break_glass_user_sign_ins_are_forwarded_only_when_configured() {
+    let t = template();
+    let rule = resource(&t, "BreakGlassUserSignInRule");
+    let when = rule["Condition"].as_str().unwrap();
+    assert_eq!(condition(&t, when), json!(false));
+    let pattern = &rule["Properties"]["EventPattern"];
+    assert_eq!(pattern["source"], json!(["aws.signin"]));
+    assert_eq!(pattern["detail-type"], json!([iam_sentinel::event::SIGN_IN_DETAIL_TYPE]));
+    assert_eq!(pattern["detail"]["userIdentity"]["type"], json!(["IAMUser"]));
+    assert_eq!(split_parameter(&pattern["detail"]["userIdentity"]["userName"]), "BreakGlassUsers");
+    rule_targets_function_with_retries_and_dead_letters("BreakGlassUserSignInRule", rule);
+}
+
+#[test]
+fn every_registry_write_the_function_judges_is_forwarded_and_denied_to_outsiders() {
+    let t = template();
+    let rule = resource(&t, "RegistryChangeRule");
+    let pattern = &rule["Properties"]["EventPattern"];
+    assert_eq!(pattern["source"], json!(["aws.secretsmanager"]));
+    assert_eq!(strings(&pattern["detail"]["eventName"]), iam_sentinel::event::REGISTRY_WRITE_EVENT_NAMES);
+    let secret = pattern["detail"]["requestParameters"]["secretId"].as_str().unwrap();
+    assert!(
+        secret.starts_with("!If [CreateApprovalsSecret,") && secret.contains("${AWS::StackName}/approvals"),
+        "{secret}"
+    );
+    rule_targets_function_with_retries_and_dead_letters("RegistryChangeRule", rule);
+
+    let policy = resource(&t, "ApprovalsSecretPolicy");
+    assert_eq!(policy["Properties"]["SecretId"], "!Ref ApprovalsSecret");
+    let protect = t["Conditions"][policy["Condition"].as_str().unwrap()].as_str().unwrap();
+    assert!(protect.contains("!Condition CreateApprovalsSecret"), "only on the secret this stack creates: {protect}");
+    let statements = policy["Properties"]["ResourcePolicy"]["Statement"].as_array().unwrap();
+    assert!(statements.iter().all(|s| s["Effect"] == "Deny" && s["Principal"] == "*"), "denies only");
+    for name in iam_sentinel::event::REGISTRY_WRITE_EVENT_NAMES {
+        let action = format!("secretsmanager:{name}");
+        let deny = statements
+            .iter()
+            .find(|s| !s["Action"].is_null() && actions(s).contains(&action.as_str()))
+            .unwrap_or_else(|| panic!("{action} is not denied to outsiders"));
+        let exempt = deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"].as_str().unwrap();
+        assert!(exempt.contains("RegistryAdministratorArns"), "{action}: administrators keep it: {exempt}");
+        let approvers_may = exempt.contains("ApproverPrincipals");
+        assert_eq!(
+            approvers_may,
+            ["PutSecretValue", "UpdateSecret", "UpdateSecretVersionStage"].contains(name),
+            "{action}"
+        );
+    }
+    let function = statements
+        .iter()
+        .find(|s| s["Condition"]["ArnEquals"]["aws:PrincipalArn"] == "!GetAtt FunctionRole.Arn")
+        .unwrap();
+    assert_eq!(as_list(&function["NotAction"]), ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]);
+}

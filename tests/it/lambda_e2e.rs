@@ -39,10 +39,14 @@ fn invoke(port: u16, file: &str) -> Output {
 // Every file in events/, each with the outcome the function must report for it in this
 // account (contractor-eve and svc-reporting do not exist here: their events find the user gone;
 // the group and policy the group and policy samples change do not exist either: they reach nobody).
+// The break-glass role and user of the samples are configured, and no approver is: the registry
+// write is a non-approver's.
 const EXPECTED: &[(&str, &str)] = &[
     ("add-user-to-group.json", "processed"),
+    ("assume-role-break-glass.json", "processed"),
     ("attach-group-policy.json", "ignored"),
     ("attach-user-policy-admin.json", "processed"),
+    ("console-sign-in-break-glass-user.json", "processed"),
     ("create-access-key-self.json", "processed"),
     ("create-access-key.json", "processed"),
     ("create-login-profile-no-recipient.json", "processed"),
@@ -55,6 +59,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("delete-access-key.json", "processed"),
     ("delete-virtual-mfa-device.json", "ignored"),
     ("enable-mfa-device.json", "processed"),
+    ("put-secret-value-registry.json", "processed"),
     ("root-console-sign-in.json", "processed"),
     ("root-create-access-key-self.json", "processed"),
     ("root-enable-mfa-device-self.json", "processed"),
@@ -69,6 +74,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("update-account-password-policy.json", "processed"),
 ];
 
+const BREAK_GLASS_ROLE: &str = "arn:aws:iam::123456789012:role/BreakGlassAdmin";
+
 /// Starts `cargo lambda watch` on `port`, configured for `acct`; returns it and its env file.
 fn start_watch(acct: &Account, port: u16) -> (Watch, PathBuf) {
     let env_file = std::env::temp_dir().join(format!("iam-sentinel-e2e-{port}.env"));
@@ -78,6 +85,8 @@ fn start_watch(acct: &Account, port: u16) -> (Watch, PathBuf) {
         format!("APPROVALS_SECRET_ID={}", crate::common::SECRET_ID),
         "AUTO_REMEDIATE=true".into(),
         "SELF_ROLE_ARN=arn:aws:iam::123456789012:role/iam-sentinel-FunctionRole".into(),
+        format!("BREAK_GLASS_ROLE_ARNS={BREAK_GLASS_ROLE}"),
+        "BREAK_GLASS_USERS=break-glass-admin".into(),
         "AWS_LAMBDA_LOG_FORMAT=JSON".into(),
     ]);
     std::fs::write(&env_file, vars.join("\n")).unwrap();
@@ -168,6 +177,26 @@ async fn every_event_file_through_cargo_lambda_watch() {
         }
         if *file == "scheduled-daily-scan.json" {
             assert_eq!(received.iter().filter(|r| r.attributes["check"] == "digest").count(), 1);
+            // The configured role and user do not exist in this account: the path is not ready.
+            let not_ready: Vec<&str> = received
+                .iter()
+                .filter(|r| r.check() == "break-glass-not-ready")
+                .map(|r| r.finding["principal"].as_str().unwrap())
+                .collect();
+            assert!(not_ready.contains(&BREAK_GLASS_ROLE), "{not_ready:?}");
+        }
+        let privileged = match *file {
+            "assume-role-break-glass.json" | "console-sign-in-break-glass-user.json" => Some("break-glass-used"),
+            "put-secret-value-registry.json" => Some("registry-changed-by-non-approver"),
+            _ => None,
+        };
+        if let Some(check) = privileged {
+            assert_eq!(
+                received.iter().map(crate::common::Received::check).collect::<Vec<_>>(),
+                [check],
+                "{file}: one message"
+            );
+            assert_eq!(received[0].attributes["severity"], "critical", "{file}");
         }
     }
     assert!(acct.tags("dev-mallory").await.is_empty(), "remediated");

@@ -51,6 +51,13 @@ fn expected_for(template: &str, i: usize) -> Vec<(String, String, String)> {
     let name = sample(template)["detail"]["eventName"].as_str().unwrap().to_owned();
     let trigger = format!("event:{name}");
     let about_root = |check: &str| (trigger.clone(), String::new(), check.to_owned());
+    // No break-glass role or user is configured here: their events are ignored. The registry
+    // write names this account's registry, and no approver is configured.
+    match template {
+        "assume-role-break-glass.json" | "console-sign-in-break-glass-user.json" => return vec![],
+        "put-secret-value-registry.json" => return vec![about_root("registry-changed-by-non-approver")],
+        _ => {}
+    }
     if template.contains("failed") || template.contains("by-sentinel") || template.starts_with("delete-virtual") {
         return vec![];
     }
@@ -131,7 +138,7 @@ async fn a_burst_of_1000_events_loses_and_duplicates_nothing() {
         .filter(|f| std::path::Path::new(f).extension().is_some_and(|x| x == "json") && !f.starts_with("scheduled"))
         .collect();
     templates.sort();
-    assert_eq!(templates.len(), 26);
+    assert_eq!(templates.len(), 29);
     let work: Vec<(usize, &str)> = (0..EVENTS).map(|k| (k % USERS, templates[k % templates.len()].as_str())).collect();
 
     let started = Instant::now();

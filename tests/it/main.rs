@@ -1,6 +1,6 @@
 //! One integration-test binary: every module shares the moto harness in `common` and links
 //! the SDK once. Modules: the per-protocol renderings on the topic, the command line, the event path, the daily scan, faults, hostile input, the Lambda
-//! end to end, load, remediation safety, the template and policies, the role's actions, and Security Hub's finding lifecycle. (Secrets in logs has its own
+//! end to end, load, remediation safety, the template and policies, the role's actions, Security Hub's finding lifecycle, and the privileged paths (break-glass, the registry). (Secrets in logs has its own
 //! binary: see tests/no_secrets.rs.)
 
 #[path = "../common/mod.rs"]
@@ -18,6 +18,7 @@ mod lambda_e2e;
 mod load;
 mod metrics;
 mod policies;
+mod privileged;
 mod remediation_safety;
 mod role_actions;
 mod scan;

@@ -16,6 +16,7 @@ use iam_sentinel::aws::iam::IamDirectory;
 use iam_sentinel::aws::sns::SnsSink;
 use iam_sentinel::checks::RootSummary;
 use iam_sentinel::checks::password::PasswordPolicy;
+use iam_sentinel::checks::registry::Version;
 use iam_sentinel::finding::{Finding, RemediationStatus};
 use iam_sentinel::message::Message;
 use iam_sentinel::ports::{
@@ -41,6 +42,12 @@ impl ApprovalsStore for Changing {
     }
     fn location(&self) -> &'static str {
         "test-registry"
+    }
+    async fn version(&self, _: &'static str) -> Result<Version, CallError> {
+        Ok(Version::Missing)
+    }
+    async fn last_changed(&self) -> Result<Option<chrono::DateTime<Utc>>, CallError> {
+        Ok(None)
     }
 }
 
@@ -220,6 +227,9 @@ impl AccountReader for Timed {
     }
     async fn list_user_names(&self) -> Result<Vec<String>, ScanError> {
         Ok(self.users.iter().map(|u| u.name.clone()).collect())
+    }
+    async fn role_exists(&self, _: &str) -> Result<bool, CallError> {
+        Ok(true)
     }
 }
 

@@ -46,8 +46,16 @@ async fn role_matches_calls() {
     acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
     acct.create_user("analyst-dave", &[]).await;
     acct.create_login_profile("analyst-dave").await;
-    let (app, counter) =
-        build_app_with(acct.config(&[("AUTO_REMEDIATE", "true"), ("SECURITY_HUB", "true")]), &acct.sdk);
+    // A break-glass role and user as the samples name them: the scan looks the role up (GetRole).
+    let (app, counter) = build_app_with(
+        acct.config(&[
+            ("AUTO_REMEDIATE", "true"),
+            ("SECURITY_HUB", "true"),
+            ("BREAK_GLASS_ROLE_ARNS", "arn:aws:iam::123456789012:role/BreakGlassAdmin"),
+            ("BREAK_GLASS_USERS", "break-glass-admin"),
+        ]),
+        &acct.sdk,
+    );
 
     let mut files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
         .unwrap()
@@ -68,5 +76,7 @@ async fn role_matches_calls() {
     // The untag path really ran (remediation of dev-mallory), so UntagUser is proven, not assumed.
     assert!(called.contains("iam:UntagUser"), "{called:?}");
     assert!(called.contains("securityhub:GetFindings"), "the scan sample ran the lifecycle: {called:?}");
+    assert!(called.contains("iam:GetRole"), "the scan looked up the break-glass role: {called:?}");
+    assert_eq!(counter.snapshot().calls.get("secretsmanager:DescribeSecret"), Some(&1), "once, by the scan");
     acct.received().await;
 }
