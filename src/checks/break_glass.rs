@@ -24,17 +24,6 @@ fn how(context: &CallContext) -> String {
     format!("{from}{mfa}")
 }
 
-fn evidence(event_name: &str, actor: &Actor, context: &CallContext) -> serde_json::Value {
-    json!({
-        "event": event_name,
-        "caller": actor.arn,
-        "event_time": context.event_time,
-        "source_ip": context.source_ip,
-        "user_agent": context.user_agent,
-        "mfa_authenticated": context.mfa_authenticated,
-    })
-}
-
 /// The session a role assumption created: what the finding is about.
 #[derive(Debug, Clone, Copy)]
 pub struct Session<'a> {
@@ -61,7 +50,7 @@ pub fn role_assumed(session: &Session<'_>, actor: &Actor, context: &CallContext,
             how(context)
         ),
     );
-    f.evidence = evidence("AssumeRole", actor, context);
+    f.evidence = context.evidence("AssumeRole", actor);
     f.evidence["role_arn"] = json!(role_arn);
     f.evidence["role_session_name"] = json!(session_name);
     f
@@ -76,7 +65,7 @@ pub fn user_signed_in(user_name: &str, actor: &Actor, context: &CallContext, sco
         format!("break-glass user {user_name} signed in to the console{}: confirm the emergency", how(context)),
     );
     f.user = Some(user_name.to_owned());
-    f.evidence = evidence("ConsoleLogin", actor, context);
+    f.evidence = context.evidence("ConsoleLogin", actor);
     f
 }
 

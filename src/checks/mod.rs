@@ -56,6 +56,21 @@ pub struct CallContext {
     pub mfa_authenticated: Option<bool>,
 }
 
+impl CallContext {
+    /// The event's facts as a finding's evidence: which call, by whom, when, from where, with MFA.
+    #[must_use]
+    pub fn evidence(&self, event_name: &str, actor: &Actor) -> serde_json::Value {
+        serde_json::json!({
+            "event": event_name,
+            "caller": actor.arn,
+            "event_time": self.event_time,
+            "source_ip": self.source_ip,
+            "user_agent": self.user_agent,
+            "mfa_authenticated": self.mfa_authenticated,
+        })
+    }
+}
+
 /// What the event being handled did to the exception tag (event path only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagChange {

@@ -60,12 +60,12 @@ pub fn check_root_summary(
             ),
         );
         f.resource = access_key_id.map(str::to_owned);
-        f.evidence = event_evidence(event_name, actor, context);
+        f.evidence = context.evidence(event_name, actor);
         f.evidence["account_access_keys_present"] = json!(true);
         out.push(f);
     }
     if !summary.mfa_enabled {
-        let mut evidence = event_evidence(event_name, actor, context);
+        let mut evidence = context.evidence(event_name, actor);
         evidence["account_mfa_enabled"] = json!(false);
         out.push(root_without_mfa(scope, &actor.arn, evidence));
     }
@@ -91,7 +91,7 @@ pub fn root_used(event_name: &str, actor: &Actor, context: &CallContext, scope: 
         &actor.arn,
         format!("the root user {action}{from}{how}: confirm who it was, and use IAM roles instead"),
     );
-    f.evidence = event_evidence(event_name, actor, context);
+    f.evidence = context.evidence(event_name, actor);
     f
 }
 
@@ -100,17 +100,6 @@ fn root_without_mfa(scope: &Scope, arn: &str, evidence: serde_json::Value) -> Fi
         scope.finding(CheckId::RootWithoutMfa, arn, "the root account has no MFA device: enable one now".to_owned());
     f.evidence = evidence;
     f
-}
-
-fn event_evidence(event_name: &str, actor: &Actor, context: &CallContext) -> serde_json::Value {
-    json!({
-        "event": event_name,
-        "caller": actor.arn,
-        "event_time": context.event_time,
-        "source_ip": context.source_ip,
-        "user_agent": context.user_agent,
-        "mfa_authenticated": context.mfa_authenticated,
-    })
 }
 
 #[cfg(test)]
