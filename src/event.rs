@@ -564,6 +564,35 @@ mod tests {
     }
 
     #[test]
+    fn every_access_event_name_names_its_target_kind() {
+        let base: Value = serde_json::from_str(include_str!("../events/attach-user-policy-admin.json")).unwrap();
+        for name in ACCESS_EVENT_NAMES {
+            let mut e = base.clone();
+            e["detail"]["eventName"] = (*name).into();
+            e["detail"]["requestParameters"] = serde_json::json!({
+                "userName": "bob", "groupName": "staff",
+                "policyArn": "arn:aws:iam::123456789012:policy/P", "setAsDefault": true,
+            });
+            let target = access(&e.to_string()).target;
+            let expected = if name.contains("Group") && !name.contains("UserToGroup") && !name.contains("UserFromGroup")
+            {
+                AccessTarget::Group("staff".into())
+            } else if name.contains("PolicyVersion") {
+                AccessTarget::Policy("arn:aws:iam::123456789012:policy/P".into())
+            } else {
+                AccessTarget::User("bob".into())
+            };
+            assert_eq!(target, expected, "{name}");
+        }
+        for name in PASSWORD_POLICY_EVENT_NAMES {
+            let mut e = base.clone();
+            e["detail"]["eventName"] = (*name).into();
+            let parsed = parse(&e.to_string()).unwrap();
+            assert!(matches!(parsed, Parsed::Trigger(Trigger::PasswordPolicyChange(_))), "{name}");
+        }
+    }
+
+    #[test]
     fn a_policy_version_not_made_default_changes_nothing() {
         let text = include_str!("../events/create-policy-version-default.json")
             .replace("\"setAsDefault\": true", "\"setAsDefault\": false");

@@ -303,3 +303,78 @@ async fn password_policy_events_judge_the_policy_now_in_force() {
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert!(acct.received().await.is_empty());
 }
+
+/// An event name, its request parameters, and the (check, user) pairs it must publish.
+type Step<'a> = (&'a str, Value, Vec<(&'a str, &'a str)>);
+
+#[tokio::test]
+async fn every_policy_event_judges_what_it_changed_after_the_change() {
+    let (acct, _) = fixture().await;
+    let (app, _) = build_app_with(acct.config(&guardrail()), &acct.sdk);
+    let network = "arn:aws:iam::123456789012:policy/EnterpriseNetworkRestriction";
+    let everything = "arn:aws:iam::123456789012:policy/Everything";
+    let iam = &acct.iam;
+    // Each step: make the change in moto, then hand the function the event CloudTrail records.
+    let steps: Vec<Step<'_>> = vec![
+        (
+            "DetachUserPolicy",
+            serde_json::json!({"userName": "erin", "policyArn": everything}),
+            vec![("user-direct-policy", "erin")],
+        ),
+        ("DeleteUserPolicy", serde_json::json!({"userName": "erin", "policyName": "notes"}), vec![]),
+        (
+            "PutUserPolicy",
+            serde_json::json!({"userName": "bob", "policyName": "mfa"}),
+            vec![("network-restriction-missing", "bob"), ("user-direct-policy", "bob")],
+        ),
+        ("RemoveUserFromGroup", serde_json::json!({"userName": "dan", "groupName": "admins"}), vec![]),
+        ("PutGroupPolicy", serde_json::json!({"groupName": "admins", "policyName": "all"}), vec![]),
+        ("DeleteGroupPolicy", serde_json::json!({"groupName": "admins", "policyName": "all"}), vec![]),
+        ("SetDefaultPolicyVersion", serde_json::json!({"policyArn": network, "versionId": "v1"}), vec![]),
+        ("DeleteAccountPasswordPolicy", Value::Null, vec![("password-policy-weak", "")]),
+    ];
+    for (name, request, expected) in steps {
+        match name {
+            "DetachUserPolicy" => {
+                iam.detach_user_policy().user_name("erin").policy_arn(everything).send().await.unwrap();
+            }
+            "DeleteUserPolicy" => {
+                iam.delete_user_policy().user_name("erin").policy_name("notes").send().await.unwrap();
+            }
+            "PutUserPolicy" => {
+                iam.put_user_policy()
+                    .user_name("bob")
+                    .policy_name("mfa")
+                    .policy_document(REQUIRE_MFA)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "RemoveUserFromGroup" => {
+                iam.remove_user_from_group().user_name("dan").group_name("admins").send().await.unwrap();
+            }
+            "PutGroupPolicy" => {
+                iam.put_group_policy()
+                    .group_name("admins")
+                    .policy_name("all")
+                    .policy_document(ALLOW_ALL)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "DeleteGroupPolicy" => {
+                iam.delete_group_policy().group_name("admins").policy_name("all").send().await.unwrap();
+            }
+            "DeleteAccountPasswordPolicy" => {
+                iam.delete_account_password_policy().send().await.unwrap();
+            }
+            _ => {}
+        }
+        let mut event = sample("attach-user-policy-admin.json");
+        event["detail"]["eventName"] = name.into();
+        event["detail"]["requestParameters"] = request;
+        let report = app.handle(event, &RunOptions::at(Utc::now())).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(policy_pairs(&report.findings), pairs(expected), "{name}: {:?}", report.outcome);
+        assert_eq!(acct.received().await.len(), report.findings.len(), "{name}");
+    }
+}
