@@ -5,6 +5,7 @@
 pub mod lifecycle;
 mod policy_events;
 mod privileged;
+pub mod rotation;
 
 use std::collections::HashMap;
 
@@ -138,6 +139,9 @@ pub enum Failure {
     /// An untag call failed.
     #[error(transparent)]
     Remediation(CallError),
+    /// A key rotation step failed (a new key whose secret could not be written is deleted again).
+    #[error("key rotation: {0}")]
+    Rotation(CallError),
     /// Root's account summary could not be read after a root event (`root-used` still went out).
     #[error(transparent)]
     RootSummary(CallError),
@@ -161,6 +165,7 @@ impl Failure {
         match self {
             Failure::RegistryUnavailable(_) | Failure::RegistryReRead(_) => "RegistryUnavailable",
             Failure::Remediation(_) => "RemediationFailed",
+            Failure::Rotation(_) => "RotationFailed",
             Failure::RootSummary(_) | Failure::NotJudged(_) => "AwsCallFailed",
             Failure::Publish(_) => "FindingsIncomplete",
             Failure::SecurityHub(e) if e.not_enabled => "SecurityHubNotEnabled",
@@ -206,6 +211,8 @@ pub struct App<D, A, S> {
     pub sink: Option<S>,
     /// The region the function runs in (findings carry it).
     pub region: String,
+    /// Key rotation for opted-in users; `None` where it is not wired (tests of other parts).
+    pub key_rotation: Option<Box<dyn crate::ports::KeyRotation>>,
 }
 
 impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
@@ -275,7 +282,13 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             access: judge.as_ref(),
         });
         findings.extend(root_use);
-        let failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
+        let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
+        if change.event_name.contains("AccessKey") {
+            // A key changed: an opted-in user's rotation may have a step to take now.
+            let (rotated, failed) = self.rotate_keys(&[&user], &scope, opts).await;
+            findings.extend(rotated);
+            failures.extend(failed);
+        }
         sort_findings(&mut findings);
         self.finish(trigger, findings, failures, opts, None, Lifecycle::default(), one_message_each).await
     }
@@ -363,6 +376,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         }
         let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
         let privileged = self.scan_privileged(&snapshot, &scope, &mut findings, &mut failures).await;
+        self.rotate_scanned(&snapshot, &scope, opts, &mut findings, &mut failures).await;
         sort_findings(&mut findings);
         let coverage = lifecycle::Coverage {
             account: &scope.account,

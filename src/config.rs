@@ -94,6 +94,36 @@ impl Default for Policy {
     }
 }
 
+/// Opt-in access key rotation (users tagged `ROTATION_TAG_KEY=auto`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// `ROTATE_KEYS=true`: carry the steps out; `false` (default): report them as `dry-run`.
+    pub enabled: bool,
+    /// The opt-in tag key (`iam-sentinel:rotation`); its value must be `auto`.
+    pub tag_key: String,
+    /// Days the old key stays active after the new one is created.
+    pub deactivate_after_days: i64,
+    /// Days an old key stays inactive before it is deleted.
+    pub delete_after_days: i64,
+    /// KMS key for new rotation secrets (the stack's key); `None`: Secrets Manager's default.
+    pub kms_key_id: Option<String>,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            enabled: false,
+            tag_key: "iam-sentinel:rotation".to_owned(),
+            deactivate_after_days: 10,
+            delete_after_days: 10,
+            kms_key_id: None,
+        }
+    }
+}
+
+/// The value of the opt-in tag that turns rotation on for a user.
+pub const ROTATION_OPT_IN: &str = "auto";
+
 /// The whole configuration of the function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -109,6 +139,8 @@ pub struct Config {
     pub self_role_arn: Option<String>,
     /// Import findings into AWS Security Hub and resolve them there after each scan (`SECURITY_HUB`).
     pub security_hub: bool,
+    /// Opt-in key rotation.
+    pub rotation: Rotation,
 }
 
 /// A configuration variable with a bad value.
@@ -307,6 +339,17 @@ impl Config {
             errors.borrow_mut().push(bad("BREAK_GLASS_USERS", bad_name, "comma-separated IAM user names"));
         }
 
+        let rotation = Rotation {
+            enabled: match get("ROTATE_KEYS").map(|v| v.to_ascii_lowercase()).as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(v) => report(&errors, Err(bad("ROTATE_KEYS", v, "`true` or `false`")), false),
+            },
+            tag_key: get("ROTATION_TAG_KEY").unwrap_or_else(|| Rotation::default().tag_key),
+            deactivate_after_days: days("ROTATION_DEACTIVATE_DAYS", 10, 365),
+            delete_after_days: days("ROTATION_DELETE_DAYS", 10, 365),
+            kms_key_id: get("ROTATION_KMS_KEY_ID"),
+        };
         let errors = errors.into_inner();
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -332,6 +375,7 @@ impl Config {
             auto_remediate,
             self_role_arn,
             security_hub,
+            rotation,
         })
     }
 }
@@ -360,6 +404,11 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PASSWORD_REUSE_PREVENTION", "previous passwords the account policy must remember (default 24)"),
     ("PASSWORD_MAX_AGE_DAYS", "longest password age the account policy must enforce (default 0: not judged)"),
     ("BREAK_GLASS_ROLE_ARNS", "comma-separated break-glass role ARNs: every assumption is reported"),
+    ("ROTATE_KEYS", "true: rotate the keys of users tagged ROTATION_TAG_KEY=auto (default false: dry-run)"),
+    ("ROTATION_TAG_KEY", "the opt-in tag key (default iam-sentinel:rotation, value auto)"),
+    ("ROTATION_DEACTIVATE_DAYS", "days the old key stays active after rotation (default 10)"),
+    ("ROTATION_DELETE_DAYS", "days an old key stays inactive before deletion (default 10)"),
+    ("ROTATION_KMS_KEY_ID", "KMS key for new rotation secrets (default: Secrets Manager's own key)"),
     ("BREAK_GLASS_USERS", "comma-separated break-glass user names: sign-ins reported, never remediated"),
 ];
 
@@ -426,6 +475,8 @@ mod tests {
             ("PASSWORD_REUSE_PREVENTION", "25", "from 1 to 24"),
             ("PASSWORD_MAX_AGE_DAYS", "-3", "days (0: no rotation)"),
             ("BREAK_GLASS_ROLE_ARNS", "arn:aws:iam::123456789012:user/x", "role ARNs"),
+            ("ROTATE_KEYS", "yes", "`true` or `false`"),
+            ("ROTATION_DEACTIVATE_DAYS", "ten", "whole number of days"),
             ("BREAK_GLASS_USERS", "ok, not ok", "\"not ok\""),
         ] {
             let err = with(&[(var, val)]).unwrap_err().to_string();

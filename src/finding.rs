@@ -137,6 +137,11 @@ check_ids! {
     RegistryChangedByNonApprover => "registry-changed-by-non-approver", Critical;
     /// An approved exception whose user's credentials were unused for `KEY_UNUSED_DAYS`.
     ExceptionUnused => "exception-unused", Low;
+    /// The function rotated an opted-in user's key, or took the rotation's next step.
+    AccessKeyRotated => "access-key-rotated", Info;
+    /// The rotation cannot take its next step: the old key is still used, or the keys are not
+    /// in a state it can act on safely.
+    RotationStalled => "rotation-stalled", Medium;
 }
 
 impl std::fmt::Display for CheckId {
@@ -206,7 +211,9 @@ impl CheckId {
             | CheckId::BreakGlassUsed
             | CheckId::BreakGlassNotReady
             | CheckId::RegistryChangedByNonApprover
-            | CheckId::ExceptionUnused => return None,
+            | CheckId::ExceptionUnused
+            | CheckId::AccessKeyRotated
+            | CheckId::RotationStalled => return None,
         };
         Some(CisControl { id, title })
     }

@@ -207,3 +207,49 @@ pub trait FindingsStore: Send + Sync {
     /// Every open finding this function reported in `account` (all pages).
     fn open_findings<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<Vec<StoredFinding>, StoreError>>;
 }
+
+/// A new access key's secret half: never printed (its `Debug` is redacted), only stored.
+pub struct KeySecret(pub String);
+
+impl std::fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeySecret(redacted)")
+    }
+}
+
+/// A key just created by the rotation.
+#[derive(Debug)]
+pub struct NewKey {
+    /// The access key id.
+    pub id: String,
+    /// The secret access key (goes to Secrets Manager only).
+    pub secret: KeySecret,
+}
+
+/// What key rotation needs from IAM and Secrets Manager; a trait object, because whether it
+/// exists is decided at start-up.
+pub trait KeyRotation: Send + Sync {
+    /// The user's keys, fresh (`ListAccessKeys`).
+    fn keys<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<crate::remediate::rotation::Key>, CallError>>;
+    /// When, where and to what a key was last used (`GetAccessKeyLastUsed`).
+    fn last_use<'a>(&'a self, key_id: &'a str)
+    -> BoxFuture<'a, Result<crate::remediate::rotation::LastUse, CallError>>;
+    /// What the user's rotation secret holds (`DescribeSecret`, `GetSecretValue` of the current
+    /// version: only its key id is kept).
+    fn vault<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<crate::remediate::rotation::Vault, CallError>>;
+    /// Creates a key for `user` (`CreateAccessKey`).
+    fn create_key<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<NewKey, CallError>>;
+    /// Stores `key` as the secret's current version, creating the secret on first use.
+    fn store<'a>(&'a self, secret: &'a str, user: &'a str, key: &'a NewKey) -> BoxFuture<'a, Result<(), CallError>>;
+    /// Records on the secret that `key_id` was deactivated `at` (a tag), before deactivating it.
+    fn record_deactivation<'a>(
+        &'a self,
+        secret: &'a str,
+        key_id: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<(), CallError>>;
+    /// Sets a key `Inactive` (`UpdateAccessKey`).
+    fn deactivate<'a>(&'a self, user: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>>;
+    /// Deletes a key (`DeleteAccessKey`); a key already gone is not an error.
+    fn delete_key<'a>(&'a self, user: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>>;
+}

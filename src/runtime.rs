@@ -34,6 +34,11 @@ pub fn build_app_with(config: Config, sdk: &aws_config::SdkConfig) -> (AwsApp, C
             topic,
         )
     });
+    let key_rotation = Some(Box::new(crate::aws::rotation::AwsKeyRotation::new(
+        iam.clone(),
+        secrets.clone(),
+        config.rotation.kms_key_id.clone(),
+    )) as Box<dyn crate::ports::KeyRotation>);
     let approvals = SecretApprovals::new(secrets, config.approvals_secret_id.clone());
     let region = sdk.region().map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
     let findings_store = config.security_hub.then(|| {
@@ -42,5 +47,5 @@ pub fn build_app_with(config: Config, sdk: &aws_config::SdkConfig) -> (AwsApp, C
         );
         Box::new(SecurityHubStore::new(client, region.clone())) as Box<dyn crate::ports::FindingsStore>
     });
-    (App { findings_store, config, directory: IamDirectory::new(iam), approvals, sink, region }, counter)
+    (App { findings_store, config, directory: IamDirectory::new(iam), approvals, sink, region, key_rotation }, counter)
 }

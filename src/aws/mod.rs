@@ -2,6 +2,7 @@
 
 pub mod approvals;
 pub mod iam;
+pub mod rotation;
 pub mod securityhub;
 pub mod sns;
 

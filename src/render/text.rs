@@ -81,6 +81,14 @@ pub fn what_to_do(check: CheckId) -> &'static str {
             "Revert the registry to its previous version unless an approver confirms the change, and review who \
              may write the secret."
         }
+        CheckId::AccessKeyRotated => {
+            "Nothing to do if the key's consumers read it from the rotation secret; the old key is deactivated, \
+             then deleted, on schedule."
+        }
+        CheckId::RotationStalled => {
+            "Move the consumer still using the old key to the rotation secret (or clear the blocking state the \
+             finding names); the rotation resumes by itself."
+        }
         CheckId::ExceptionUnused => {
             "Ask the approver to end the exception: remove the AccessException tag and the approval."
         }

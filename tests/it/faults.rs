@@ -54,6 +54,7 @@ fn build(iam: aws_sdk_iam::Client, sm: aws_sdk_secretsmanager::Client, sns: aws_
         approvals: SecretApprovals::new(sm, "approvals".into()),
         sink: Some(SnsSink::new(sns, TOPIC.into())),
         region: "us-east-1".into(),
+        key_rotation: None,
     }
 }
 

@@ -63,6 +63,7 @@ fn app_with(acct: &Account, approvals: Changing) -> App<IamDirectory, Changing, 
         approvals,
         sink: Some(SnsSink::new(aws_sdk_sns::Client::new(&acct.sdk), acct.topic_arn.clone())),
         region: "us-east-1".into(),
+        key_rotation: None,
     }
 }
 
@@ -274,6 +275,7 @@ fn timed_app(directory: Timed, per_batch: Duration) -> App<Timed, Changing, Time
         approvals: Changing::new(vec![Ok(Approvals::default())]),
         sink: Some(TimedTopic { per_batch, published: Mutex::new(0) }),
         region: "us-east-1".into(),
+        key_rotation: None,
     }
 }
 

@@ -1,0 +1,248 @@
+//! Carries out the rotation steps [`crate::remediate::rotation::next_step`] decides, one user
+//! at a time, reading fresh state just before acting and recording what was done.
+
+use serde_json::json;
+
+use super::{App, Failure, RunOptions};
+use crate::config::ROTATION_OPT_IN;
+use crate::finding::{CheckId, Finding, Remediation, RemediationStatus, Scope};
+use crate::ports::{AccountReader, ApprovalsStore, CallError, FindingsSink, KeyRotation, UserDirectory};
+use crate::remediate::rotation::{Schedule, Step, next_step};
+use crate::snapshot::UserSnapshot;
+
+/// The user's rotation secret.
+#[must_use]
+pub fn secret_name(account: &str, user: &str) -> String {
+    format!("iam-sentinel/keys/{account}/{user}")
+}
+
+impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
+    fn schedule(&self) -> Schedule {
+        let p = &self.config.policy;
+        Schedule {
+            rotate_at_days: p.key_max_age_days - p.key_warn_days,
+            deactivate_after_days: self.config.rotation.deactivate_after_days,
+            delete_after_days: self.config.rotation.delete_after_days,
+        }
+    }
+
+    /// Whether `user` opted in and a step may be due (a key at the rotation point, or a
+    /// rotation in flight): only those cost per-user calls.
+    fn rotation_candidate(&self, user: &UserSnapshot, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let opted_in =
+            user.tag(&self.config.rotation.tag_key).is_some_and(|t| t.value.eq_ignore_ascii_case(ROTATION_OPT_IN));
+        let due = |k: &crate::snapshot::AccessKey| {
+            k.active && crate::checks::whole_days(k.created, now) >= self.schedule().rotate_at_days
+        };
+        opted_in && (user.keys.len() > 1 || user.keys.iter().any(due))
+    }
+
+    /// The scan's rotations: every opted-in user the credential report knows.
+    pub(super) async fn rotate_scanned(
+        &self,
+        snapshot: &crate::ports::AccountSnapshot,
+        scope: &Scope,
+        opts: &RunOptions,
+        findings: &mut Vec<Finding>,
+        failures: &mut Vec<Failure>,
+    ) {
+        let users: Vec<&UserSnapshot> =
+            snapshot.users.iter().filter(|u| !snapshot.users_not_in_report.contains(&u.name)).collect();
+        let (f, e) = self.rotate_keys(&users, scope, opts).await;
+        findings.extend(f);
+        failures.extend(e);
+    }
+
+    /// Judges and carries out the rotation of every opted-in user among `users`.
+    pub(super) async fn rotate_keys(
+        &self,
+        users: &[&UserSnapshot],
+        scope: &Scope,
+        opts: &RunOptions,
+    ) -> (Vec<Finding>, Vec<Failure>) {
+        let (mut findings, mut failures) = (Vec::new(), Vec::new());
+        let Some(rotation) = self.key_rotation.as_deref() else { return (findings, failures) };
+        for user in users.iter().filter(|u| self.rotation_candidate(u, opts.now)) {
+            if opts.must_stop() {
+                failures.push(Failure::Rotation(CallError {
+                    action: "rotation",
+                    target: user.name.clone(),
+                    message: "stopped before the Lambda deadline; the next run takes the step".into(),
+                }));
+                break;
+            }
+            match self.rotate_one(rotation, user, scope, opts).await {
+                Ok(f) => findings.extend(f),
+                Err((f, e)) => {
+                    findings.extend(f);
+                    failures.push(Failure::Rotation(e));
+                }
+            }
+        }
+        (findings, failures)
+    }
+
+    async fn rotate_one(
+        &self,
+        rotation: &dyn KeyRotation,
+        user: &UserSnapshot,
+        scope: &Scope,
+        opts: &RunOptions,
+    ) -> Result<Option<Finding>, (Option<Finding>, CallError)> {
+        let secret = secret_name(&scope.account, &user.name);
+        let (keys, vault) = tokio::join!(rotation.keys(&user.name), rotation.vault(&secret));
+        let (keys, vault) = (keys.map_err(|e| (None, e))?, vault.map_err(|e| (None, e))?);
+        let schedule = self.schedule();
+        let mut step = next_step(&keys, &vault, None, &schedule, opts.now);
+        if let Step::NeedsLastUse { old } = &step {
+            let last_use = rotation.last_use(old).await.map_err(|e| (None, e))?;
+            step = next_step(&keys, &vault, Some(&last_use), &schedule, opts.now);
+        }
+        let act = self.config.rotation.enabled && !opts.dry_run;
+        let why_not = if opts.dry_run { "--dry-run" } else { "ROTATE_KEYS=false" };
+        let finding = |check: CheckId, resource: &str, message: String, evidence: serde_json::Value| {
+            let mut f = scope.finding(check, &user.arn, message);
+            f.user = Some(user.name.clone());
+            f.resource = Some(resource.to_owned());
+            f.evidence = evidence;
+            f
+        };
+        let done = |f: &mut Finding, action: &str, status, detail: Option<String>| {
+            f.remediation = Some(Remediation { action: action.into(), status, detail });
+        };
+        match step {
+            Step::Wait(_) | Step::NeedsLastUse { .. } => Ok(None),
+            Step::Stalled { old, new, last_use } => {
+                let evidence = json!({
+                    "old_key_id": old, "new_key_id": new, "secret": secret,
+                    "old_key_last_used": last_use.at, "service": last_use.service, "region": last_use.region,
+                });
+                Ok(Some(finding(
+                    CheckId::RotationStalled,
+                    &old,
+                    stalled_message(&user.name, &old, &new, &last_use),
+                    evidence,
+                )))
+            }
+            Step::Blocked(reason) => Ok(Some(blocked(user, &reason, &keys, &secret, scope))),
+            Step::Rotate { old } => {
+                let mut f = finding(
+                    CheckId::AccessKeyRotated,
+                    &old,
+                    format!("{}'s key {old} is due for rotation: a new key goes to secret {secret}", user.name),
+                    json!({ "step": "rotate", "old_key_id": old, "secret": secret }),
+                );
+                if !act {
+                    done(&mut f, "rotate", RemediationStatus::DryRun, Some(format!("would rotate ({why_not})")));
+                    return Ok(Some(f));
+                }
+                rotate_now(rotation, user, &old, &secret, f).await
+            }
+            Step::Deactivate { old, new } => {
+                let mut f = finding(
+                    CheckId::AccessKeyRotated,
+                    &old,
+                    format!("{}'s old key {old} is deactivated: {new} in secret {secret} replaces it", user.name),
+                    json!({ "step": "deactivate", "old_key_id": old, "new_key_id": new, "secret": secret }),
+                );
+                if !act {
+                    done(
+                        &mut f,
+                        "deactivate",
+                        RemediationStatus::DryRun,
+                        Some(format!("would deactivate ({why_not})")),
+                    );
+                    return Ok(Some(f));
+                }
+                let result = async {
+                    rotation.record_deactivation(&secret, &old, opts.now).await?;
+                    rotation.deactivate(&user.name, &old).await
+                };
+                if let Err(e) = result.await {
+                    done(&mut f, "deactivate", RemediationStatus::Failed, Some(e.to_string()));
+                    return Err((Some(f), e));
+                }
+                f.evidence["undo"] =
+                    json!({ "action": "deactivate", "user": user.name, "key_id": old, "previous_status": "Active" });
+                done(&mut f, "deactivate", RemediationStatus::Applied, None);
+                Ok(Some(f))
+            }
+            Step::Delete { old } => {
+                let mut f = finding(
+                    CheckId::AccessKeyRotated,
+                    &old,
+                    format!("{}'s old key {old}, inactive since the rotation, is deleted", user.name),
+                    json!({ "step": "delete", "old_key_id": old, "secret": secret }),
+                );
+                if !act {
+                    done(&mut f, "delete", RemediationStatus::DryRun, Some(format!("would delete ({why_not})")));
+                    return Ok(Some(f));
+                }
+                if let Err(e) = rotation.delete_key(&user.name, &old).await {
+                    done(&mut f, "delete", RemediationStatus::Failed, Some(e.to_string()));
+                    return Err((Some(f), e));
+                }
+                done(&mut f, "delete", RemediationStatus::Applied, None);
+                Ok(Some(f))
+            }
+        }
+    }
+}
+
+fn stalled_message(user: &str, old: &str, new: &str, last_use: &crate::remediate::rotation::LastUse) -> String {
+    format!(
+        "{user}'s old key {old} was used after {new} replaced it (last {}{}): not deactivated until its consumer \
+         moves to the secret",
+        last_use.at.map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string()),
+        match (&last_use.service, &last_use.region) {
+            (Some(s), Some(r)) => format!(", {s} in {r}"),
+            (Some(s), None) => format!(", {s}"),
+            _ => String::new(),
+        }
+    )
+}
+
+/// Creates the new key and stores it; if storing fails, deletes the key again (its secret exists
+/// nowhere else) and fails.
+async fn rotate_now(
+    rotation: &dyn KeyRotation,
+    user: &UserSnapshot,
+    old: &str,
+    secret: &str,
+    mut f: Finding,
+) -> Result<Option<Finding>, (Option<Finding>, CallError)> {
+    let new = rotation.create_key(&user.name).await.map_err(|e| (None, e))?;
+    if let Err(e) = rotation.store(secret, &user.name, &new).await {
+        let detail = match rotation.delete_key(&user.name, &new.id).await {
+            Ok(()) => format!("the secret could not be written, so the new key {} was deleted again", new.id),
+            Err(c) => format!("the secret could not be written and the new key {} could not be deleted: {c}", new.id),
+        };
+        f.remediation =
+            Some(Remediation { action: "rotate".into(), status: RemediationStatus::Failed, detail: Some(detail) });
+        return Err((Some(f), e));
+    }
+    tracing::warn!(user = %user.name, old_key = %old, new_key = %new.id, "rotated access key");
+    f.message = format!("{}'s key {old} was rotated: {} is in secret {secret}", user.name, new.id);
+    f.evidence["new_key_id"] = json!(new.id);
+    f.evidence["undo"] = json!({ "action": "rotate", "user": user.name, "created_key_id": new.id });
+    f.remediation = Some(Remediation { action: "rotate".into(), status: RemediationStatus::Applied, detail: None });
+    Ok(Some(f))
+}
+
+fn blocked(
+    user: &UserSnapshot,
+    reason: &str,
+    keys: &[crate::remediate::rotation::Key],
+    secret: &str,
+    scope: &Scope,
+) -> Finding {
+    let mut f = scope.finding(
+        CheckId::RotationStalled,
+        &user.arn,
+        format!("{}'s key rotation is blocked: {reason}", user.name),
+    );
+    f.user = Some(user.name.clone());
+    f.evidence = json!({ "secret": secret, "keys": keys.iter().map(|k| json!({
+        "id": k.id, "active": k.active, "created": k.created })).collect::<Vec<_>>() });
+    f
+}
