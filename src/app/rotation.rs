@@ -246,3 +246,98 @@ fn blocked(
         "id": k.id, "active": k.active, "created": k.created })).collect::<Vec<_>>() });
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ports::{BoxFuture, KeySecret, NewKey};
+    use crate::remediate::rotation::{Key, LastUse, Vault};
+
+    /// IAM and Secrets Manager in memory; storing the secret can be made to fail.
+    #[derive(Default)]
+    struct Fake {
+        keys: Mutex<Vec<String>>,
+        stored: Mutex<Vec<String>>,
+        store_fails: bool,
+    }
+
+    fn err(action: &'static str) -> CallError {
+        CallError { action, target: "svc-app".into(), message: "InternalFailure: injected".into() }
+    }
+
+    impl KeyRotation for Fake {
+        fn keys<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<Key>, CallError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn last_use<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<LastUse, CallError>> {
+            Box::pin(async { Ok(LastUse::default()) })
+        }
+        fn vault<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vault, CallError>> {
+            Box::pin(async { Ok(Vault::default()) })
+        }
+        fn create_key<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<NewKey, CallError>> {
+            Box::pin(async {
+                self.keys.lock().unwrap().push("AKIANEW".into());
+                Ok(NewKey { id: "AKIANEW".into(), secret: KeySecret("s3cr3t-never-printed".into()) })
+            })
+        }
+        fn store<'a>(&'a self, _: &'a str, _: &'a str, key: &'a NewKey) -> BoxFuture<'a, Result<(), CallError>> {
+            Box::pin(async move {
+                if self.store_fails {
+                    return Err(err("secretsmanager:PutSecretValue"));
+                }
+                self.stored.lock().unwrap().push(key.id.clone());
+                Ok(())
+            })
+        }
+        fn record_deactivation<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: chrono::DateTime<chrono::Utc>,
+        ) -> BoxFuture<'a, Result<(), CallError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn deactivate<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), CallError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn delete_key<'a>(&'a self, _: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>> {
+            Box::pin(async move {
+                self.keys.lock().unwrap().retain(|k| k != key_id);
+                Ok(())
+            })
+        }
+    }
+
+    fn finding() -> Finding {
+        let scope = crate::checks::fixtures::scope();
+        scope.finding(CheckId::AccessKeyRotated, "arn:aws:iam::123456789012:user/svc-app", "due".into())
+    }
+
+    #[tokio::test]
+    async fn a_secret_that_cannot_be_written_deletes_the_new_key_and_fails() {
+        let fake = Fake { store_fails: true, ..Fake::default() };
+        let user = crate::checks::fixtures::user("svc-app");
+        let (f, e) = rotate_now(&fake, &user, "AKIAOLD", "iam-sentinel/keys/1/svc-app", finding()).await.unwrap_err();
+        assert_eq!(e.action, "secretsmanager:PutSecretValue");
+        assert!(fake.keys.lock().unwrap().is_empty(), "the new key was deleted again");
+        let r = f.unwrap().remediation.unwrap();
+        assert_eq!(r.status, RemediationStatus::Failed);
+        assert!(r.detail.unwrap().contains("AKIANEW was deleted again"));
+    }
+
+    #[tokio::test]
+    async fn a_rotation_names_both_keys_and_never_the_secret() {
+        let fake = Fake::default();
+        let user = crate::checks::fixtures::user("svc-app");
+        let f = rotate_now(&fake, &user, "AKIAOLD", "iam-sentinel/keys/1/svc-app", finding()).await.unwrap().unwrap();
+        assert_eq!(*fake.stored.lock().unwrap(), ["AKIANEW"]);
+        assert_eq!(f.evidence["new_key_id"], "AKIANEW");
+        assert!(f.message.contains("AKIAOLD") && f.message.contains("AKIANEW"));
+        let text = serde_json::to_string(&f).unwrap();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert_eq!(format!("{:?}", KeySecret("s3cr3t".into())), "KeySecret(redacted)");
+    }
+}

@@ -21,5 +21,6 @@ mod policies;
 mod privileged;
 mod remediation_safety;
 mod role_actions;
+mod rotation;
 mod scan;
 mod security_hub;

@@ -1,0 +1,203 @@
+//! Opt-in key rotation against moto: a user walked through rotation, deactivation and deletion
+//! with `--as-of` days, two concurrent scans, dry-run, and a user who opts out midway; after
+//! each step the exact keys, the secret's versions, and what a subscriber received.
+//!
+//! moto cannot backdate keys: a key it creates is dated now, so a new key looks as old as the
+//! simulated day. The walk therefore takes one step per scan (rotate, deactivate, delete) and
+//! stops there; the exact day-by-day schedule is unit-tested in `remediate::rotation`.
+
+use crate::common::{ACCOUNT, Account, registry};
+use chrono::{DateTime, Duration, Utc};
+use iam_sentinel::app::RunOptions;
+use iam_sentinel::app::rotation::secret_name;
+use iam_sentinel::finding::{Finding, RemediationStatus};
+use iam_sentinel::runtime::build_app_with;
+
+const USER: &str = "svc-app";
+
+async fn opted_in(acct: &Account) -> String {
+    acct.put_registry(&registry(&[])).await;
+    acct.create_user(USER, &[("iam-sentinel:rotation", "auto"), ("owner", "apps")]).await;
+    acct.create_key(USER).await
+}
+
+/// The user's keys as (id, active), oldest first.
+async fn keys(acct: &Account) -> Vec<(String, bool)> {
+    let out = acct.iam.list_access_keys().user_name(USER).send().await.unwrap();
+    let mut keys: Vec<_> = out.access_key_metadata().to_vec();
+    keys.sort_by_key(|k| k.create_date().map(aws_sdk_iam::primitives::DateTime::as_nanos));
+    keys.iter()
+        .map(|k| (k.access_key_id().unwrap().to_owned(), k.status() == Some(&aws_sdk_iam::types::StatusType::Active)))
+        .collect()
+}
+
+/// The secret's current value (AccessKeyId, SecretAccessKey) and whether a previous version exists.
+async fn secret(acct: &Account) -> Option<(String, String, bool)> {
+    let name = secret_name(ACCOUNT, USER);
+    let current = acct.secrets.get_secret_value().secret_id(&name).version_stage("AWSCURRENT").send().await.ok()?;
+    let v: serde_json::Value = serde_json::from_str(current.secret_string().unwrap()).unwrap();
+    let previous = acct.secrets.get_secret_value().secret_id(&name).version_stage("AWSPREVIOUS").send().await.is_ok();
+    Some((v["AccessKeyId"].as_str().unwrap().to_owned(), v["SecretAccessKey"].as_str().unwrap().to_owned(), previous))
+}
+
+fn rotation_findings(findings: &[Finding]) -> Vec<(String, Option<String>, Option<RemediationStatus>)> {
+    findings
+        .iter()
+        .filter(|f| f.check.as_str() == "access-key-rotated" || f.check.as_str() == "rotation-stalled")
+        .map(|f| {
+            let step = f.evidence["step"].as_str().map(str::to_owned);
+            (f.check.as_str().to_owned(), step, f.remediation.as_ref().map(|r| r.status))
+        })
+        .collect()
+}
+
+fn at(t0: DateTime<Utc>, days: i64) -> RunOptions {
+    RunOptions::at(t0 + Duration::days(days))
+}
+
+#[tokio::test]
+async fn a_user_is_walked_through_rotation_deactivation_and_deletion() {
+    let acct = Account::new().await;
+    let first = opted_in(&acct).await;
+    // Day 0 is when the first key was created.
+    let t0 = Utc::now();
+    let (app, counter) = build_app_with(acct.config(&[("ROTATE_KEYS", "true")]), &acct.sdk);
+
+    // Day 75: not due; nothing read per user.
+    let report = app.scan(None, &at(t0, 75)).await.unwrap();
+    assert!(rotation_findings(&report.findings).is_empty());
+    assert!(!counter.snapshot().calls.contains_key("iam:ListAccessKeys"), "no per-user call before a step is due");
+    acct.received().await;
+
+    // Day 76: rotated. Two active keys; the new one is the secret's only version.
+    counter.reset();
+    let report = app.scan(None, &at(t0, 76)).await.unwrap();
+    assert_eq!(report.failure, None);
+    assert_eq!(
+        rotation_findings(&report.findings),
+        [("access-key-rotated".into(), Some("rotate".into()), Some(RemediationStatus::Applied))]
+    );
+    let k = keys(&acct).await;
+    assert_eq!(k.len(), 2);
+    assert_eq!(k[0], (first.clone(), true));
+    let second = k[1].0.clone();
+    let (in_secret, secret_key, previous) = secret(&acct).await.expect("secret created");
+    assert_eq!((in_secret.as_str(), secret_key.len(), previous), (second.as_str(), 40, false));
+    let calls = counter.snapshot().calls;
+    assert_eq!(
+        (
+            calls.get("iam:CreateAccessKey"),
+            calls.get("secretsmanager:PutSecretValue").or(calls.get("secretsmanager:CreateSecret"))
+        ),
+        (Some(&1), Some(&1)),
+        "two writes per rotation: {calls:?}"
+    );
+    let rotated = report.findings.iter().find(|f| f.check.as_str() == "access-key-rotated").unwrap();
+    assert_eq!(
+        (rotated.evidence["old_key_id"].as_str(), rotated.evidence["new_key_id"].as_str()),
+        (Some(first.as_str()), Some(second.as_str()))
+    );
+    // The secret half is in Secrets Manager only: not in the report, not in any message.
+    let received = acct.received().await;
+    let digest = received.iter().find(|r| r.attributes["check"] == "digest").expect("digest");
+    assert_eq!(digest.finding["digest"]["counts_by_check"]["access-key-rotated"], 1);
+    assert!(!serde_json::to_string(&report.findings).unwrap().contains(&secret_key));
+    assert!(received.iter().all(|r| !r.finding.to_string().contains(&secret_key)));
+
+    // Day 90: the old key, never used since, is deactivated (the new one stays).
+    counter.reset();
+    let report = app.scan(None, &at(t0, 90)).await.unwrap();
+    assert_eq!(
+        rotation_findings(&report.findings),
+        [("access-key-rotated".into(), Some("deactivate".into()), Some(RemediationStatus::Applied))]
+    );
+    assert_eq!(keys(&acct).await, [(first.clone(), false), (second.clone(), true)]);
+    let calls = counter.snapshot().calls;
+    assert_eq!(
+        (calls.get("iam:UpdateAccessKey"), calls.get("iam:GetAccessKeyLastUsed")),
+        (Some(&1), Some(&1)),
+        "{calls:?}"
+    );
+
+    // Day 100: deleted, ten days after its deactivation. The secret still holds the new key.
+    let report = app.scan(None, &at(t0, 100)).await.unwrap();
+    assert_eq!(
+        rotation_findings(&report.findings),
+        [("access-key-rotated".into(), Some("delete".into()), Some(RemediationStatus::Applied))]
+    );
+    assert_eq!(keys(&acct).await, [(second.clone(), true)]);
+    assert_eq!(secret(&acct).await.unwrap().0, second);
+}
+
+#[tokio::test]
+async fn two_concurrent_scans_never_make_a_third_key() {
+    let acct = Account::new().await;
+    let first = opted_in(&acct).await;
+    // Day 0 is when the first key was created.
+    let t0 = Utc::now();
+    // The new key looks as old as the simulated day (see above): a long deactivation delay keeps
+    // the second run from taking the next step, as it would not in real time.
+    let config = acct.config(&[("ROTATE_KEYS", "true"), ("ROTATION_DEACTIVATE_DAYS", "200")]);
+    let (app, _) = build_app_with(config, &acct.sdk);
+    let opts = RunOptions { publish: false, ..at(t0, 80) };
+    let (a, b) = tokio::join!(app.scan(None, &opts), app.scan(None, &opts));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let k = keys(&acct).await;
+    assert_eq!(k.len(), 2, "IAM's two-key limit holds: {k:?}");
+    assert!(k.iter().all(|(_, active)| *active));
+    // The key in the secret is the one that was created; at most one run failed, loudly.
+    let in_secret = secret(&acct).await.unwrap().0;
+    assert!(k.iter().any(|(id, _)| *id == in_secret) && in_secret != first);
+    let failed = [&a, &b].iter().filter(|r| r.failure.is_some()).count();
+    assert!(failed <= 1, "{:?} {:?}", a.failure, b.failure);
+    for r in [&a, &b].iter().filter(|r| r.failure.is_some()) {
+        assert!(r.failure.as_deref().unwrap().contains("key rotation"), "{:?}", r.failure);
+    }
+}
+
+#[tokio::test]
+async fn without_rotate_keys_the_plan_is_reported_and_nothing_changes() {
+    let acct = Account::new().await;
+    let first = opted_in(&acct).await;
+    // Day 0 is when the first key was created.
+    let t0 = Utc::now();
+    let (app, _) = build_app_with(acct.config(&[]), &acct.sdk);
+    let report = app.scan(None, &RunOptions { publish: false, ..at(t0, 80) }).await.unwrap();
+    assert_eq!(
+        rotation_findings(&report.findings),
+        [("access-key-rotated".into(), Some("rotate".into()), Some(RemediationStatus::DryRun))]
+    );
+    assert_eq!(keys(&acct).await, [(first, true)]);
+    assert!(secret(&acct).await.is_none(), "no secret created");
+}
+
+#[tokio::test]
+async fn a_user_who_opts_out_midway_is_left_as_is() {
+    let acct = Account::new().await;
+    let first = opted_in(&acct).await;
+    // Day 0 is when the first key was created.
+    let t0 = Utc::now();
+    let (app, _) = build_app_with(acct.config(&[("ROTATE_KEYS", "true")]), &acct.sdk);
+    let opts = |d| RunOptions { publish: false, ..at(t0, d) };
+    app.scan(None, &opts(76)).await.unwrap();
+    acct.iam.untag_user().user_name(USER).tag_keys("iam-sentinel:rotation").send().await.unwrap();
+    let report = app.scan(None, &opts(90)).await.unwrap();
+    assert!(rotation_findings(&report.findings).is_empty());
+    let k = keys(&acct).await;
+    assert_eq!(k.len(), 2);
+    assert_eq!(k[0], (first, true), "the old key is not deactivated once the user opted out");
+}
+
+#[tokio::test]
+async fn two_keys_outside_the_secret_are_reported_not_rotated() {
+    let acct = Account::new().await;
+    opted_in(&acct).await;
+    let t0 = Utc::now();
+    acct.create_key(USER).await;
+    let (app, _) = build_app_with(acct.config(&[("ROTATE_KEYS", "true")]), &acct.sdk);
+    let report = app.scan(None, &RunOptions { publish: false, ..at(t0, 80) }).await.unwrap();
+    let stalled: Vec<&Finding> = report.findings.iter().filter(|f| f.check.as_str() == "rotation-stalled").collect();
+    assert_eq!(stalled.len(), 1);
+    assert!(stalled[0].message.contains("no free slot"), "{}", stalled[0].message);
+    assert_eq!(keys(&acct).await.len(), 2);
+}
