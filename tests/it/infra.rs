@@ -771,3 +771,33 @@ fn every_registry_write_the_function_judges_is_forwarded_and_denied_to_outsiders
         .unwrap();
     assert_eq!(as_list(&function["NotAction"]), ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]);
 }
+
+/// The `!If` statement with `sid`: (condition name, statement).
+fn conditional_statement<'a>(t: &'a Value, sid: &str) -> (&'a str, &'a Value) {
+    let policies = resource(t, "FunctionRole")["Properties"]["Policies"].as_array().unwrap();
+    let branches = policies
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .filter_map(|s| s.get("!If"))
+        .find(|b| b[1]["Sid"] == sid)
+        .unwrap_or_else(|| panic!("{sid} is granted inside an !If"));
+    (branches[0].as_str().unwrap(), &branches[1])
+}
+
+#[test]
+fn key_rotation_changes_only_opted_in_users_keys_and_only_when_enabled() {
+    let t = template();
+    let (condition, keys) = conditional_statement(&t, "RotateOptedInKeysOnly");
+    assert_eq!(condition, "RotationEnabled");
+    assert_eq!(actions(keys), ["iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey"]);
+    assert_eq!(keys["Condition"]["StringEquals"]["iam:ResourceTag/iam-sentinel:rotation"], "auto");
+    let (condition, secrets) = conditional_statement(&t, "WriteRotationSecrets");
+    assert_eq!(condition, "RotationEnabled");
+    assert!(secrets["Resource"].as_str().unwrap().ends_with(":secret:iam-sentinel/keys/*"), "{secrets}");
+    // No other statement grants a key write.
+    let writers: Vec<&Value> = role_statements(&t)
+        .into_iter()
+        .filter(|s| actions(s).iter().any(|a| ["iam:CreateAccessKey", "iam:DeleteAccessKey"].contains(a)))
+        .collect();
+    assert_eq!(writers.len(), 1, "{writers:?}");
+}
