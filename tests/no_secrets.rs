@@ -1,5 +1,5 @@
 //! No secrets leak: the logs of a full run (events, remediation, scan, a registry write
-//! compared version to version, a broken registry) and the findings never contain secret values, the AWS secret key or the
+//! compared version to version, a key rotation, a broken registry) and the findings never contain secret values, the AWS secret key or the
 //! registry's raw content.
 //!
 //! A binary of its own: it installs a log subscriber, and tracing caches per-process which
@@ -78,6 +78,23 @@ async fn logs_and_findings_carry_no_secret() {
     let broken = app.handle(sample("tag-user-access-exception.json"), &RunOptions::at(Utc::now())).await.unwrap();
     findings.extend(broken.findings);
     assert!(broken.failure.is_some());
+    // A key rotated for an opted-in user: its new secret half goes to Secrets Manager only.
+    acct.create_user("svc-rotated", &[("iam-sentinel:rotation", "auto")]).await;
+    acct.create_key("svc-rotated").await;
+    let (rotating, _) = build_app_with(acct.config(&[("ROTATE_KEYS", "true")]), &sdk);
+    let in_76_days = RunOptions { publish: true, ..RunOptions::at(Utc::now() + chrono::Duration::days(76)) };
+    let rotated = rotating.scan(None, &in_76_days).await.unwrap();
+    assert!(rotated.findings.iter().any(|f| f.check.as_str() == "access-key-rotated"), "{:?}", rotated.failure);
+    findings.extend(rotated.findings);
+    let stored = acct
+        .secrets
+        .get_secret_value()
+        .secret_id(format!("iam-sentinel/keys/{}/svc-rotated", common::ACCOUNT))
+        .send()
+        .await
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+    let rotated_secret = stored["SecretAccessKey"].as_str().unwrap().to_owned();
     let bad_event = LambdaEvent::new(serde_json::json!({"detail-type": 1}), Context::default());
     assert!(iam_sentinel::lambda::handle(&app, None, bad_event).await.is_err());
 
@@ -88,6 +105,7 @@ async fn logs_and_findings_carry_no_secret() {
     for (what, haystack) in [("logs", &text), ("findings", &published)] {
         assert!(!haystack.contains(CANARY), "{what} leak the registry or the secret key");
         assert!(!haystack.contains(&key.secret_access_key), "{what} leak an access key secret");
+        assert!(!haystack.contains(&rotated_secret), "{what} leak the rotated key's secret");
         assert!(!haystack.contains("password hint"), "{what} leak registry content");
     }
 }
