@@ -54,6 +54,8 @@ def setup():
     user("analyst-dave", [("owner", "finance")])
     user("admin-carol", [("owner", "security")], key=True, password=True, mfa=True)
     iam.create_access_key(UserName="admin-carol")
+    # Opted in to key rotation: its consumers read the key from Secrets Manager.
+    user("svc-build", [("owner", "ci"), ("iam-sentinel:rotation", "auto")], key=True)
     # The fallback network policy and the MFA policy, published in infra/policies/, through groups;
     # the vendors' copy of the network policy lets the whole internet in.
     network = pathlib.Path("infra/policies/EnterpriseNetworkRestriction.json").read_text()
@@ -67,7 +69,7 @@ def setup():
         iam.create_group(GroupName=group)
         for name in attached:
             iam.attach_group_policy(GroupName=group, PolicyArn=arns[name])
-    for name in ("svc-backup", "admin-carol", "dev-mallory"):
+    for name in ("svc-backup", "admin-carol", "dev-mallory", "svc-build"):
         iam.add_user_to_group(GroupName="staff", UserName=name)
     iam.add_user_to_group(GroupName="vendors", UserName="svc-legacy-erp")
     iam.attach_user_policy(UserName="admin-carol", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
