@@ -16,6 +16,7 @@ pub mod message;
 pub mod metrics;
 pub mod output;
 pub mod ports;
+pub mod remediate;
 pub mod render;
 pub mod runtime;
 pub mod snapshot;
