@@ -53,6 +53,7 @@ async fn role_matches_calls() {
             ("SECURITY_HUB", "true"),
             ("BREAK_GLASS_ROLE_ARNS", "arn:aws:iam::123456789012:role/BreakGlassAdmin"),
             ("BREAK_GLASS_USERS", "break-glass-admin"),
+            ("DEACTIVATE_STALE_KEYS", "true"),
         ]),
         &acct.sdk,
     );
@@ -66,6 +67,18 @@ async fn role_matches_calls() {
     for file in &files {
         Box::pin(app.handle(sample(file), &opts)).await.unwrap_or_else(|e| panic!("{file}: {e}"));
     }
+    // A scan judged 200 days ahead: svc-legacy-erp's key is past its limit plus the grace, so
+    // the deactivation path runs (moto cannot backdate keys). Its approval has lapsed by then too.
+    let later = RunOptions::at(Utc::now() + chrono::Duration::days(200));
+    let report = Box::pin(app.scan(None, &later)).await.unwrap();
+    assert!(
+        report.findings.iter().any(|f| {
+            f.remediation.as_ref().is_some_and(|r| {
+                r.action == "deactivate" && r.status == iam_sentinel::finding::RemediationStatus::Applied
+            })
+        }),
+        "a key was deactivated"
+    );
     let called: BTreeSet<String> = counter.snapshot().calls.keys().map(|op| action_of(op)).collect();
 
     let granted = role_actions();
@@ -75,8 +88,9 @@ async fn role_matches_calls() {
     assert!(never_called.is_empty(), "granted by FunctionRole but never called: {never_called:?}");
     // The untag path really ran (remediation of dev-mallory), so UntagUser is proven, not assumed.
     assert!(called.contains("iam:UntagUser"), "{called:?}");
+    assert!(called.contains("iam:UpdateAccessKey"), "{called:?}");
     assert!(called.contains("securityhub:GetFindings"), "the scan sample ran the lifecycle: {called:?}");
     assert!(called.contains("iam:GetRole"), "the scan looked up the break-glass role: {called:?}");
-    assert_eq!(counter.snapshot().calls.get("secretsmanager:DescribeSecret"), Some(&1), "once, by the scan");
+    assert_eq!(counter.snapshot().calls.get("secretsmanager:DescribeSecret"), Some(&2), "once per scan");
     acct.received().await;
 }
