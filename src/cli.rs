@@ -333,18 +333,11 @@ async fn undo(finding_id: &str, from: &std::path::Path, common: &Common) -> Exit
         Ok(prepared) => prepared,
         Err(f) => return fail(f.code, &f.message),
     };
-    let result = apply(&app.directory, &app.approvals, &record, Utc::now(), common.dry_run).await;
+    let result = apply(&app.directory, &app.approvals, &app.config, &record, Utc::now(), common.dry_run).await;
     let calls = counter.snapshot().total_calls();
     match result {
         Ok(done) => {
             println!("{done}");
-            if matches!(record, crate::remediate::undo::UndoRecord::Deactivate { .. }) && !common.dry_run {
-                eprintln!(
-                    "note: while the key stays past its limit, DEACTIVATE_STALE_KEYS=true deactivates it again on the \
-                     next scan or event, unless the user carries {} or the key is rotated",
-                    app.config.stale_keys.exempt_tag
-                );
-            }
             eprintln!("undo: {calls} AWS call(s)");
             ExitCode::SUCCESS
         }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::Config;
 use crate::ports::{ApprovalsStore, CallError, KeyState, UserDirectory};
 use crate::snapshot::Tag;
 
@@ -83,13 +84,26 @@ pub fn find_record(text: &str, id: &str) -> Result<UndoRecord, UndoError> {
         .map_err(|e| UndoError::NoRecord(format!("finding {id} has no readable undo record in its evidence: {e}")))
 }
 
-/// Whether a deactivation can be reversed: the key must still exist and still be inactive.
-pub fn check_reactivation(user: &str, key_id: &str, keys: Option<&[KeyState]>) -> Result<(), String> {
+/// Whether a deactivation can be reversed: the key must still exist and still be inactive,
+/// and the user must be exempt (`exempt`: break-glass or tagged `STALE_KEY_EXEMPT_TAG`) —
+/// otherwise the function, seeing the `UpdateAccessKey` event of the undo, would deactivate
+/// the key again within seconds.
+pub fn check_reactivation(
+    user: &str,
+    key_id: &str,
+    keys: Option<&[KeyState]>,
+    exempt: bool,
+    exempt_tag: &str,
+) -> Result<(), String> {
     let keys = keys.ok_or_else(|| format!("{user} no longer exists"))?;
     match keys.iter().find(|k| k.id == key_id) {
         None => Err(format!("{user}'s key {key_id} no longer exists (deleted since it was deactivated)")),
         Some(k) if k.active => Err(format!(
             "{user}'s key {key_id} is Active again: someone changed it since it was deactivated; nothing to undo"
+        )),
+        Some(_) if !exempt => Err(format!(
+            "{user} is not exempt: the function would deactivate {key_id} again on the UpdateAccessKey event of \
+             this undo; tag {user} with {exempt_tag} (or rotate the key), then undo again"
         )),
         Some(_) => Ok(()),
     }
@@ -111,10 +125,11 @@ pub fn check_retag(user: &str, tag_key: &str, tags: Option<&[Tag]>, approved_now
 }
 
 /// Reverses `undo` after checking the current state (`dry_run`: checks only). Returns what
-/// was (or would be) done.
+/// was (or would be) done. `config` says who is exempt from stale-key deactivation.
 pub async fn apply(
     directory: &impl UserDirectory,
     approvals: &impl ApprovalsStore,
+    config: &Config,
     undo: &UndoRecord,
     now: DateTime<Utc>,
     dry_run: bool,
@@ -122,8 +137,12 @@ pub async fn apply(
     let would = if dry_run { "would " } else { "" };
     match undo {
         UndoRecord::Deactivate { user, key_id, .. } => {
-            let keys = directory.list_keys(user).await?;
-            check_reactivation(user, key_id, keys.as_deref()).map_err(UndoError::Refused)?;
+            let (keys, tags) = tokio::join!(directory.list_keys(user), directory.read_tags(user));
+            let (keys, tags) = (keys?, tags?);
+            let exempt_tag = &config.stale_keys.exempt_tag;
+            let exempt = config.policy.is_break_glass_user(user)
+                || tags.iter().flatten().any(|t| t.key.eq_ignore_ascii_case(exempt_tag));
+            check_reactivation(user, key_id, keys.as_deref(), exempt, exempt_tag).map_err(UndoError::Refused)?;
             if !dry_run {
                 directory.set_key_status(user, key_id, true).await?;
             }
@@ -191,10 +210,12 @@ mod tests {
     fn reactivation_requires_the_key_still_inactive() {
         let at = Utc::now();
         let key = |active| vec![KeyState { id: "AKIA1".into(), active, created: at }];
-        assert_eq!(check_reactivation("svc", "AKIA1", Some(&key(false))), Ok(()));
-        assert!(check_reactivation("svc", "AKIA1", Some(&key(true))).unwrap_err().contains("Active again"));
-        assert!(check_reactivation("svc", "AKIA1", Some(&[])).unwrap_err().contains("no longer exists"));
-        assert!(check_reactivation("svc", "AKIA1", None).unwrap_err().contains("svc no longer exists"));
+        let check = |keys: Option<&[KeyState]>, exempt| check_reactivation("svc", "AKIA1", keys, exempt, "keep");
+        assert_eq!(check(Some(&key(false)), true), Ok(()));
+        assert!(check(Some(&key(false)), false).unwrap_err().contains("tag svc with keep"));
+        assert!(check(Some(&key(true)), true).unwrap_err().contains("Active again"));
+        assert!(check(Some(&[]), true).unwrap_err().contains("no longer exists"));
+        assert!(check(None, true).unwrap_err().contains("svc no longer exists"));
     }
 
     #[test]

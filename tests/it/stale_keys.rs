@@ -208,10 +208,16 @@ async fn undo_reactivates_a_deactivated_key_and_refuses_once_it_changed() {
     let id_a = stale_finding(&report, "svc-a").id.clone();
     let id_b = stale_finding(&report, "svc-b").id.clone();
 
+    // Not exempt: the function would deactivate the key again on the undo's own event.
+    let (code, _, stderr) = undo(&acct, &id_a, &file);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("tag svc-a with iam-sentinel:keep-keys"), "{stderr}");
+    assert_eq!(key_status(&acct, "svc-a").await, [(a.clone(), "Inactive".to_owned())]);
+    acct.tag("svc-a", "iam-sentinel:keep-keys", "SEC-2001 restore until rotated").await;
     let (code, stdout, stderr) = undo(&acct, &id_a, &file);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains(&format!("reactivate svc-a's key {a}")), "{stdout}");
-    assert!(stderr.contains("undo: 2 AWS call(s)"), "ListAccessKeys and UpdateAccessKey: {stderr}");
+    assert!(stderr.contains("undo: 3 AWS call(s)"), "ListAccessKeys, GetUser, UpdateAccessKey: {stderr}");
     assert_eq!(key_status(&acct, "svc-a").await, [(a, "Active".to_owned())]);
     // Undone once: the key is Active now, not what the deactivation left.
     let (code, _, stderr) = undo(&acct, &id_a, &file);
@@ -257,6 +263,10 @@ async fn undo_retags_only_a_user_the_registry_now_approves() {
 
     let later = (Utc::now() + Duration::days(30)).to_rfc3339();
     acct.put_registry(&registry(&[("dev-mallory", &later)])).await;
+    let out = acct.cli(&["undo", &f.id, "--from", file.to_str().unwrap(), "--dry-run"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("would tag dev-mallory"));
+    assert!(acct.tags("dev-mallory").await.is_empty(), "--dry-run changes nothing");
     let (code, stdout, stderr) = undo(&acct, &f.id, &file);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("AccessException=True"), "{stdout}");
