@@ -278,3 +278,27 @@ async fn undo_retags_only_a_user_the_registry_now_approves() {
     assert!(stderr.contains("again"), "{stderr}");
     let _ = std::fs::remove_file(file);
 }
+
+#[tokio::test]
+async fn the_event_path_deactivates_the_key_by_its_id() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    acct.create_user("svc-legacy-erp", &[]).await;
+    let id = acct.create_key("svc-legacy-erp").await;
+    // Someone reactivated the key (the sample's UpdateAccessKey), judged 200 days on.
+    let mut event = crate::common::sample("update-access-key.json");
+    event["detail"]["requestParameters"]["accessKeyId"] = json!(id);
+    let (app, counter) = build_app_with(acct.config(&[("DEACTIVATE_STALE_KEYS", "true")]), &acct.sdk);
+    let opts = RunOptions { now: Utc::now() + Duration::days(200), dry_run: false, publish: false, stop_by: None };
+    let report = Box::pin(app.handle(event, &opts)).await.unwrap();
+    assert_eq!(report.failure, None);
+    let f = stale_finding(&report, "svc-legacy-erp");
+    assert_eq!(f.resource.as_deref(), Some(id.as_str()), "the event path names the key by id");
+    assert_eq!(f.remediation.as_ref().unwrap().status, RemediationStatus::Applied);
+    assert_eq!(f.evidence["undo"]["key_id"], json!(id));
+    assert_eq!(key_status(&acct, "svc-legacy-erp").await, [(id, "Inactive".to_owned())]);
+    let calls = counter.snapshot().calls;
+    assert_eq!(calls.get("iam:UpdateAccessKey"), Some(&1));
+    // One ListAccessKeys reading the user, one re-reading just before acting.
+    assert_eq!(calls.get("iam:ListAccessKeys"), Some(&2), "{calls:?}");
+}
