@@ -359,6 +359,91 @@ mod tests {
         assert!(resolve(&keys, &KeyRef::Id("AKIA9".into()), t).is_err());
     }
 
+    /// A user's keys held in memory; records every status change.
+    struct InMemory {
+        keys: Vec<KeyState>,
+        fail: bool,
+        changed: std::sync::Mutex<Vec<(String, bool)>>,
+    }
+
+    impl UserDirectory for InMemory {
+        async fn read_user(&self, _: &str) -> Result<Option<UserSnapshot>, CallError> {
+            Ok(None)
+        }
+        async fn remove_tag(&self, _: &str, _: &str) -> Result<(), CallError> {
+            Ok(())
+        }
+        async fn list_keys(&self, _: &str) -> Result<Option<Vec<KeyState>>, CallError> {
+            Ok(Some(self.keys.clone()))
+        }
+        async fn set_key_status(&self, user: &str, key_id: &str, active: bool) -> Result<(), CallError> {
+            if self.fail {
+                return Err(CallError {
+                    action: "iam:UpdateAccessKey",
+                    target: format!("{user}/{key_id}"),
+                    message: "AccessDenied".into(),
+                });
+            }
+            self.changed.lock().unwrap().push((key_id.to_owned(), active));
+            Ok(())
+        }
+        async fn read_tags(&self, _: &str) -> Result<Option<Vec<Tag>>, CallError> {
+            Ok(Some(Vec::new()))
+        }
+        async fn add_tag(&self, _: &str, _: &str, _: &str) -> Result<(), CallError> {
+            Ok(())
+        }
+    }
+
+    fn planned(id: &str) -> Vec<Finding> {
+        let mut f = finding_for(CheckId::AccessKeyStale, id);
+        f.action =
+            Some(Action::DeactivateKey { user: "svc".into(), key: KeyRef::Id(id.into()), created: days_ago(300) });
+        vec![f]
+    }
+
+    fn keys(active: bool, fail: bool) -> InMemory {
+        InMemory { keys: vec![state("AKIA1", active, days_ago(300))], fail, changed: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    #[tokio::test]
+    async fn the_executor_stops_at_the_deadline_before_any_call() {
+        let dir = keys(true, false);
+        let mut findings = planned("AKIA1");
+        let stopped = execute(&dir, &mut findings, StaleKeyMode::On, false, || true).await.unwrap_err();
+        assert_eq!(stopped, Stopped { applied: 0, total: 1 });
+        assert!(dir.changed.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_executor_acts_on_the_state_it_reads_now() {
+        // Already inactive when re-read: nothing to do, nothing to undo.
+        let dir = keys(false, false);
+        let mut findings = planned("AKIA1");
+        assert!(execute(&dir, &mut findings, StaleKeyMode::On, false, || false).await.unwrap().is_empty());
+        assert_eq!(findings[0].remediation.as_ref().unwrap().status, RemediationStatus::Skipped);
+        assert!(findings[0].evidence.get("undo").is_none());
+        assert!(dir.changed.lock().unwrap().is_empty());
+        // A failed call is a failure of the invocation, and leaves no undo record.
+        let dir = keys(true, true);
+        let mut findings = planned("AKIA1");
+        let failures = execute(&dir, &mut findings, StaleKeyMode::On, false, || false).await.unwrap();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(findings[0].remediation.as_ref().unwrap().status, RemediationStatus::Failed);
+        assert!(findings[0].evidence.get("undo").is_none());
+        // Dry-run (the mode or the flag): no call at all.
+        let dir = keys(true, false);
+        let mut findings = planned("AKIA1");
+        execute(&dir, &mut findings, StaleKeyMode::On, true, || false).await.unwrap();
+        assert_eq!(findings[0].remediation.as_ref().unwrap().status, RemediationStatus::DryRun);
+        assert!(dir.changed.lock().unwrap().is_empty());
+        // On: exactly that key, made inactive.
+        let mut findings = planned("AKIA1");
+        execute(&dir, &mut findings, StaleKeyMode::On, false, || false).await.unwrap();
+        assert_eq!(*dir.changed.lock().unwrap(), [("AKIA1".to_owned(), false)]);
+        assert_eq!(findings[0].evidence["undo"]["previous_status"], "Active");
+    }
+
     #[test]
     fn tags_are_only_read_from_the_snapshot() {
         // The plan is pure: the exemption is the tag as the snapshot holds it.

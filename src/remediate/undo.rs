@@ -193,6 +193,9 @@ mod tests {
         assert_eq!(find_record(&one, "f1").unwrap(), expected);
         let array = json!([{ "id": "f0" }, deactivation()]).to_string();
         assert_eq!(find_record(&array, "f1").unwrap(), expected);
+        // A scan's digest message: the findings under `findings`.
+        let digest = json!({ "digest": { "part": 1 }, "findings": [deactivation()] }).to_string();
+        assert_eq!(find_record(&digest, "f1").unwrap(), expected);
         let lines = format!("{}\n{}\n", json!({ "id": "f0" }), deactivation());
         assert_eq!(find_record(&lines, "f1").unwrap(), expected);
         assert!(matches!(find_record(&lines, "f9"), Err(UndoError::NoRecord(m)) if m.contains("no finding")));
