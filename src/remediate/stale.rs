@@ -97,7 +97,9 @@ pub fn attach(findings: &mut [Finding], user: &UserSnapshot, policy: &Policy, ru
         };
         match p.decision {
             Decision::Deactivate(reason) => {
-                f.evidence["deactivate_because"] = json!(reason);
+                if let Some(evidence) = f.evidence.as_object_mut() {
+                    evidence.insert("deactivate_because".into(), json!(reason));
+                }
                 f.action = Some(Action::DeactivateKey {
                     user: user.name.clone(),
                     key: p.key.key.clone(),
@@ -199,7 +201,9 @@ pub async fn execute(
         match directory.set_key_status(&user, &target, false).await {
             Ok(()) => {
                 tracing::warn!(user = %user, key_id = %target, check = %f.check, "deactivated stale access key");
-                f.evidence["key_id"] = json!(target);
+                if let Some(evidence) = f.evidence.as_object_mut() {
+                    evidence.insert("key_id".into(), json!(target));
+                }
                 record(
                     &mut f.evidence,
                     &UndoRecord::Deactivate {
