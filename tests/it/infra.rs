@@ -416,6 +416,8 @@ fn update_access_key_is_granted_alone_and_only_when_deactivation_is_true() {
     let env = &resource(&t, "Function")["Properties"]["Environment"]["Variables"];
     assert_eq!(env["DEACTIVATE_STALE_KEYS"], json!("!Ref DeactivateStaleKeys"));
     assert_eq!(env["STALE_GRACE_DAYS"], json!("!Ref StaleGraceDays"));
+    assert_eq!(env["STALE_KEY_EXEMPT_TAG"], json!("!Ref StaleKeyExemptTag"));
+    assert_eq!(parameter_default(&t, "StaleKeyExemptTag"), "iam-sentinel:keep-keys");
 }
 
 // ---------------------------------------------------------------------------------------------
