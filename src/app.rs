@@ -6,6 +6,7 @@ pub mod lifecycle;
 mod policy_events;
 mod privileged;
 pub mod rotation;
+mod stale_keys;
 
 use std::collections::HashMap;
 
@@ -136,7 +137,7 @@ pub enum Failure {
     /// The registry could not be re-read just before untagging: nothing was untagged.
     #[error("not untagged: the registry could not be re-read ({0})")]
     RegistryReRead(RegistryUnavailable),
-    /// An untag call failed.
+    /// An untag or key deactivation call failed.
     #[error(transparent)]
     Remediation(CallError),
     /// A key rotation step failed (a new key whose secret could not be written is deleted again).
@@ -281,6 +282,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             scope: &scope,
             access: judge.as_ref(),
         });
+        crate::remediate::stale::attach(&mut findings, &user, &self.config.policy, &self.config.stale_keys, opts.now);
         findings.extend(root_use);
         let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
         if change.event_name.contains("AccessKey") {
@@ -357,7 +359,9 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 if snapshot.users_not_in_report.contains(&user.name) {
                     check_user_tags(&input)
                 } else {
-                    check_user(&input)
+                    let mut found = check_user(&input);
+                    crate::remediate::stale::attach(&mut found, user, policy, &self.config.stale_keys, opts.now);
+                    found
                 }
             })
             .collect();
@@ -554,13 +558,16 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         scope: &Scope,
         opts: &RunOptions,
     ) -> Result<Vec<Failure>, AppError> {
-        match registry_error {
-            None => self.remediate(findings, opts).await,
+        let mut failures = match registry_error {
+            None => self.remediate(findings, opts).await?,
             Some(e) => {
                 findings.push(self.registry_unavailable(scope, &e));
-                Ok(vec![Failure::RegistryUnavailable(e)])
+                vec![Failure::RegistryUnavailable(e)]
             }
-        }
+        };
+        // Stale keys do not depend on the registry: they are judged from IAM alone.
+        failures.extend(self.deactivate_stale_keys(findings, opts).await?);
+        Ok(failures)
     }
 
     fn registry_unavailable(&self, scope: &Scope, error: &RegistryUnavailable) -> Finding {
@@ -577,7 +584,8 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
     /// that landed since the first read is honoured, and checking the deadline before each
     /// call. Returns the failures; a deadline reached midway is an error naming the progress.
     async fn remediate(&self, findings: &mut [Finding], opts: &RunOptions) -> Result<Vec<Failure>, AppError> {
-        let mut targets: Vec<&mut Finding> = findings.iter_mut().filter(|f| f.action.is_some()).collect();
+        let mut targets: Vec<&mut Finding> =
+            findings.iter_mut().filter(|f| matches!(f.action, Some(Action::Untag { .. }))).collect();
         if targets.is_empty() {
             return Ok(Vec::new());
         }
@@ -619,6 +627,11 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             match self.directory.remove_tag(&user, &tag_key).await {
                 Ok(()) => {
                     tracing::warn!(user = %user, tag_key = %tag_key, check = %f.check, "removed exception tag");
+                    let previous_value = f.evidence["tag_value"].as_str().unwrap_or(EXCEPTION_VALUE).to_owned();
+                    crate::remediate::undo::record(
+                        &mut f.evidence,
+                        &crate::remediate::undo::UndoRecord::Untag { user: user.clone(), tag_key, previous_value },
+                    );
                     set(f, RemediationStatus::Applied, None);
                     applied += 1;
                 }
@@ -672,7 +685,7 @@ fn one_message_each(findings: &[Finding], _: Option<&ScanSummary>, resolved: &[F
 
 /// `untagged N of M, ` for the deadline message, from the findings' remediation statuses.
 fn untag_progress(findings: &[Finding]) -> String {
-    let planned = findings.iter().filter(|f| f.action.is_some()).count();
+    let planned = findings.iter().filter(|f| matches!(f.action, Some(Action::Untag { .. }))).count();
     if planned == 0 {
         return String::new();
     }

@@ -60,6 +60,25 @@ enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Reverse the credential action a finding records (reactivate a key, re-tag an approved
+    /// user), only if the current state is still what the action left. Runs with your credentials.
+    #[command(after_help = AFTER_HELP)]
+    Undo {
+        /// The finding's `id`.
+        finding_id: String,
+        /// A file holding the finding: the SNS message, or `--format json` output (one per line).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Check and say what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// AWS endpoint (for a local emulator); AWS_ENDPOINT_URL works too.
+        #[arg(long)]
+        endpoint_url: Option<String>,
+        /// AWS region.
+        #[arg(long)]
+        region: Option<String>,
+    },
 }
 
 /// The environment variables both commands read, then the exit statuses.
@@ -176,6 +195,18 @@ pub async fn run() -> ExitCode {
     match cli.command {
         Command::Handle { file, common } => Box::pin(handle(&file, &common)).await,
         Command::Scan { common, fail_on, per_user, stats } => Box::pin(scan(&common, fail_on, per_user, stats)).await,
+        Command::Undo { finding_id, from, dry_run, endpoint_url, region } => {
+            let common = Common {
+                format: Format::Table,
+                dry_run,
+                no_publish: true,
+                endpoint_url,
+                region,
+                call_timeout: 30,
+                as_of: None,
+            };
+            Box::pin(undo(&finding_id, &from, &common)).await
+        }
     }
 }
 
@@ -283,6 +314,35 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
             ExitCode::from(3)
         }
         _ => ExitCode::SUCCESS,
+    }
+}
+
+/// Exit status: 0 undone (or would be, with --dry-run), 1 refused or a call failed, 2 no such
+/// finding or record, or bad configuration.
+async fn undo(finding_id: &str, from: &std::path::Path, common: &Common) -> ExitCode {
+    use crate::remediate::undo::{UndoError, apply, find_record};
+    let text = match std::fs::read_to_string(from) {
+        Ok(t) => t,
+        Err(e) => return fail(2, &format!("cannot read {}: {e}", from.display())),
+    };
+    let record = match find_record(&text, finding_id) {
+        Ok(r) => r,
+        Err(e) => return fail(2, &format!("{}: {e}", from.display())),
+    };
+    let (app, counter, _) = match common.prepare().await {
+        Ok(prepared) => prepared,
+        Err(f) => return fail(f.code, &f.message),
+    };
+    let result = apply(&app.directory, &app.approvals, &app.config, &record, Utc::now(), common.dry_run).await;
+    let calls = counter.snapshot().total_calls();
+    match result {
+        Ok(done) => {
+            println!("{done}");
+            eprintln!("undo: {calls} AWS call(s)");
+            ExitCode::SUCCESS
+        }
+        Err(e @ (UndoError::Refused(_) | UndoError::Call(_))) => fail(1, &e.to_string()),
+        Err(e @ UndoError::NoRecord(_)) => fail(2, &e.to_string()),
     }
 }
 

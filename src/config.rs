@@ -141,6 +141,44 @@ pub struct Config {
     pub security_hub: bool,
     /// Opt-in key rotation.
     pub rotation: Rotation,
+    /// Whether and when stale or unused keys are deactivated (`DEACTIVATE_STALE_KEYS`, …).
+    pub stale_keys: StaleKeys,
+}
+
+/// `DEACTIVATE_STALE_KEYS`: what happens to an active key long past its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StaleKeyMode {
+    /// Report only (the default).
+    #[default]
+    Off,
+    /// Say in the finding which key would be deactivated, change nothing.
+    DryRun,
+    /// Deactivate the key (never delete it).
+    On,
+}
+
+/// Deactivation of other users' stale keys (opt-in per account).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleKeys {
+    /// Off, dry-run or on (`DEACTIVATE_STALE_KEYS`).
+    pub mode: StaleKeyMode,
+    /// Days past `KEY_MAX_AGE_DAYS` / `KEY_UNUSED_DAYS` before a key is deactivated (`STALE_GRACE_DAYS`).
+    pub grace_days: i64,
+    /// A user carrying this tag (any value) never has a key deactivated (`STALE_KEY_EXEMPT_TAG`).
+    pub exempt_tag: String,
+    /// Users opted in to key rotation (this tag `=auto`) are the rotation's, never deactivated here.
+    pub rotation_tag: String,
+}
+
+impl Default for StaleKeys {
+    fn default() -> Self {
+        StaleKeys {
+            mode: StaleKeyMode::Off,
+            grace_days: 30,
+            exempt_tag: "iam-sentinel:keep-keys".to_owned(),
+            rotation_tag: Rotation::default().tag_key,
+        }
+    }
 }
 
 /// A configuration variable with a bad value.
@@ -338,6 +376,33 @@ impl Config {
         if let Some(bad_name) = break_glass_users.iter().find(|u| !crate::event::is_valid_user_name(u)) {
             errors.borrow_mut().push(bad("BREAK_GLASS_USERS", bad_name, "comma-separated IAM user names"));
         }
+        let stale_keys = StaleKeys {
+            mode: match get("DEACTIVATE_STALE_KEYS").map(|v| v.to_ascii_lowercase()).as_deref() {
+                None | Some("false") => StaleKeyMode::Off,
+                Some("dry-run") => StaleKeyMode::DryRun,
+                Some("true") => StaleKeyMode::On,
+                Some(v) => report(
+                    &errors,
+                    Err(bad("DEACTIVATE_STALE_KEYS", v, "`false`, `dry-run` or `true`")),
+                    StaleKeyMode::Off,
+                ),
+            },
+            grace_days: days("STALE_GRACE_DAYS", StaleKeys::default().grace_days, 3650),
+            exempt_tag: match get("STALE_KEY_EXEMPT_TAG") {
+                None => StaleKeys::default().exempt_tag,
+                Some(k) if k.len() <= 128 && !k.to_ascii_lowercase().starts_with("aws:") => k,
+                Some(k) => report(
+                    &errors,
+                    Err(bad(
+                        "STALE_KEY_EXEMPT_TAG",
+                        &k,
+                        "an IAM tag key of 1 to 128 characters not starting with aws:",
+                    )),
+                    StaleKeys::default().exempt_tag,
+                ),
+            },
+            rotation_tag: get("ROTATION_TAG_KEY").unwrap_or_else(|| Rotation::default().tag_key),
+        };
 
         let rotation = Rotation {
             enabled: match get("ROTATE_KEYS").map(|v| v.to_ascii_lowercase()).as_deref() {
@@ -376,6 +441,7 @@ impl Config {
             self_role_arn,
             security_hub,
             rotation,
+            stale_keys,
         })
     }
 }
@@ -410,6 +476,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ROTATION_DELETE_DAYS", "days an old key stays inactive before deletion (default 10)"),
     ("ROTATION_KMS_KEY_ID", "KMS key for new rotation secrets (default: Secrets Manager's own key)"),
     ("BREAK_GLASS_USERS", "comma-separated break-glass user names: sign-ins reported, never remediated"),
+    ("DEACTIVATE_STALE_KEYS", "false (default), dry-run or true: deactivate keys past their limit plus the grace"),
+    ("STALE_GRACE_DAYS", "days past KEY_MAX_AGE_DAYS or KEY_UNUSED_DAYS before deactivation (default 30)"),
+    ("STALE_KEY_EXEMPT_TAG", "users carrying this tag never have keys deactivated (default iam-sentinel:keep-keys)"),
 ];
 
 /// A whole number of `unit` within `range` from variable `name`, or `default` when unset.
@@ -539,6 +608,21 @@ mod tests {
         assert!(c.policy.is_break_glass_user("breakglass1"));
         assert!(!c.policy.is_break_glass_user("alice"));
         assert_eq!(c.policy.break_glass_roles, ["arn:aws:iam::123456789012:role/BreakGlass"]);
+    }
+
+    #[test]
+    fn stale_key_deactivation_is_off_unless_asked_and_validated() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.stale_keys, StaleKeys::default());
+        assert_eq!(c.stale_keys.mode, StaleKeyMode::Off);
+        let c = with(&[("DEACTIVATE_STALE_KEYS", "dry-run"), ("STALE_GRACE_DAYS", "7")]).unwrap();
+        assert_eq!((c.stale_keys.mode, c.stale_keys.grace_days), (StaleKeyMode::DryRun, 7));
+        assert_eq!(with(&[("DEACTIVATE_STALE_KEYS", "TRUE")]).unwrap().stale_keys.mode, StaleKeyMode::On);
+        let e =
+            with(&[("DEACTIVATE_STALE_KEYS", "yes"), ("STALE_GRACE_DAYS", "-1"), ("STALE_KEY_EXEMPT_TAG", "aws:x")])
+                .unwrap_err();
+        assert_eq!(e.variables(), ["DEACTIVATE_STALE_KEYS", "STALE_GRACE_DAYS", "STALE_KEY_EXEMPT_TAG"]);
+        assert!(e.to_string().contains("`false`, `dry-run` or `true`"), "{e}");
     }
 
     #[test]

@@ -222,7 +222,7 @@ impl CheckId {
 /// What remediation did (or would do) about a finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remediation {
-    /// The action: `untag` (remove the exception tag).
+    /// The action: `untag` (remove the exception tag) or `deactivate` (make a stale key inactive).
     pub action: String,
     /// `applied`, `dry-run`, `skipped` or `failed`.
     pub status: RemediationStatus,
@@ -235,7 +235,7 @@ pub struct Remediation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RemediationStatus {
-    /// The tag was removed.
+    /// The tag was removed (the key deactivated).
     Applied,
     /// Remediation is off (`AUTO_REMEDIATE=false` or `--dry-run`): this is what it would do.
     DryRun,
@@ -326,6 +326,16 @@ pub enum Action {
         user: String,
         /// The tag key exactly as stored on the user (IAM keys are case-insensitive, UntagUser is not).
         tag_key: String,
+    },
+    /// Make one key of `user` inactive: the key by id (event path) or by slot and creation
+    /// date (scan), which the executor resolves to exactly one key id or leaves alone.
+    DeactivateKey {
+        /// The IAM user.
+        user: String,
+        /// The key, as the finding names it.
+        key: crate::snapshot::KeyRef,
+        /// When the key was created: how a slot is matched to a key id.
+        created: DateTime<Utc>,
     },
 }
 

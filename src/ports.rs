@@ -5,7 +5,7 @@ use std::future::Future;
 use crate::approvals::Approvals;
 use crate::checks::registry::Version;
 use crate::message::Message;
-use crate::snapshot::UserSnapshot;
+use crate::snapshot::{Tag, UserSnapshot};
 
 /// A failed AWS call, named by its action (`iam:GetUser`) and target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +55,30 @@ pub trait UserDirectory: Send + Sync {
     fn read_user(&self, name: &str) -> impl Future<Output = Result<Option<UserSnapshot>, CallError>> + Send;
     /// Removes tag `key` from `user` (idempotent).
     fn remove_tag(&self, user: &str, key: &str) -> impl Future<Output = Result<(), CallError>> + Send;
+    /// The user's keys as IAM holds them now (`ListAccessKeys`); `None` if the user no longer exists.
+    fn list_keys(&self, user: &str) -> impl Future<Output = Result<Option<Vec<KeyState>>, CallError>> + Send;
+    /// Makes key `key_id` of `user` active or inactive (`UpdateAccessKey`); never deletes it.
+    fn set_key_status(
+        &self,
+        user: &str,
+        key_id: &str,
+        active: bool,
+    ) -> impl Future<Output = Result<(), CallError>> + Send;
+    /// The user's tags now (`GetUser`); `None` if the user no longer exists. For undo.
+    fn read_tags(&self, user: &str) -> impl Future<Output = Result<Option<Vec<Tag>>, CallError>> + Send;
+    /// Sets tag `key` = `value` on `user` (`TagUser`). Only undo uses it, with the caller's credentials.
+    fn add_tag(&self, user: &str, key: &str, value: &str) -> impl Future<Output = Result<(), CallError>> + Send;
+}
+
+/// One access key as `ListAccessKeys` reports it at the moment of acting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    /// The access key id.
+    pub id: String,
+    /// `Active` (true) or `Inactive`.
+    pub active: bool,
+    /// When the key was created.
+    pub created: chrono::DateTime<chrono::Utc>,
 }
 
 /// Reads the whole account with bulk calls only (credential report + GetAccountAuthorizationDetails).

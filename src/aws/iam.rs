@@ -15,7 +15,7 @@ use crate::checks::RootSummary;
 use crate::checks::password::PasswordPolicy;
 use crate::checks::policy::{PolicyDocument, PolicyError};
 use crate::credential_report::{self, CredentialReport};
-use crate::ports::{AccessSnapshot, AccountReader, AccountSnapshot, CallError, ScanError, UserDirectory};
+use crate::ports::{AccessSnapshot, AccountReader, AccountSnapshot, CallError, KeyState, ScanError, UserDirectory};
 use crate::snapshot::{
     AccessKey, GroupPolicies, InlinePolicy, KeyRef, ManagedPolicy, PolicyCatalogue, Tag, UserPolicies, UserSnapshot,
 };
@@ -134,6 +134,68 @@ impl UserDirectory for IamDirectory {
             .await
             .map(|_| ())
             .map_err(|e| call_error("iam:UntagUser", user, &e))
+    }
+
+    async fn list_keys(&self, user: &str) -> Result<Option<Vec<KeyState>>, CallError> {
+        use aws_sdk_iam::operation::list_access_keys::ListAccessKeysError;
+        let out = match self.client.list_access_keys().user_name(user).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(ListAccessKeysError::is_no_such_entity_exception) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(call_error("iam:ListAccessKeys", user, &e)),
+        };
+        // A user has at most two keys: one page always holds them.
+        Ok(Some(
+            out.access_key_metadata()
+                .iter()
+                .filter_map(|m| {
+                    Some(KeyState {
+                        id: m.access_key_id()?.to_owned(),
+                        active: m.status() == Some(&StatusType::Active),
+                        created: m.create_date().and_then(to_utc)?,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    async fn set_key_status(&self, user: &str, key_id: &str, active: bool) -> Result<(), CallError> {
+        let status = if active { StatusType::Active } else { StatusType::Inactive };
+        self.client
+            .update_access_key()
+            .user_name(user)
+            .access_key_id(key_id)
+            .status(status)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error("iam:UpdateAccessKey", &format!("{user}/{key_id}"), &e))
+    }
+
+    async fn read_tags(&self, user: &str) -> Result<Option<Vec<Tag>>, CallError> {
+        use aws_sdk_iam::operation::get_user::GetUserError;
+        match self.client.get_user().user_name(user).send().await {
+            Ok(out) => Ok(out.user.map(|u| u.tags().iter().map(|t| Tag::new(t.key(), t.value())).collect())),
+            Err(e) if e.as_service_error().is_some_and(GetUserError::is_no_such_entity_exception) => Ok(None),
+            Err(e) => Err(call_error("iam:GetUser", user, &e)),
+        }
+    }
+
+    async fn add_tag(&self, user: &str, key: &str, value: &str) -> Result<(), CallError> {
+        let tag = aws_sdk_iam::types::Tag::builder().key(key).value(value).build().map_err(|e| CallError {
+            action: "iam:TagUser",
+            target: user.to_owned(),
+            message: e.to_string(),
+        })?;
+        self.client
+            .tag_user()
+            .user_name(user)
+            .tags(tag)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error("iam:TagUser", user, &e))
     }
 }
 

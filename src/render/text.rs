@@ -108,11 +108,15 @@ pub fn next_step(f: &Finding) -> &'static str {
 #[must_use]
 pub fn remediation(f: &Finding) -> String {
     let Some(r) = &f.remediation else { return "none (this check is reported, not remediated)".to_owned() };
-    let what = match r.status {
-        RemediationStatus::Applied => "the exception tag was removed",
-        RemediationStatus::DryRun => "not removed: remediation is off",
-        RemediationStatus::Skipped => "not removed on purpose",
-        RemediationStatus::Failed => "the call failed; the invocation fails and is retried",
+    let deactivate = r.action == crate::remediate::stale::ACTION;
+    let what = match (r.status, deactivate) {
+        (RemediationStatus::Applied, false) => "the exception tag was removed",
+        (RemediationStatus::Applied, true) => "the key was deactivated, not deleted",
+        (RemediationStatus::DryRun, false) => "not removed: remediation is off",
+        (RemediationStatus::DryRun, true) => "not deactivated: dry-run",
+        (RemediationStatus::Skipped, false) => "not removed on purpose",
+        (RemediationStatus::Skipped, true) => "not deactivated on purpose",
+        (RemediationStatus::Failed, _) => "the call failed; the invocation fails and is retried",
     };
     match &r.detail {
         Some(detail) => format!("{}: {} ({what}; {})", r.action, r.status.as_str(), one_line(detail)),
@@ -165,6 +169,15 @@ pub fn evidence(f: &Finding) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deactivation_is_described_as_one() {
+        use crate::finding::{CheckId, Remediation};
+        let mut f = crate::checks::fixtures::scope().finding(CheckId::AccessKeyStale, "arn:u", "m".into());
+        f.remediation =
+            Some(Remediation { action: "deactivate".into(), status: RemediationStatus::Applied, detail: None });
+        assert_eq!(remediation(&f), "deactivate: applied (the key was deactivated, not deleted)");
+    }
 
     #[test]
     fn truncation_counts_characters_and_marks_the_cut() {

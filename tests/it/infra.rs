@@ -382,6 +382,44 @@ fn untag_allows_every_spelling_of_the_tag_key_the_checks_remediate() {
     assert!(!untag_allowed(&t, &["AccessException", "Owner"]), "a request removing another tag too is denied");
 }
 
+#[test]
+fn update_access_key_is_granted_alone_and_only_when_deactivation_is_true() {
+    let t = template();
+    let policies = resource(&t, "FunctionRole")["Properties"]["Policies"].as_array().unwrap();
+    let conditional: Vec<&Value> = policies
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .filter_map(|s| s.get("!If"))
+        .filter(|branches| branches[1].is_object() && actions(&branches[1]).contains(&"iam:UpdateAccessKey"))
+        .collect();
+    let stale = conditional
+        .iter()
+        .find(|branches| branches[0] == json!("StaleKeyDeactivationEnabled"))
+        .expect("a statement conditional on StaleKeyDeactivationEnabled grants UpdateAccessKey");
+    let (condition_name, statement) = (stale[0].as_str().unwrap(), &stale[1]);
+    assert_eq!(condition_name, "StaleKeyDeactivationEnabled");
+    assert_eq!(t["Conditions"][condition_name], json!("!Equals [!Ref DeactivateStaleKeys, \"true\"]"));
+    assert_eq!(condition(&t, condition_name), json!(false), "off by default");
+    assert_eq!(parameter_default(&t, "DeactivateStaleKeys"), "false");
+    // dry-run must not grant it: only "true" does.
+    assert_eq!(strings(&t["Parameters"]["DeactivateStaleKeys"]["AllowedValues"]), ["false", "dry-run", "true"]);
+    assert_eq!(actions(statement), ["iam:UpdateAccessKey"], "UpdateAccessKey alone");
+    assert_eq!(statement["Resource"], json!("!Sub arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"));
+    // Never unconditionally: every grant of it sits inside an `!If` on an opt-in parameter.
+    let unconditional = policies
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .filter(|s| s.get("!If").is_none())
+        .any(|s| actions(s).contains(&"iam:UpdateAccessKey"));
+    assert!(!unconditional, "UpdateAccessKey is granted only when a parameter enables it");
+    assert!(!role_statements(&t).iter().any(|s| actions(s).contains(&"iam:TagUser")), "undo runs as the engineer");
+    let env = &resource(&t, "Function")["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["DEACTIVATE_STALE_KEYS"], json!("!Ref DeactivateStaleKeys"));
+    assert_eq!(env["STALE_GRACE_DAYS"], json!("!Ref StaleGraceDays"));
+    assert_eq!(env["STALE_KEY_EXEMPT_TAG"], json!("!Ref StaleKeyExemptTag"));
+    assert_eq!(parameter_default(&t, "StaleKeyExemptTag"), "iam-sentinel:keep-keys");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rules
 // ---------------------------------------------------------------------------------------------

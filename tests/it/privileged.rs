@@ -134,6 +134,18 @@ impl UserDirectory for RoleLookupFails {
     async fn remove_tag(&self, user: &str, key: &str) -> Result<(), CallError> {
         self.0.remove_tag(user, key).await
     }
+    async fn list_keys(&self, user: &str) -> Result<Option<Vec<iam_sentinel::ports::KeyState>>, CallError> {
+        self.0.list_keys(user).await
+    }
+    async fn set_key_status(&self, user: &str, key_id: &str, active: bool) -> Result<(), CallError> {
+        self.0.set_key_status(user, key_id, active).await
+    }
+    async fn read_tags(&self, user: &str) -> Result<Option<Vec<iam_sentinel::snapshot::Tag>>, CallError> {
+        self.0.read_tags(user).await
+    }
+    async fn add_tag(&self, user: &str, key: &str, value: &str) -> Result<(), CallError> {
+        self.0.add_tag(user, key, value).await
+    }
 }
 
 impl AccountReader for RoleLookupFails {

@@ -201,6 +201,19 @@ impl UserDirectory for Timed {
         self.untagged.lock().unwrap().push(user.to_owned());
         Ok(())
     }
+    // Stale-key deactivation and undo are not exercised with this fake: it holds no keys.
+    async fn list_keys(&self, user: &str) -> Result<Option<Vec<iam_sentinel::ports::KeyState>>, CallError> {
+        Ok(self.users.iter().any(|u| u.name == user).then(Vec::new))
+    }
+    async fn set_key_status(&self, _: &str, _: &str, _: bool) -> Result<(), CallError> {
+        Ok(())
+    }
+    async fn read_tags(&self, user: &str) -> Result<Option<Vec<iam_sentinel::snapshot::Tag>>, CallError> {
+        Ok(self.users.iter().find(|u| u.name == user).map(|u| u.tags.clone()))
+    }
+    async fn add_tag(&self, _: &str, _: &str, _: &str) -> Result<(), CallError> {
+        Ok(())
+    }
 }
 
 impl AccountReader for Timed {

@@ -54,6 +54,7 @@ async fn role_matches_calls() {
             ("BREAK_GLASS_ROLE_ARNS", "arn:aws:iam::123456789012:role/BreakGlassAdmin"),
             ("BREAK_GLASS_USERS", "break-glass-admin"),
             ("ROTATE_KEYS", "true"),
+            ("DEACTIVATE_STALE_KEYS", "true"),
         ]),
         &acct.sdk,
     );
@@ -67,9 +68,22 @@ async fn role_matches_calls() {
     for file in &files {
         Box::pin(app.handle(sample(file), &opts)).await.unwrap_or_else(|e| panic!("{file}: {e}"));
     }
-    // An opted-in user walked through rotation (day 76), deactivation (90) and deletion (100).
     acct.create_user("svc-rotated", &[("iam-sentinel:rotation", "auto")]).await;
     acct.create_key("svc-rotated").await;
+    // A scan judged 200 days ahead: svc-legacy-erp's key is past its limit plus the grace, so
+    // the deactivation path runs (moto cannot backdate keys). Its approval has lapsed by then too.
+    let later = RunOptions::at(Utc::now() + chrono::Duration::days(200));
+    let report = Box::pin(app.scan(None, &later)).await.unwrap();
+    assert!(
+        report.findings.iter().any(|f| {
+            f.remediation.as_ref().is_some_and(|r| {
+                r.action == "deactivate" && r.status == iam_sentinel::finding::RemediationStatus::Applied
+            })
+        }),
+        "a key was deactivated"
+    );
+    // An opted-in user (created before the scan above, which rotated its key) walked through the
+    // rotation's later steps: deactivation, deletion, and its next rotation.
     let day0 = Utc::now();
     for day in [76, 90, 100] {
         let opts = RunOptions { publish: false, ..RunOptions::at(day0 + chrono::Duration::days(day)) };
@@ -84,6 +98,7 @@ async fn role_matches_calls() {
     assert!(never_called.is_empty(), "granted by FunctionRole but never called: {never_called:?}");
     // The untag path really ran (remediation of dev-mallory), so UntagUser is proven, not assumed.
     assert!(called.contains("iam:UntagUser"), "{called:?}");
+    assert!(called.contains("iam:UpdateAccessKey"), "{called:?}");
     assert!(called.contains("securityhub:GetFindings"), "the scan sample ran the lifecycle: {called:?}");
     assert!(called.contains("iam:GetRole"), "the scan looked up the break-glass role: {called:?}");
     // Once by the sample scan for the registry; the rotation scans read it and the user's secret.
