@@ -224,7 +224,6 @@ async fn rotate_now(
     tracing::warn!(user = %user.name, old_key = %old, new_key = %new.id, "rotated access key");
     f.message = format!("{}'s key {old} was rotated: {} is in secret {secret}", user.name, new.id);
     f.evidence["new_key_id"] = json!(new.id);
-    f.evidence["undo"] = json!({ "action": "rotate", "user": user.name, "created_key_id": new.id });
     f.remediation = Some(Remediation { action: "rotate".into(), status: RemediationStatus::Applied, detail: None });
     Ok(Some(f))
 }

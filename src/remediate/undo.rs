@@ -94,8 +94,16 @@ pub fn check_reactivation(
     keys: Option<&[KeyState]>,
     exempt: bool,
     exempt_tag: &str,
+    rotating: bool,
 ) -> Result<(), String> {
     let keys = keys.ok_or_else(|| format!("{user} no longer exists"))?;
+    if rotating {
+        // The user is opted in to key rotation, which would retire the key again.
+        return Err(format!(
+            "{user} is opted in to key rotation, which would deactivate {key_id} again: remove the rotation \
+             tag first, then undo again"
+        ));
+    }
     match keys.iter().find(|k| k.id == key_id) {
         None => Err(format!("{user}'s key {key_id} no longer exists (deleted since it was deactivated)")),
         Some(k) if k.active => Err(format!(
@@ -139,10 +147,15 @@ pub async fn apply(
         UndoRecord::Deactivate { user, key_id, .. } => {
             let (keys, tags) = tokio::join!(directory.list_keys(user), directory.read_tags(user));
             let (keys, tags) = (keys?, tags?);
+            let rotating = tags.iter().flatten().any(|t| {
+                t.key.eq_ignore_ascii_case(&config.rotation.tag_key)
+                    && t.value.eq_ignore_ascii_case(crate::config::ROTATION_OPT_IN)
+            });
             let exempt_tag = &config.stale_keys.exempt_tag;
             let exempt = config.policy.is_break_glass_user(user)
                 || tags.iter().flatten().any(|t| t.key.eq_ignore_ascii_case(exempt_tag));
-            check_reactivation(user, key_id, keys.as_deref(), exempt, exempt_tag).map_err(UndoError::Refused)?;
+            check_reactivation(user, key_id, keys.as_deref(), exempt, exempt_tag, rotating)
+                .map_err(UndoError::Refused)?;
             if !dry_run {
                 directory.set_key_status(user, key_id, true).await?;
             }
@@ -213,12 +226,15 @@ mod tests {
     fn reactivation_requires_the_key_still_inactive() {
         let at = Utc::now();
         let key = |active| vec![KeyState { id: "AKIA1".into(), active, created: at }];
-        let check = |keys: Option<&[KeyState]>, exempt| check_reactivation("svc", "AKIA1", keys, exempt, "keep");
+        let check = |keys: Option<&[KeyState]>, exempt| check_reactivation("svc", "AKIA1", keys, exempt, "keep", false);
         assert_eq!(check(Some(&key(false)), true), Ok(()));
         assert!(check(Some(&key(false)), false).unwrap_err().contains("tag svc with keep"));
         assert!(check(Some(&key(true)), true).unwrap_err().contains("Active again"));
         assert!(check(Some(&[]), true).unwrap_err().contains("no longer exists"));
         assert!(check(None, true).unwrap_err().contains("svc no longer exists"));
+        // A user opted in to rotation (no exemption applies): refused, naming the way out.
+        let rotating = check_reactivation("svc", "AKIA1", Some(&key(false)), true, "keep", true);
+        assert!(rotating.unwrap_err().contains("remove the rotation tag first"));
     }
 
     #[test]
