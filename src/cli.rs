@@ -333,7 +333,9 @@ async fn undo(finding_id: &str, from: &std::path::Path, common: &Common) -> Exit
         Ok(prepared) => prepared,
         Err(f) => return fail(f.code, &f.message),
     };
-    let result = apply(&app.directory, &app.approvals, &app.config, &record, Utc::now(), common.dry_run).await;
+    let rotation = app.key_rotation.as_deref();
+    let result =
+        apply(&app.directory, &app.approvals, rotation, &app.config, &record, Utc::now(), common.dry_run).await;
     let calls = counter.snapshot().total_calls();
     match result {
         Ok(done) => {

@@ -276,4 +276,8 @@ pub trait KeyRotation: Send + Sync {
     fn deactivate<'a>(&'a self, user: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>>;
     /// Deletes a key (`DeleteAccessKey`); a key already gone is not an error.
     fn delete_key<'a>(&'a self, user: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>>;
+    /// Undoes a rotation's write to the secret: the previous version becomes current again
+    /// (`UpdateSecretVersionStage`); without one (the user's first rotation) the secret is
+    /// scheduled for deletion, recoverable for 7 days. Returns whether a previous version existed.
+    fn restore_previous<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<bool, CallError>>;
 }

@@ -224,6 +224,15 @@ async fn rotate_now(
     tracing::warn!(user = %user.name, old_key = %old, new_key = %new.id, "rotated access key");
     f.message = format!("{}'s key {old} was rotated: {} is in secret {secret}", user.name, new.id);
     f.evidence["new_key_id"] = json!(new.id);
+    crate::remediate::undo::record(
+        &mut f.evidence,
+        &crate::remediate::undo::UndoRecord::Rotate {
+            user: user.name.clone(),
+            old_key_id: old.to_owned(),
+            new_key_id: new.id.clone(),
+            secret: secret.to_owned(),
+        },
+    );
     f.remediation = Some(Remediation { action: "rotate".into(), status: RemediationStatus::Applied, detail: None });
     Ok(Some(f))
 }
@@ -307,6 +316,9 @@ mod tests {
                 self.keys.lock().unwrap().retain(|k| k != key_id);
                 Ok(())
             })
+        }
+        fn restore_previous<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool, CallError>> {
+            Box::pin(async { Ok(false) })
         }
     }
 

@@ -219,4 +219,39 @@ impl KeyRotation for AwsKeyRotation {
             }
         })
     }
+
+    fn restore_previous<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<bool, CallError>> {
+        Box::pin(async move {
+            let described = self
+                .secrets
+                .describe_secret()
+                .secret_id(secret)
+                .send()
+                .await
+                .map_err(|e| call_error("secretsmanager:DescribeSecret", secret, &e))?;
+            let stages = described.version_ids_to_stages.unwrap_or_default();
+            let holding =
+                |stage: &str| stages.iter().find(|(_, s)| s.iter().any(|x| x == stage)).map(|(v, _)| v.clone());
+            if let (Some(current), Some(previous)) = (holding("AWSCURRENT"), holding("AWSPREVIOUS")) {
+                self.secrets
+                    .update_secret_version_stage()
+                    .secret_id(secret)
+                    .version_stage("AWSCURRENT")
+                    .move_to_version_id(previous)
+                    .remove_from_version_id(current)
+                    .send()
+                    .await
+                    .map_err(|e| call_error("secretsmanager:UpdateSecretVersionStage", secret, &e))?;
+                return Ok(true);
+            }
+            self.secrets
+                .delete_secret()
+                .secret_id(secret)
+                .recovery_window_in_days(7)
+                .send()
+                .await
+                .map_err(|e| call_error("secretsmanager:DeleteSecret", secret, &e))?;
+            Ok(false)
+        })
+    }
 }

@@ -35,6 +35,17 @@ pub enum UndoRecord {
         /// The status before (`Active`).
         previous_status: String,
     },
+    /// The rotation made `new_key_id` and stored it in `secret`, replacing `old_key_id`.
+    Rotate {
+        /// The IAM user.
+        user: String,
+        /// The key the rotation replaced (still active while the rotation can be undone).
+        old_key_id: String,
+        /// The key the rotation created.
+        new_key_id: String,
+        /// The rotation secret.
+        secret: String,
+    },
 }
 
 /// Writes `undo` into a finding's evidence (an object; anything else is kept under `facts`).
@@ -132,11 +143,48 @@ pub fn check_retag(user: &str, tag_key: &str, tags: Option<&[Tag]>, approved_now
     Ok(())
 }
 
+/// Whether a rotation can be reversed: the user opted out (or the rotation would run again),
+/// the old key still exists and is active (its consumers keep working), the new key still
+/// exists, and the secret still holds the new key.
+pub fn check_unrotate(
+    undo: (&str, &str, &str),
+    keys: Option<&[KeyState]>,
+    in_secret: Option<&str>,
+    rotating: bool,
+) -> Result<(), String> {
+    let (user, old, new) = undo;
+    let keys = keys.ok_or_else(|| format!("{user} no longer exists"))?;
+    if rotating {
+        return Err(format!(
+            "{user} is still opted in to key rotation, which would rotate again: remove the rotation tag first"
+        ));
+    }
+    match keys.iter().find(|k| k.id == old) {
+        None => {
+            return Err(format!("{user}'s old key {old} no longer exists: its consumers have nothing to go back to"));
+        }
+        Some(k) if !k.active => {
+            return Err(format!(
+                "{user}'s old key {old} is inactive: undo its deactivation first, or keep the rotation"
+            ));
+        }
+        Some(_) => {}
+    }
+    if !keys.iter().any(|k| k.id == new) {
+        return Err(format!("{user}'s new key {new} no longer exists: nothing to undo"));
+    }
+    if in_secret != Some(new) {
+        return Err(format!("the rotation secret no longer holds {new}: it changed since the rotation"));
+    }
+    Ok(())
+}
+
 /// Reverses `undo` after checking the current state (`dry_run`: checks only). Returns what
 /// was (or would be) done. `config` says who is exempt from stale-key deactivation.
 pub async fn apply(
     directory: &impl UserDirectory,
     approvals: &impl ApprovalsStore,
+    rotation: Option<&dyn crate::ports::KeyRotation>,
     config: &Config,
     undo: &UndoRecord,
     now: DateTime<Utc>,
@@ -170,6 +218,31 @@ pub async fn apply(
                 directory.add_tag(user, tag_key, previous_value).await?;
             }
             Ok(format!("{would}tag {user} {tag_key}={previous_value} again (approved in the registry)"))
+        }
+        UndoRecord::Rotate { user, old_key_id, new_key_id, secret } => {
+            let rotation = rotation.ok_or_else(|| UndoError::Refused("key rotation is not available here".into()))?;
+            let (keys, tags, vault) =
+                tokio::join!(directory.list_keys(user), directory.read_tags(user), rotation.vault(secret));
+            let (keys, tags, vault) = (keys?, tags?, vault?);
+            let rotating = tags.iter().flatten().any(|t| {
+                t.key.eq_ignore_ascii_case(&config.rotation.tag_key)
+                    && t.value.eq_ignore_ascii_case(crate::config::ROTATION_OPT_IN)
+            });
+            check_unrotate((user, old_key_id, new_key_id), keys.as_deref(), vault.current_key.as_deref(), rotating)
+                .map_err(UndoError::Refused)?;
+            if dry_run {
+                return Ok(format!("would restore {secret}'s previous value and delete {user}'s new key {new_key_id}"));
+            }
+            let restored = rotation.restore_previous(secret).await?;
+            rotation.delete_key(user, new_key_id).await?;
+            Ok(if restored {
+                format!("restored {secret}'s previous value and deleted {user}'s new key {new_key_id}")
+            } else {
+                format!(
+                    "scheduled {secret} (created by this rotation) for deletion in 7 days and deleted {user}'s new key \
+                     {new_key_id}; {old_key_id} stays active"
+                )
+            })
         }
     }
 }
@@ -235,6 +308,24 @@ mod tests {
         // A user opted in to rotation (no exemption applies): refused, naming the way out.
         let rotating = check_reactivation("svc", "AKIA1", Some(&key(false)), true, "keep", true);
         assert!(rotating.unwrap_err().contains("remove the rotation tag first"));
+    }
+
+    #[test]
+    fn a_rotation_is_undone_only_from_the_state_it_left() {
+        let at = Utc::now();
+        let k = |id: &str, active| KeyState { id: id.into(), active, created: at };
+        let both = [k("AKIAOLD", true), k("AKIANEW", true)];
+        let check = |keys: &[KeyState], secret: Option<&str>, rotating| {
+            check_unrotate(("svc", "AKIAOLD", "AKIANEW"), Some(keys), secret, rotating)
+        };
+        assert_eq!(check(&both, Some("AKIANEW"), false), Ok(()));
+        assert!(check(&both, Some("AKIANEW"), true).unwrap_err().contains("still opted in"));
+        assert!(
+            check(&[k("AKIAOLD", false), k("AKIANEW", true)], Some("AKIANEW"), false).unwrap_err().contains("inactive")
+        );
+        assert!(check(&[k("AKIANEW", true)], Some("AKIANEW"), false).unwrap_err().contains("AKIAOLD no longer exists"));
+        assert!(check(&[k("AKIAOLD", true)], Some("AKIANEW"), false).unwrap_err().contains("AKIANEW no longer exists"));
+        assert!(check(&both, Some("AKIAOTHER"), false).unwrap_err().contains("no longer holds"));
     }
 
     #[test]

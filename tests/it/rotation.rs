@@ -201,3 +201,36 @@ async fn two_keys_outside_the_secret_are_reported_not_rotated() {
     assert!(stalled[0].message.contains("no free slot"), "{}", stalled[0].message);
     assert_eq!(keys(&acct).await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_rotation_is_undone_only_once_the_user_opted_out() {
+    let acct = Account::new().await;
+    let first = opted_in(&acct).await;
+    let t0 = Utc::now();
+    let (app, _) = build_app_with(acct.config(&[("ROTATE_KEYS", "true")]), &acct.sdk);
+    let report = app.scan(None, &RunOptions { publish: false, ..at(t0, 76) }).await.unwrap();
+    let rotated = report.findings.iter().find(|f| f.check.as_str() == "access-key-rotated").unwrap();
+    assert_eq!(rotated.evidence["undo"]["action"], "rotate");
+    let file = crate::stale_keys::findings_file("rotation", std::slice::from_ref(rotated));
+
+    // Still opted in: the rotation would run again. Refused, nothing changed.
+    let (code, _, err) = crate::stale_keys::undo(&acct, &rotated.id, &file);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("remove the rotation tag first"), "{err}");
+    assert_eq!(keys(&acct).await.len(), 2);
+
+    // Opted out: the new key is deleted, the secret (created by this rotation) is scheduled for
+    // deletion, and the old key, still active, serves its consumers as before.
+    acct.iam.untag_user().user_name(USER).tag_keys("iam-sentinel:rotation").send().await.unwrap();
+    let (code, out, err) = crate::stale_keys::undo(&acct, &rotated.id, &file);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("scheduled") && out.contains("deleted"), "{out}");
+    assert_eq!(keys(&acct).await, [(first, true)]);
+    let described = acct.secrets.describe_secret().secret_id(secret_name(ACCOUNT, USER)).send().await.unwrap();
+    assert!(described.deleted_date().is_some(), "scheduled for deletion");
+
+    // Undoing twice: the new key is gone, refused.
+    let (code, _, err) = crate::stale_keys::undo(&acct, &rotated.id, &file);
+    assert_eq!(code, 1, "{err}");
+    let _ = std::fs::remove_file(file);
+}

@@ -179,14 +179,14 @@ async fn each_slot_is_matched_to_its_own_key_and_a_finding_never_touches_a_sibli
 }
 
 /// Writes `findings` as `--format json` prints them (one per line) and returns the path.
-fn findings_file(name: &str, findings: &[Finding]) -> std::path::PathBuf {
+pub(crate) fn findings_file(name: &str, findings: &[Finding]) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("iam-sentinel-undo-{name}-{}.json", std::process::id()));
     let lines: String = findings.iter().map(|f| serde_json::to_string(f).unwrap() + "\n").collect();
     std::fs::write(&path, lines).unwrap();
     path
 }
 
-fn undo(acct: &Account, id: &str, file: &std::path::Path) -> (i32, String, String) {
+pub(crate) fn undo(acct: &Account, id: &str, file: &std::path::Path) -> (i32, String, String) {
     let out = acct.cli(&["undo", id, "--from", file.to_str().unwrap()], &[]);
     (
         out.status.code().unwrap_or(-1),
