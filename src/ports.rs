@@ -250,11 +250,10 @@ pub struct NewKey {
     pub secret: KeySecret,
 }
 
-/// What key rotation needs from IAM and Secrets Manager; a trait object, because whether it
+/// What key rotation needs beyond [`UserDirectory`] (which lists and deactivates keys): key
+/// creation and deletion in IAM, and the rotation secret; a trait object, because whether it
 /// exists is decided at start-up.
 pub trait KeyRotation: Send + Sync {
-    /// The user's keys, fresh (`ListAccessKeys`).
-    fn keys<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<crate::remediate::rotation::Key>, CallError>>;
     /// When, where and to what a key was last used (`GetAccessKeyLastUsed`).
     fn last_use<'a>(&'a self, key_id: &'a str)
     -> BoxFuture<'a, Result<crate::remediate::rotation::LastUse, CallError>>;
@@ -272,8 +271,6 @@ pub trait KeyRotation: Send + Sync {
         key_id: &'a str,
         at: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<(), CallError>>;
-    /// Sets a key `Inactive` (`UpdateAccessKey`).
-    fn deactivate<'a>(&'a self, user: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>>;
     /// Deletes a key (`DeleteAccessKey`); a key already gone is not an error.
     fn delete_key<'a>(&'a self, user: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>>;
     /// Undoes a rotation's write to the secret: the previous version becomes current again

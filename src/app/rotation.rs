@@ -90,8 +90,10 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         opts: &RunOptions,
     ) -> Result<Option<Finding>, (Option<Finding>, CallError)> {
         let secret = secret_name(&scope.account, &user.name);
-        let (keys, vault) = tokio::join!(rotation.keys(&user.name), rotation.vault(&secret));
+        let (keys, vault) = tokio::join!(self.directory.list_keys(&user.name), rotation.vault(&secret));
         let (keys, vault) = (keys.map_err(|e| (None, e))?, vault.map_err(|e| (None, e))?);
+        // The user was deleted since it was read: nothing to rotate.
+        let Some(keys) = keys else { return Ok(None) };
         let schedule = self.schedule();
         let mut step = next_step(&keys, &vault, None, &schedule, opts.now);
         if let Step::NeedsLastUse { old } = &step {
@@ -156,7 +158,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 }
                 let result = async {
                     rotation.record_deactivation(&secret, &old, opts.now).await?;
-                    rotation.deactivate(&user.name, &old).await
+                    self.directory.set_key_status(&user.name, &old, false).await
                 };
                 if let Err(e) = result.await {
                     done(&mut f, "deactivate", RemediationStatus::Failed, Some(e.to_string()));
@@ -261,7 +263,7 @@ mod tests {
 
     use super::*;
     use crate::ports::{BoxFuture, KeySecret, NewKey};
-    use crate::remediate::rotation::{Key, LastUse, Vault};
+    use crate::remediate::rotation::{LastUse, Vault};
 
     /// IAM and Secrets Manager in memory; storing the secret can be made to fail.
     #[derive(Default)]
@@ -276,9 +278,6 @@ mod tests {
     }
 
     impl KeyRotation for Fake {
-        fn keys<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<Key>, CallError>> {
-            Box::pin(async { Ok(Vec::new()) })
-        }
         fn last_use<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<LastUse, CallError>> {
             Box::pin(async { Ok(LastUse::default()) })
         }
@@ -306,9 +305,6 @@ mod tests {
             _: &'a str,
             _: chrono::DateTime<chrono::Utc>,
         ) -> BoxFuture<'a, Result<(), CallError>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn deactivate<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), CallError>> {
             Box::pin(async { Ok(()) })
         }
         fn delete_key<'a>(&'a self, _: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>> {

@@ -2,13 +2,12 @@
 //! secret. The secret access key is read from `CreateAccessKey` and written to Secrets
 //! Manager; it is never logged, kept or returned anywhere else.
 
-use aws_sdk_iam::types::StatusType;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{call_error, to_utc};
 use crate::ports::{BoxFuture, CallError, KeyRotation, KeySecret, NewKey};
-use crate::remediate::rotation::{Key, LastUse, Vault};
+use crate::remediate::rotation::{LastUse, Vault};
 
 /// The tag on a rotation secret that records which old key the rotation deactivated, and when.
 const DEACTIVATED_TAG_PREFIX: &str = "iam-sentinel:deactivated:";
@@ -47,29 +46,6 @@ struct StoredId {
 }
 
 impl KeyRotation for AwsKeyRotation {
-    fn keys<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<Vec<Key>, CallError>> {
-        Box::pin(async move {
-            let out = self
-                .iam
-                .list_access_keys()
-                .user_name(user)
-                .send()
-                .await
-                .map_err(|e| call_error("iam:ListAccessKeys", user, &e))?;
-            Ok(out
-                .access_key_metadata()
-                .iter()
-                .filter_map(|m| {
-                    Some(Key {
-                        id: m.access_key_id()?.to_owned(),
-                        active: m.status() == Some(&StatusType::Active),
-                        created: m.create_date().and_then(to_utc)?,
-                    })
-                })
-                .collect())
-        })
-    }
-
     fn last_use<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<LastUse, CallError>> {
         Box::pin(async move {
             let out = self
@@ -192,20 +168,6 @@ impl KeyRotation for AwsKeyRotation {
                 .await
                 .map(|_| ())
                 .map_err(|e| call_error("secretsmanager:TagResource", secret, &e))
-        })
-    }
-
-    fn deactivate<'a>(&'a self, user: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>> {
-        Box::pin(async move {
-            self.iam
-                .update_access_key()
-                .user_name(user)
-                .access_key_id(key_id)
-                .status(StatusType::Inactive)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| call_error("iam:UpdateAccessKey", &format!("{user}/{key_id}"), &e))
         })
     }
 

@@ -26,16 +26,8 @@ pub struct Schedule {
     pub delete_after_days: i64,
 }
 
-/// One access key as IAM describes it now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key {
-    /// The access key id.
-    pub id: String,
-    /// `Active`.
-    pub active: bool,
-    /// When it was created.
-    pub created: DateTime<Utc>,
-}
+/// One access key as IAM describes it now (`ListAccessKeys`).
+pub type Key = crate::ports::KeyState;
 
 /// Where and when a key was last used (`GetAccessKeyLastUsed`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
