@@ -217,3 +217,43 @@ impl KeyRotation for AwsKeyRotation {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_iam::operation::get_access_key_last_used::GetAccessKeyLastUsedOutput;
+    use aws_sdk_iam::types::AccessKeyLastUsed;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    fn rotation(iam: aws_sdk_iam::Client) -> AwsKeyRotation {
+        let secrets = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, []);
+        AwsKeyRotation::new(iam, secrets, None)
+    }
+
+    // moto cannot record that a key was used: the service and region of a real last use, and
+    // IAM's "N/A" for a key never used, come from the SDK's own shapes here.
+    #[tokio::test]
+    async fn a_key_s_last_use_names_its_service_and_region_and_never_used_is_none() {
+        let used = mock!(aws_sdk_iam::Client::get_access_key_last_used)
+            .sequence()
+            .output(|| {
+                let last = AccessKeyLastUsed::builder()
+                    .last_used_date(aws_sdk_iam::primitives::DateTime::from_secs(1_790_000_000))
+                    .service_name("s3")
+                    .region("eu-west-1")
+                    .build()
+                    .unwrap();
+                GetAccessKeyLastUsedOutput::builder().user_name("svc-app").access_key_last_used(last).build()
+            })
+            .output(|| {
+                let never = AccessKeyLastUsed::builder().service_name("N/A").region("N/A").build().unwrap();
+                GetAccessKeyLastUsedOutput::builder().user_name("svc-app").access_key_last_used(never).build()
+            })
+            .build();
+        let r = rotation(mock_client!(aws_sdk_iam, RuleMode::Sequential, [&used]));
+        let u = r.last_use("AKIAOLD").await.unwrap();
+        assert_eq!((u.service.as_deref(), u.region.as_deref()), (Some("s3"), Some("eu-west-1")));
+        assert_eq!(u.at.unwrap().timestamp(), 1_790_000_000);
+        assert_eq!(r.last_use("AKIAOLD").await.unwrap(), LastUse::default());
+    }
+}
