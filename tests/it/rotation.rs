@@ -127,6 +127,18 @@ async fn a_user_is_walked_through_rotation_deactivation_and_deletion() {
     );
     assert_eq!(keys(&acct).await, [(second.clone(), true)]);
     assert_eq!(secret(&acct).await.unwrap().0, second);
+    // What the subscriber received for days 90 and 100: each step in its scan's digest.
+    let received = acct.received().await;
+    let mut steps: Vec<&str> = received
+        .iter()
+        .filter(|r| r.attributes["check"] == "digest")
+        .flat_map(|r| r.finding["findings"].as_array().unwrap().iter())
+        .filter(|f| f["check"] == "access-key-rotated")
+        .map(|f| f["evidence"]["step"].as_str().unwrap())
+        .collect();
+    steps.sort_unstable();
+    assert_eq!(steps, ["deactivate", "delete"]);
+    assert!(received.iter().all(|r| !r.finding.to_string().contains(&secret_key)));
 }
 
 #[tokio::test]
