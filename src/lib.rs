@@ -14,6 +14,7 @@ pub mod finding;
 pub mod lambda;
 pub mod message;
 pub mod metrics;
+pub mod org;
 pub mod output;
 pub mod ports;
 pub mod remediate;

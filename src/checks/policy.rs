@@ -436,7 +436,7 @@ fn misspelt(key: &str, name: &str) -> bool {
 }
 
 /// `None` when `st` does not restrict the network at all; otherwise its differences.
-fn judge_network_statement(st: &Statement, enterprise: &[Cidr]) -> Option<Vec<NetworkWeakness>> {
+pub(crate) fn judge_network_statement(st: &Statement, enterprise: &[Cidr]) -> Option<Vec<NetworkWeakness>> {
     if st.effect != Effect::Deny {
         return None;
     }
