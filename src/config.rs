@@ -124,6 +124,12 @@ impl Default for Rotation {
 /// The value of the opt-in tag that turns rotation on for a user.
 pub const ROTATION_OPT_IN: &str = "auto";
 
+/// Whether `tags` opt a user in to key rotation (`tag_key` = `auto`, both matched ignoring case).
+#[must_use]
+pub fn opted_in_to_rotation(tags: &[crate::snapshot::Tag], tag_key: &str) -> bool {
+    tags.iter().any(|t| t.key.eq_ignore_ascii_case(tag_key) && t.value.eq_ignore_ascii_case(ROTATION_OPT_IN))
+}
+
 /// The whole configuration of the function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -376,6 +382,17 @@ impl Config {
         if let Some(bad_name) = break_glass_users.iter().find(|u| !crate::event::is_valid_user_name(u)) {
             errors.borrow_mut().push(bad("BREAK_GLASS_USERS", bad_name, "comma-separated IAM user names"));
         }
+        let rotation = Rotation {
+            enabled: match get("ROTATE_KEYS").map(|v| v.to_ascii_lowercase()).as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(v) => report(&errors, Err(bad("ROTATE_KEYS", v, "`true` or `false`")), false),
+            },
+            tag_key: get("ROTATION_TAG_KEY").unwrap_or_else(|| Rotation::default().tag_key),
+            deactivate_after_days: days("ROTATION_DEACTIVATE_DAYS", 10, 365),
+            delete_after_days: days("ROTATION_DELETE_DAYS", 10, 365),
+            kms_key_id: get("ROTATION_KMS_KEY_ID"),
+        };
         let stale_keys = StaleKeys {
             mode: match get("DEACTIVATE_STALE_KEYS").map(|v| v.to_ascii_lowercase()).as_deref() {
                 None | Some("false") => StaleKeyMode::Off,
@@ -401,20 +418,9 @@ impl Config {
                     StaleKeys::default().exempt_tag,
                 ),
             },
-            rotation_tag: get("ROTATION_TAG_KEY").unwrap_or_else(|| Rotation::default().tag_key),
+            rotation_tag: rotation.tag_key.clone(),
         };
 
-        let rotation = Rotation {
-            enabled: match get("ROTATE_KEYS").map(|v| v.to_ascii_lowercase()).as_deref() {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(v) => report(&errors, Err(bad("ROTATE_KEYS", v, "`true` or `false`")), false),
-            },
-            tag_key: get("ROTATION_TAG_KEY").unwrap_or_else(|| Rotation::default().tag_key),
-            deactivate_after_days: days("ROTATION_DEACTIVATE_DAYS", 10, 365),
-            delete_after_days: days("ROTATION_DELETE_DAYS", 10, 365),
-            kms_key_id: get("ROTATION_KMS_KEY_ID"),
-        };
         let errors = errors.into_inner();
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));

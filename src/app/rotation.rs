@@ -4,10 +4,11 @@
 use serde_json::json;
 
 use super::{App, Failure, RunOptions};
-use crate::config::ROTATION_OPT_IN;
+use crate::config::opted_in_to_rotation;
 use crate::finding::{CheckId, Finding, Remediation, RemediationStatus, Scope};
 use crate::ports::{AccountReader, ApprovalsStore, CallError, FindingsSink, KeyRotation, UserDirectory};
 use crate::remediate::rotation::{Schedule, Step, next_step};
+use crate::remediate::undo::{UndoRecord, record};
 use crate::snapshot::UserSnapshot;
 
 /// The user's rotation secret.
@@ -29,8 +30,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
     /// Whether `user` opted in and a step may be due (a key at the rotation point, or a
     /// rotation in flight): only those cost per-user calls.
     fn rotation_candidate(&self, user: &UserSnapshot, now: chrono::DateTime<chrono::Utc>) -> bool {
-        let opted_in =
-            user.tag(&self.config.rotation.tag_key).is_some_and(|t| t.value.eq_ignore_ascii_case(ROTATION_OPT_IN));
+        let opted_in = opted_in_to_rotation(&user.tags, &self.config.rotation.tag_key);
         let due = |k: &crate::snapshot::AccessKey| {
             k.active && crate::checks::whole_days(k.created, now) >= self.schedule().rotate_at_days
         };
@@ -71,7 +71,8 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 }));
                 break;
             }
-            match self.rotate_one(rotation, user, scope, opts).await {
+            // Boxed: a rotation step holds several SDK calls; the scan future stays small.
+            match Box::pin(self.rotate_one(rotation, user, scope, opts)).await {
                 Ok(f) => findings.extend(f),
                 Err((f, e)) => {
                     findings.extend(f);
@@ -141,54 +142,64 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 rotate_now(rotation, user, &old, &secret, f).await
             }
             Step::Deactivate { old, new } => {
-                let mut f = finding(
+                let f = finding(
                     CheckId::AccessKeyRotated,
                     &old,
                     format!("{}'s old key {old} is deactivated: {new} in secret {secret} replaces it", user.name),
                     json!({ "step": "deactivate", "old_key_id": old, "new_key_id": new, "secret": secret }),
                 );
-                if !act {
-                    done(
-                        &mut f,
-                        "deactivate",
-                        RemediationStatus::DryRun,
-                        Some(format!("would deactivate ({why_not})")),
-                    );
-                    return Ok(Some(f));
-                }
-                let result = async {
+                let work = async {
                     rotation.record_deactivation(&secret, &old, opts.now).await?;
                     self.directory.set_key_status(&user.name, &old, false).await
                 };
-                if let Err(e) = result.await {
-                    done(&mut f, "deactivate", RemediationStatus::Failed, Some(e.to_string()));
-                    return Err((Some(f), e));
-                }
-                f.evidence["undo"] =
-                    json!({ "action": "deactivate", "user": user.name, "key_id": old, "previous_status": "Active" });
-                done(&mut f, "deactivate", RemediationStatus::Applied, None);
-                Ok(Some(f))
+                let undo = UndoRecord::Deactivate {
+                    user: user.name.clone(),
+                    key_id: old.clone(),
+                    previous_status: "Active".into(),
+                };
+                carry_out(f, "deactivate", act.then_some(work).ok_or(why_not), Some(&undo)).await
             }
             Step::Delete { old } => {
-                let mut f = finding(
+                let f = finding(
                     CheckId::AccessKeyRotated,
                     &old,
                     format!("{}'s old key {old}, inactive since the rotation, is deleted", user.name),
                     json!({ "step": "delete", "old_key_id": old, "secret": secret }),
                 );
-                if !act {
-                    done(&mut f, "delete", RemediationStatus::DryRun, Some(format!("would delete ({why_not})")));
-                    return Ok(Some(f));
-                }
-                if let Err(e) = rotation.delete_key(&user.name, &old).await {
-                    done(&mut f, "delete", RemediationStatus::Failed, Some(e.to_string()));
-                    return Err((Some(f), e));
-                }
-                done(&mut f, "delete", RemediationStatus::Applied, None);
-                Ok(Some(f))
+                let work = rotation.delete_key(&user.name, &old);
+                carry_out(f, "delete", act.then_some(work).ok_or(why_not), None).await
             }
         }
     }
+}
+
+/// Takes a step that changes a key, or reports it as `dry-run` when `work` is `Err(why not)`;
+/// records what was done (and how to undo it) in the finding.
+async fn carry_out(
+    mut f: Finding,
+    action: &str,
+    work: Result<impl std::future::Future<Output = Result<(), CallError>>, &str>,
+    undo: Option<&UndoRecord>,
+) -> Result<Option<Finding>, (Option<Finding>, CallError)> {
+    let set = |f: &mut Finding, status, detail| {
+        f.remediation = Some(Remediation { action: action.into(), status, detail });
+    };
+    let work = match work {
+        Ok(work) => work,
+        Err(why_not) => {
+            set(&mut f, RemediationStatus::DryRun, Some(format!("would {action} ({why_not})")));
+            return Ok(Some(f));
+        }
+    };
+    if let Err(e) = work.await {
+        set(&mut f, RemediationStatus::Failed, Some(e.to_string()));
+        return Err((Some(f), e));
+    }
+    if let Some(undo) = undo {
+        record(&mut f.evidence, undo);
+    }
+    set(&mut f, RemediationStatus::Applied, None);
+    Ok(Some(f))
 }
 
 fn stalled_message(user: &str, old: &str, new: &str, last_use: &crate::remediate::rotation::LastUse) -> String {
@@ -226,9 +237,9 @@ async fn rotate_now(
     tracing::warn!(user = %user.name, old_key = %old, new_key = %new.id, "rotated access key");
     f.message = format!("{}'s key {old} was rotated: {} is in secret {secret}", user.name, new.id);
     f.evidence["new_key_id"] = json!(new.id);
-    crate::remediate::undo::record(
+    record(
         &mut f.evidence,
-        &crate::remediate::undo::UndoRecord::Rotate {
+        &UndoRecord::Rotate {
             user: user.name.clone(),
             old_key_id: old.to_owned(),
             new_key_id: new.id.clone(),

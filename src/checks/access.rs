@@ -10,17 +10,14 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::policy::{Cidr, NetworkVerdict, NetworkWeakness, PolicyDocument, allows_admin, denies_without_mfa};
+use super::policy::{
+    Cidr, NetworkVerdict, NetworkWeakness, PolicyDocument, allows_admin, aws_managed_policy, denies_without_mfa,
+    is_aws_managed_admin,
+};
 use super::user_finding;
 use crate::config::Policy;
 use crate::finding::{CheckId, Finding, Scope};
 use crate::snapshot::{InlinePolicy, PolicyCatalogue, UserPolicies, UserSnapshot};
-
-/// AWS managed policies that are administrator access by themselves: `AdministratorAccess`
-/// (`*` on `*`) and `IAMFullAccess` (`iam:*`: it can attach the first to itself). AWS managed
-/// documents are not read (the account holds about 1,300 of them, none restricting the network
-/// or requiring MFA); they are known by name.
-pub const AWS_MANAGED_ADMIN: &[&str] = &["AdministratorAccess", "IAMFullAccess"];
 
 /// What one policy document does, as the checks see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,10 +41,10 @@ impl Verdict {
         }
     }
 
-    /// An AWS managed policy, judged by its ARN.
+    /// An AWS managed policy, judged by its ARN: AWS managed documents are not read (an account
+    /// holds about 1,300 of them, none restricting the network or requiring MFA).
     fn aws_managed(arn: &str) -> Verdict {
-        let name = arn.rsplit('/').next().unwrap_or_default();
-        Verdict { network: NetworkVerdict::Absent, requires_mfa: false, admin: AWS_MANAGED_ADMIN.contains(&name) }
+        Verdict { network: NetworkVerdict::Absent, requires_mfa: false, admin: is_aws_managed_admin(arn) }
     }
 }
 
@@ -170,7 +167,7 @@ impl<'a> AccessJudge<'a> {
 
 /// Whether `arn` is an AWS managed policy (`arn:PARTITION:iam::aws:policy/…`).
 fn is_aws_managed(arn: &str) -> bool {
-    arn.split(':').nth(4) == Some("aws") && arn.split(':').nth(5).is_some_and(|r| r.starts_with("policy/"))
+    aws_managed_policy(arn).is_some()
 }
 
 /// What an IAM call changed that decides what reaches users.

@@ -636,15 +636,29 @@ pub fn allows_admin(doc: &PolicyDocument) -> bool {
     })
 }
 
-/// Whether `arn` is the AWS managed `AdministratorAccess` policy, in any partition.
+/// AWS managed policies that are administrator access by themselves: `AdministratorAccess`
+/// (`*` on `*`) and `IAMFullAccess` (`iam:*`: it can attach the first to itself).
+pub const AWS_MANAGED_ADMIN: &[&str] = &["AdministratorAccess", "IAMFullAccess"];
+
+/// The path and name of an AWS managed policy ARN (`arn:PARTITION:iam::aws:policy/[path/]NAME`,
+/// e.g. `job-function/ViewOnlyAccess`); `None` for any other ARN.
 #[must_use]
-pub fn is_administrator_access_arn(arn: &str) -> bool {
+pub fn aws_managed_policy(arn: &str) -> Option<&str> {
     let mut parts = arn.splitn(6, ':');
-    matches!(
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
-        (Some("arn"), Some(partition), Some("iam"), Some(""), Some("aws"), Some("policy/AdministratorAccess"))
-            if partition.starts_with("aws")
-    )
+    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("arn"), Some(partition), Some("iam"), Some(""), Some("aws"), Some(resource))
+            if partition.starts_with("aws") =>
+        {
+            resource.strip_prefix("policy/")
+        }
+        _ => None,
+    }
+}
+
+/// Whether `arn` is one of [`AWS_MANAGED_ADMIN`], in any partition.
+#[must_use]
+pub fn is_aws_managed_admin(arn: &str) -> bool {
+    aws_managed_policy(arn).is_some_and(|name| AWS_MANAGED_ADMIN.contains(&name))
 }
 
 /// Whether an action pattern matches every IAM action (`*`, `*:*`, `iam:*`, `i*`…):
@@ -1199,11 +1213,11 @@ mod tests {
 
     #[test]
     fn administrator_access_is_recognised_by_arn_in_every_partition_only() {
-        assert!(is_administrator_access_arn("arn:aws:iam::aws:policy/AdministratorAccess"));
-        assert!(is_administrator_access_arn("arn:aws-us-gov:iam::aws:policy/AdministratorAccess"));
-        assert!(!is_administrator_access_arn("arn:aws:iam::aws:policy/AdministratorAccess-Amplify"));
-        assert!(!is_administrator_access_arn("arn:aws:iam::123456789012:policy/AdministratorAccess"));
-        assert!(!is_administrator_access_arn("arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"));
+        assert!(is_aws_managed_admin("arn:aws:iam::aws:policy/AdministratorAccess"));
+        assert!(is_aws_managed_admin("arn:aws-us-gov:iam::aws:policy/AdministratorAccess"));
+        assert!(!is_aws_managed_admin("arn:aws:iam::aws:policy/AdministratorAccess-Amplify"));
+        assert!(!is_aws_managed_admin("arn:aws:iam::123456789012:policy/AdministratorAccess"));
+        assert!(!is_aws_managed_admin("arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"));
     }
 
     #[test]

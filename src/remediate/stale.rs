@@ -47,10 +47,7 @@ pub enum Decision {
 pub fn plan(user: &UserSnapshot, policy: &Policy, rules: &StaleKeys, now: DateTime<Utc>) -> Vec<KeyPlan> {
     let exempt = if policy.is_break_glass_user(&user.name) {
         Some(format!("{} is a break-glass user (BREAK_GLASS_USERS): its keys are never deactivated", user.name))
-    } else if user
-        .tag(&rules.rotation_tag)
-        .is_some_and(|t| t.value.eq_ignore_ascii_case(crate::config::ROTATION_OPT_IN))
-    {
+    } else if crate::config::opted_in_to_rotation(&user.tags, &rules.rotation_tag) {
         Some(format!("{} is opted in to key rotation: the rotation retires its old keys", user.name))
     } else {
         user.tag(&rules.exempt_tag).map(|t| format!("{} carries the exemption tag {}", user.name, t.key))

@@ -195,10 +195,8 @@ pub async fn apply(
         UndoRecord::Deactivate { user, key_id, .. } => {
             let (keys, tags) = tokio::join!(directory.list_keys(user), directory.read_tags(user));
             let (keys, tags) = (keys?, tags?);
-            let rotating = tags.iter().flatten().any(|t| {
-                t.key.eq_ignore_ascii_case(&config.rotation.tag_key)
-                    && t.value.eq_ignore_ascii_case(crate::config::ROTATION_OPT_IN)
-            });
+            let rotating =
+                tags.as_deref().is_some_and(|t| crate::config::opted_in_to_rotation(t, &config.rotation.tag_key));
             let exempt_tag = &config.stale_keys.exempt_tag;
             let exempt = config.policy.is_break_glass_user(user)
                 || tags.iter().flatten().any(|t| t.key.eq_ignore_ascii_case(exempt_tag));
@@ -224,10 +222,8 @@ pub async fn apply(
             let (keys, tags, vault) =
                 tokio::join!(directory.list_keys(user), directory.read_tags(user), rotation.vault(secret));
             let (keys, tags, vault) = (keys?, tags?, vault?);
-            let rotating = tags.iter().flatten().any(|t| {
-                t.key.eq_ignore_ascii_case(&config.rotation.tag_key)
-                    && t.value.eq_ignore_ascii_case(crate::config::ROTATION_OPT_IN)
-            });
+            let rotating =
+                tags.as_deref().is_some_and(|t| crate::config::opted_in_to_rotation(t, &config.rotation.tag_key));
             check_unrotate((user, old_key_id, new_key_id), keys.as_deref(), vault.current_key.as_deref(), rotating)
                 .map_err(UndoError::Refused)?;
             if dry_run {
