@@ -214,6 +214,8 @@ pub struct App<D, A, S> {
     pub region: String,
     /// Key rotation for opted-in users; `None` where it is not wired (tests of other parts).
     pub key_rotation: Option<Box<dyn crate::ports::KeyRotation>>,
+    /// Organization mode: the organization's reader and this account's name; `None` otherwise.
+    pub organization: Option<crate::org::OrgContext>,
 }
 
 impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
@@ -490,13 +492,18 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
     async fn finish(
         &self,
         trigger: String,
-        findings: Vec<Finding>,
+        mut findings: Vec<Finding>,
         mut failures: Vec<Failure>,
         opts: &RunOptions,
         scan: Option<ScanSummary>,
-        lifecycle: Lifecycle,
+        mut lifecycle: Lifecycle,
         messages: impl FnOnce(&[Finding], Option<&ScanSummary>, &[Finding]) -> Vec<Message>,
     ) -> Result<Report, AppError> {
+        if let Some(name) = self.organization.as_ref().and_then(|o| o.account_name.as_ref()) {
+            for f in findings.iter_mut().chain(lifecycle.resolved.iter_mut()) {
+                f.account_name.get_or_insert_with(|| name.clone());
+            }
+        }
         // Security Hub not enabled: reading failed already, and every import would fail the same way.
         let store_usable =
             !lifecycle.failure.as_ref().is_some_and(|f| matches!(f, Failure::SecurityHub(e) if e.not_enabled));

@@ -149,6 +149,27 @@ pub struct Config {
     pub rotation: Rotation,
     /// Whether and when stale or unused keys are deactivated (`DEACTIVATE_STALE_KEYS`, …).
     pub stale_keys: StaleKeys,
+    /// Organization mode (`ORGANIZATION_MODE=true`): every account of the organization is guarded
+    /// through its member role; `None` guards the function's own account only.
+    pub organization: Option<Organization>,
+}
+
+/// Organization mode: one deployment guards every account of an AWS Organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// The role assumed in each member account (`MEMBER_ROLE_NAME`, default `iam-sentinel-member`).
+    pub member_role_name: String,
+    /// The name or id (`p-…`) of seed 000's SCP (`SCP_POLICY`, default `RestrictIAMUserAccessWithExceptions`).
+    pub scp_policy: String,
+}
+
+impl Default for Organization {
+    fn default() -> Self {
+        Organization {
+            member_role_name: "iam-sentinel-member".to_owned(),
+            scp_policy: "RestrictIAMUserAccessWithExceptions".to_owned(),
+        }
+    }
 }
 
 /// `DEACTIVATE_STALE_KEYS`: what happens to an active key long past its limit.
@@ -420,6 +441,7 @@ impl Config {
             },
             rotation_tag: rotation.tag_key.clone(),
         };
+        let organization = organization(&get, &errors, &rotation, &stale_keys);
 
         let errors = errors.into_inner();
         if !errors.is_empty() {
@@ -448,8 +470,58 @@ impl Config {
             security_hub,
             rotation,
             stale_keys,
+            organization,
         })
     }
+}
+
+/// `ORGANIZATION_MODE` and its variables. The member role only reads IAM and removes the
+/// exception tag, so key rotation and stale-key deactivation (which change keys) are refused.
+fn organization(
+    get: &impl Fn(&str) -> Option<String>,
+    errors: &std::cell::RefCell<Vec<ConfigError>>,
+    rotation: &Rotation,
+    stale_keys: &StaleKeys,
+) -> Option<Organization> {
+    let enabled = match get("ORGANIZATION_MODE").map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => report(errors, Err(bad("ORGANIZATION_MODE", v, "`true` or `false`")), false),
+    };
+    if !enabled {
+        return None;
+    }
+    let default = Organization::default();
+    let member_role_name = match get("MEMBER_ROLE_NAME") {
+        None => default.member_role_name,
+        Some(n) if is_role_name(&n) => n,
+        Some(n) => report(
+            errors,
+            Err(bad("MEMBER_ROLE_NAME", &n, "an IAM role name (1 to 64 of A-Z a-z 0-9 + = , . @ _ -)")),
+            default.member_role_name,
+        ),
+    };
+    let scp_policy = get("SCP_POLICY").unwrap_or(default.scp_policy);
+    if rotation.enabled {
+        errors.borrow_mut().push(bad(
+            "ROTATE_KEYS",
+            "true",
+            "`false` with ORGANIZATION_MODE=true: the member role cannot create or delete keys",
+        ));
+    }
+    if stale_keys.mode == StaleKeyMode::On {
+        errors.borrow_mut().push(bad(
+            "DEACTIVATE_STALE_KEYS",
+            "true",
+            "`false` or `dry-run` with ORGANIZATION_MODE=true: the member role cannot deactivate keys",
+        ));
+    }
+    Some(Organization { member_role_name, scp_policy })
+}
+
+/// An IAM role name: 1 to 64 of the characters IAM allows.
+fn is_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
 }
 
 /// The environment variables the configuration reads, with what each means (for `--help`).
@@ -485,6 +557,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("DEACTIVATE_STALE_KEYS", "false (default), dry-run or true: deactivate keys past their limit plus the grace"),
     ("STALE_GRACE_DAYS", "days past KEY_MAX_AGE_DAYS or KEY_UNUSED_DAYS before deactivation (default 30)"),
     ("STALE_KEY_EXEMPT_TAG", "users carrying this tag never have keys deactivated (default iam-sentinel:keep-keys)"),
+    ("ORGANIZATION_MODE", "true: guard every account of the AWS Organization through its member role (default false)"),
+    ("MEMBER_ROLE_NAME", "the role assumed in each member account (default iam-sentinel-member)"),
+    ("SCP_POLICY", "name or id of the exception-tag SCP (default RestrictIAMUserAccessWithExceptions)"),
 ];
 
 /// A whole number of `unit` within `range` from variable `name`, or `default` when unset.

@@ -271,6 +271,9 @@ pub struct Finding {
     pub severity: Severity,
     /// Account the principal lives in.
     pub account: String,
+    /// The account's name in the organization (organization mode, when Organizations names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_name: Option<String>,
     /// Region the function observed from.
     pub region: String,
     /// ARN of the principal (user, root, or the registry secret).
@@ -361,6 +364,7 @@ impl Scope {
             check,
             severity: check.severity(),
             account: self.account.clone(),
+            account_name: None,
             region: self.region.clone(),
             principal: principal.to_owned(),
             user: None,

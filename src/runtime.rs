@@ -47,5 +47,17 @@ pub fn build_app_with(config: Config, sdk: &aws_config::SdkConfig) -> (AwsApp, C
         );
         Box::new(SecurityHubStore::new(client, region.clone())) as Box<dyn crate::ports::FindingsStore>
     });
-    (App { findings_store, config, directory: IamDirectory::new(iam), approvals, sink, region, key_rotation }, counter)
+    (
+        App {
+            findings_store,
+            config,
+            directory: IamDirectory::new(iam),
+            approvals,
+            sink,
+            region,
+            key_rotation,
+            organization: None,
+        },
+        counter,
+    )
 }

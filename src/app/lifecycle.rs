@@ -96,6 +96,7 @@ fn resolution(stored: &StoredFinding, check: CheckId, now: DateTime<Utc>) -> Fin
         check,
         severity: check.severity(),
         account: stored.account.clone(),
+        account_name: None,
         region: stored.region.clone(),
         principal: stored.principal.clone(),
         user: stored.user.clone(),

@@ -1,7 +1,9 @@
-//! AWS adapters behind the ports: IAM, Secrets Manager, SNS, Security Hub; plus SDK set-up shared by all.
+//! AWS adapters behind the ports: IAM, Secrets Manager, SNS, Security Hub, Organizations, STS; plus SDK set-up shared by all.
 
 pub mod approvals;
 pub mod iam;
+pub mod members;
+pub mod organizations;
 pub mod rotation;
 pub mod securityhub;
 pub mod sns;

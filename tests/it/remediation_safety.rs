@@ -64,6 +64,7 @@ fn app_with(acct: &Account, approvals: Changing) -> App<IamDirectory, Changing, 
         sink: Some(SnsSink::new(aws_sdk_sns::Client::new(&acct.sdk), acct.topic_arn.clone())),
         region: "us-east-1".into(),
         key_rotation: None,
+        organization: None,
     }
 }
 
@@ -289,6 +290,7 @@ fn timed_app(directory: Timed, per_batch: Duration) -> App<Timed, Changing, Time
         sink: Some(TimedTopic { per_batch, published: Mutex::new(0) }),
         region: "us-east-1".into(),
         key_rotation: None,
+        organization: None,
     }
 }
 
