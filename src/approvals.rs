@@ -20,6 +20,9 @@ pub struct ExceptionApproval {
     pub expires: DateTime<Utc>,
     /// Why, free text.
     pub reason: Option<String>,
+    /// The 12-digit account the user lives in: required in organization mode, where user names
+    /// repeat across accounts; optional (and only validated) in single-account mode.
+    pub account: Option<String>,
 }
 
 /// A parsed, validated approvals registry.
@@ -59,6 +62,7 @@ struct RawApproval {
     ticket: Option<String>,
     expires: Option<String>,
     reason: Option<String>,
+    account: Option<String>,
 }
 
 impl Approvals {
@@ -70,6 +74,22 @@ impl Approvals {
 
     /// Parses the registry JSON (`{"exceptions": [...]}`); any bad entry rejects the whole document.
     pub fn parse(json: &str) -> Result<Approvals, RegistryError> {
+        Approvals::parse_with(json, false)
+    }
+
+    /// Parses the registry of an organization: as [`Approvals::parse`], and every entry must name
+    /// its `account`, so an approval for `alice` in one account never exempts `alice` in another.
+    pub fn parse_for_organization(json: &str) -> Result<Approvals, RegistryError> {
+        Approvals::parse_with(json, true)
+    }
+
+    /// The approvals for users of `account` only (organization mode).
+    #[must_use]
+    pub fn in_account(&self, account: &str) -> Approvals {
+        Approvals { entries: self.entries.iter().filter(|a| a.account.as_deref() == Some(account)).cloned().collect() }
+    }
+
+    fn parse_with(json: &str, account_required: bool) -> Result<Approvals, RegistryError> {
         // serde's message can quote the document; report only where and what kind of error.
         let raw: RawRegistry = serde_json::from_str(json).map_err(|e| {
             RegistryError::Invalid(format!(
@@ -93,12 +113,23 @@ impl Approvals {
             let expires = DateTime::parse_from_rfc3339(expires_raw.trim())
                 .map_err(|e| bad(format!("`expires` is not an RFC 3339 date-time ({e})")))?
                 .with_timezone(&Utc);
+            let account = match r.account.map(|a| a.trim().to_owned()) {
+                Some(a) if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) => Some(a),
+                Some(a) => return Err(bad(format!("`account` {a:?} is not a 12-digit AWS account id"))),
+                None if account_required => {
+                    return Err(bad("field `account` is missing: in organization mode every approval names the \
+                                    12-digit account its user lives in"
+                        .into()));
+                }
+                None => None,
+            };
             entries.push(ExceptionApproval {
                 user: user.trim().to_owned(),
                 approved_by,
                 ticket,
                 expires,
                 reason: r.reason,
+                account,
             });
         }
         Ok(Approvals { entries })
@@ -163,6 +194,21 @@ mod tests {
         assert!(Approvals::parse("[]").is_err());
         assert!(Approvals::parse("").is_err());
         assert!(Approvals::parse(r#"{"approvals":[]}"#).is_err());
+    }
+
+    #[test]
+    fn organization_approvals_name_their_account_and_exempt_only_there() {
+        let doc = r#"{"exceptions":[{"user":"alice","approved_by":"b","ticket":"T1","expires":"2027-01-01T00:00:00Z","account":"111122223333"}]}"#;
+        let a = Approvals::parse_for_organization(doc).unwrap();
+        assert_eq!(a.in_account("111122223333").for_user("alice").unwrap().ticket, "T1");
+        assert!(a.in_account("444455556666").for_user("alice").is_none());
+        let without = r#"{"exceptions":[{"user":"alice","approved_by":"b","ticket":"T1","expires":"2027-01-01T00:00:00Z"}]}"#;
+        let err = Approvals::parse_for_organization(without).unwrap_err().to_string();
+        assert!(err.contains("entry 0 (alice)") && err.contains("`account` is missing"), "{err}");
+        assert!(Approvals::parse(without).is_ok(), "single-account registries need no account");
+        let bad = r#"{"exceptions":[{"user":"alice","approved_by":"b","ticket":"T1","expires":"2027-01-01T00:00:00Z","account":"prod"}]}"#;
+        let err = Approvals::parse(bad).unwrap_err().to_string();
+        assert!(err.contains("12-digit"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::aws::{CallCounter, Endpoint};
 use crate::config::Config;
 use crate::finding::Severity;
 use crate::output::{Format, render};
-use crate::runtime::AwsApp;
+use crate::runtime::{AwsApp, Deployment};
 
 /// Exit statuses and environment, shown by `--help`.
 const AFTER_HELP: &str = "\
@@ -59,6 +59,14 @@ enum Command {
         /// Print the AWS calls made, as JSON on stderr.
         #[arg(long)]
         stats: bool,
+        /// Scan every active account of the organization (ORGANIZATION_MODE=true): each through
+        /// its member role, then the organization-level checks and the organization digest.
+        #[arg(long, conflicts_with = "per_user")]
+        organization: bool,
+        /// With --organization: at most this many accounts are scanned at once.
+        #[arg(long, value_name = "N", default_value_t = 20, requires = "organization",
+              value_parser = clap::value_parser!(u16).range(1..=1000))]
+        max_concurrency: u16,
     },
     /// Reverse the credential action a finding records (reactivate a key, re-tag an approved
     /// user), only if the current state is still what the action left. Runs with your credentials.
@@ -134,6 +142,21 @@ impl Common {
 
     /// Configuration, endpoint, region and credentials, all checked before any call is made.
     async fn prepare(&self) -> Result<(AwsApp, CallCounter, Endpoint), Failed> {
+        let (config, sdk, endpoint) = self.sdk().await?;
+        let (app, counter) = crate::runtime::build_app_with(config, &sdk);
+        Ok((app, counter, endpoint))
+    }
+
+    /// As [`Common::prepare`], for the whole deployment (organization mode reaches members).
+    async fn deployment(&self) -> Result<(Deployment, Endpoint), Failed> {
+        let (config, sdk, endpoint) = self.sdk().await?;
+        let deployment = Deployment::build(config, &sdk)
+            .await
+            .map_err(|e| Failed { code: 1, message: format!("organization mode: {e}") })?;
+        Ok((deployment, endpoint))
+    }
+
+    async fn sdk(&self) -> Result<(Config, aws_config::SdkConfig, Endpoint), Failed> {
         let config = Config::from_env().map_err(|e| Failed::config(e.to_string()))?;
         if !self.no_publish && config.findings_topic_arn.is_none() {
             return Err(Failed::config(AppError::NoTopic.to_string()));
@@ -152,8 +175,7 @@ impl Common {
             ));
         }
         check_credentials(&sdk).await.map_err(Failed::config)?;
-        let (app, counter) = crate::runtime::build_app_with(config, &sdk);
-        Ok((app, counter, endpoint))
+        Ok((config, sdk, endpoint))
     }
 }
 
@@ -194,7 +216,10 @@ pub async fn run() -> ExitCode {
     lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
     match cli.command {
         Command::Handle { file, common } => Box::pin(handle(&file, &common)).await,
-        Command::Scan { common, fail_on, per_user, stats } => Box::pin(scan(&common, fail_on, per_user, stats)).await,
+        Command::Scan { common, fail_on, organization: true, max_concurrency, stats, .. } => {
+            Box::pin(scan_organization(&common, fail_on, usize::from(max_concurrency), stats)).await
+        }
+        Command::Scan { common, fail_on, per_user, stats, .. } => Box::pin(scan(&common, fail_on, per_user, stats)).await,
         Command::Undo { finding_id, from, dry_run, endpoint_url, region } => {
             let common = Common {
                 format: Format::Table,
@@ -238,9 +263,29 @@ async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
             return fail(2, &format!("malformed event: {} is not JSON: {e}", file.display()));
         }
     };
-    let (app, counter, endpoint) = match common.prepare().await {
+    let (deployment, endpoint) = match common.deployment().await {
         Ok(prepared) => prepared,
         Err(f) => return fail(f.code, &f.message),
+    };
+    match crate::org::run::request(&event) {
+        Err(e) => return fail(2, &format!("malformed event: {e}")),
+        Ok(Some(request)) => {
+            // A step of the organization scan's state machine: print what the function returns.
+            return match Box::pin(crate::lambda::org_step(&deployment, request, &common.options())).await {
+                Ok(out) => {
+                    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(if e.error_type == "MalformedEvent" { 2 } else { 1 }, &e.message),
+            };
+        }
+        Ok(None) => {}
+    }
+    let counter = deployment.counter.clone();
+    let account = event.get("account").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+    let app = match deployment.app_for(&account, None, false, common.options().now).await {
+        Ok(app) => app,
+        Err(e) => return fail(1, &format!("account {account}: {e}")),
     };
     let report = match Box::pin(app.handle(event, &common.options())).await {
         Ok(r) => r,
@@ -310,6 +355,57 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
     }
     match fail_on {
         Some(threshold) if report.findings.iter().any(|f| f.severity >= threshold) => {
+            eprintln!("iam-sentinel: findings of severity {threshold} or worse (--fail-on {threshold})");
+            ExitCode::from(3)
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// `scan --organization`: every account, the organization-level checks, the digest.
+async fn scan_organization(common: &Common, fail_on: Option<Severity>, max_concurrency: usize, stats: bool) -> ExitCode {
+    let (deployment, endpoint) = match common.deployment().await {
+        Ok(prepared) => prepared,
+        Err(f) => return fail(f.code, &f.message),
+    };
+    if !deployment.is_organization() {
+        return fail(2, "scan --organization needs ORGANIZATION_MODE=true (and the member role in every account)");
+    }
+    let opts = common.options();
+    let keep = common.format == Format::Json || fail_on.is_some();
+    let result = Box::pin(crate::org::run::scan_organization(&deployment, &opts, max_concurrency, keep)).await;
+    let calls = deployment.counter.snapshot();
+    if stats {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "aws_calls": calls.total_calls(), "by_action": calls.calls, "attempts": calls.attempts })
+        );
+    }
+    let scan = match result {
+        Ok(scan) => scan,
+        Err(e) => {
+            let message = e.to_string();
+            let hint = if message.contains("no answer") { endpoint.url.as_deref().unwrap_or("AWS") } else { "" };
+            return fail(1, &if hint.is_empty() { message } else { format!("{message} (endpoint {hint})") });
+        }
+    };
+    match common.format {
+        Format::Json => print!("{}", render(&scan.findings, None, Format::Json)),
+        _ => print!("{}", crate::org::digest::text(&scan.summary, &scan.results)),
+    }
+    eprintln!(
+        "scan --organization: {} account(s) scanned, {} failed, {} finding(s), {} digest message(s) published, {} AWS call(s)",
+        scan.summary.accounts_scanned,
+        scan.summary.accounts_failed,
+        scan.summary.findings,
+        scan.digest_published,
+        calls.total_calls()
+    );
+    if let Some(f) = &scan.summary.failure {
+        return fail(1, f);
+    }
+    match fail_on {
+        Some(threshold) if scan.findings.iter().any(|f| f.severity >= threshold) => {
             eprintln!("iam-sentinel: findings of severity {threshold} or worse (--fail-on {threshold})");
             ExitCode::from(3)
         }

@@ -8,6 +8,8 @@ use tracing::Instrument;
 use crate::app::{App, AppError, Outcome, Report, RunOptions};
 use crate::aws::{CallCounter, Endpoint};
 use crate::config::Config;
+use crate::org::run::{OrgError, OrgRequest};
+use crate::runtime::Deployment;
 use crate::ports::{AccountReader, ApprovalsStore, FindingsSink, UserDirectory};
 
 /// A failed invocation, with a stable `error_type` for alarms and the DLQ.
@@ -22,15 +24,20 @@ pub struct InvocationError {
     pub message: String,
 }
 
-impl From<AppError> for InvocationError {
-    fn from(e: AppError) -> Self {
-        let error_type = match &e {
+impl InvocationError {
+    fn from_app_error_type(e: &AppError) -> &'static str {
+        match e {
             AppError::Event(_) => "MalformedEvent",
             AppError::Collect(_) | AppError::Scan(_) => "AwsCallFailed",
             AppError::NoTopic => "Misconfigured",
             AppError::DeadlineNear { .. } => "DeadlineExceeded",
-        };
-        InvocationError { error_type, message: e.to_string() }
+        }
+    }
+}
+
+impl From<AppError> for InvocationError {
+    fn from(e: AppError) -> Self {
+        InvocationError { error_type: InvocationError::from_app_error_type(&e), message: e.to_string() }
     }
 }
 
@@ -45,10 +52,111 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let started = std::time::Instant::now();
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let (app, counter) = crate::runtime::build_app(config, &Endpoint::default()).await;
-    tracing::info!(init_ms = started.elapsed().as_secs_f64() * 1000.0, "ready for events");
-    let (app, counter) = (&app, &counter);
-    Box::pin(lambda_runtime::run(service_fn(move |event| handle(app, Some(counter), event)))).await
+    let sdk = crate::aws::load_sdk_config(&Endpoint::default()).await;
+    let deployment = Deployment::build(config, &sdk)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start in organization mode"))?;
+    tracing::info!(
+        init_ms = started.elapsed().as_secs_f64() * 1000.0,
+        organization = deployment.is_organization(),
+        "ready for events"
+    );
+    let deployment = &deployment;
+    Box::pin(lambda_runtime::run(service_fn(move |event| handle_deployment(deployment, event)))).await
+}
+
+/// Handles one invocation of the deployed function: the organization scan's steps
+/// (`list_accounts`, `scan_account`, `org_digest`), or an EventBridge event, handled by the app
+/// of the account it comes from (a member's through its role, in organization mode).
+pub async fn handle_deployment(deployment: &Deployment, event: LambdaEvent<Value>) -> Result<Value, InvocationError> {
+    let request = crate::org::run::request(&event.payload).map_err(org_error)?;
+    let Some(request) = request else {
+        let account = event.payload.get("account").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if !deployment.is_organization() || account.is_empty() {
+            return handle(&deployment.central, Some(&deployment.counter), event).await;
+        }
+        let app = deployment.app_for(&account, None, false, Utc::now()).await.map_err(|e| {
+            tracing::error!(error = %e, account, "cannot reach the event's account");
+            InvocationError { error_type: "AwsCallFailed", message: format!("account {account}: {e}") }
+        })?;
+        return handle(&app, Some(&deployment.counter), event).await;
+    };
+    deployment.counter.reset();
+    let opts = RunOptions { stop_by: stop_by(event.context.deadline), ..RunOptions::at(Utc::now()) };
+    let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+    Box::pin(org_step(deployment, request, &opts)).instrument(span).await
+}
+
+/// Runs one step of the organization scan and returns the function's answer.
+pub async fn org_step(
+    deployment: &Deployment,
+    request: OrgRequest,
+    opts: &RunOptions,
+) -> Result<Value, InvocationError> {
+    let started = std::time::Instant::now();
+    match request {
+        OrgRequest::ListAccounts => {
+            let out = crate::org::run::list_accounts(deployment).await.map_err(org_error)?;
+            tracing::info!(aws_calls = ?deployment.counter.snapshot().calls, "listed the organization's accounts");
+            Ok(out)
+        }
+        OrgRequest::ScanAccount { account, account_name, management_account } => {
+            let (report, result) = crate::org::run::scan_account(
+                deployment,
+                &account,
+                account_name,
+                management_account.as_deref(),
+                opts,
+            )
+            .await
+            .map_err(org_error)?;
+            let calls = deployment.counter.snapshot();
+            log_report(&report, &calls.calls);
+            println!("{}", crate::metrics::document(&report, Some(&account), opts.now, started.elapsed()));
+            if let (Some(message), Some(first)) = (&report.failure, report.failures.first()) {
+                return Err(InvocationError {
+                    error_type: first.error_type(),
+                    message: format!("account {account}: {message}"),
+                });
+            }
+            let mut out = response(&report);
+            if let (Value::Object(out), Ok(Value::Object(result))) = (&mut out, serde_json::to_value(&result)) {
+                out.extend(result);
+            }
+            Ok(out)
+        }
+        OrgRequest::Digest(input) => {
+            let failure = input.failure.as_ref().map(crate::org::run::failure_text);
+            let results = input.results.unwrap_or_default();
+            let (summary, org_findings, published) =
+                crate::org::run::digest(deployment, &input.accounts, &results, failure, opts).await.map_err(org_error)?;
+            tracing::info!(
+                accounts_scanned = summary.accounts_scanned,
+                accounts_failed = summary.accounts_failed,
+                organization_findings = org_findings.len(),
+                published,
+                failure = summary.failure.as_deref().unwrap_or(""),
+                "published the organization digest"
+            );
+            Ok(serde_json::json!({
+                "org_digest": summary,
+                "organization_findings": org_findings.len(),
+                "published": published,
+            }))
+        }
+    }
+}
+
+fn org_error(e: OrgError) -> InvocationError {
+    let error_type = match &e {
+        OrgError::NotOrganization(_) => "Misconfigured",
+        OrgError::Malformed { .. } => "MalformedEvent",
+        OrgError::Call(_) => "AwsCallFailed",
+        OrgError::Scan { source, .. } => InvocationError::from_app_error_type(source),
+        OrgError::Publish(_) => "FindingsIncomplete",
+    };
+    tracing::error!(error = %e, error_type, "organization step failed");
+    InvocationError { error_type, message: e.to_string() }
 }
 
 /// Handles one invocation: findings are published before the result is returned, and any

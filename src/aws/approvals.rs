@@ -14,13 +14,29 @@ use crate::ports::{ApprovalsStore, CallError, RegistryUnavailable};
 pub struct SecretApprovals {
     client: Client,
     secret_id: String,
+    /// Organization mode: the account whose approvals apply (every entry must name one).
+    account: Option<String>,
 }
 
 impl SecretApprovals {
     /// The registry in secret `secret_id` (name or ARN).
     #[must_use]
     pub fn new(client: Client, secret_id: String) -> Self {
-        SecretApprovals { client, secret_id }
+        SecretApprovals { client, secret_id, account: None }
+    }
+
+    /// The same registry read as an organization's: every entry must name its account (the
+    /// registry is rejected otherwise), and only the approvals of `account` apply.
+    #[must_use]
+    pub fn for_account(&self, account: &str) -> Self {
+        SecretApprovals { account: Some(account.to_owned()), ..self.clone() }
+    }
+
+    fn parse(&self, text: &str) -> Result<Approvals, crate::approvals::RegistryError> {
+        match &self.account {
+            None => Approvals::parse(text),
+            Some(account) => Approvals::parse_for_organization(text).map(|a| a.in_account(account)),
+        }
     }
 }
 
@@ -38,7 +54,7 @@ impl ApprovalsStore for SecretApprovals {
             .secret_string()
             .ok_or_else(|| invalid("the secret has no SecretString (binary secrets are not supported)".into()))?;
         // The parse error names entries and fields, never the secret's raw content.
-        Approvals::parse(text).map_err(|e| invalid(e.to_string()))
+        self.parse(text).map_err(|e| invalid(e.to_string()))
     }
 
     fn location(&self) -> &str {
@@ -59,7 +75,7 @@ impl ApprovalsStore for SecretApprovals {
         Ok(match out.secret_string() {
             None => Version::Invalid("the version has no SecretString (binary secrets are not supported)".into()),
             // The parse error names entries and fields, never the secret's raw content.
-            Some(text) => Approvals::parse(text).map_or_else(|e| Version::Invalid(e.to_string()), Version::Valid),
+            Some(text) => self.parse(text).map_or_else(|e| Version::Invalid(e.to_string()), Version::Valid),
         })
     }
 

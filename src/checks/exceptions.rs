@@ -230,6 +230,7 @@ mod tests {
             ticket: "SEC-1".into(),
             expires,
             reason: None,
+            account: None,
         }])
     }
 

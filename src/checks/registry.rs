@@ -245,6 +245,7 @@ mod tests {
             ticket: ticket.into(),
             expires: days_ago(-30),
             reason: Some("SECRET-REASON-TEXT".into()),
+            account: None,
         }
     }
 

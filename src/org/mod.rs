@@ -2,6 +2,8 @@
 //! single-account path runs unchanged per account; this folder holds the organization-level
 //! judgements and the context an app carries when it acts for one account of an organization.
 
+pub mod digest;
+pub mod run;
 pub mod scp;
 
 use crate::aws::organizations::OrganizationReader;
@@ -14,4 +16,6 @@ pub struct OrgContext {
     pub reader: OrganizationReader,
     /// The account's name in the organization, when known: findings carry it.
     pub account_name: Option<String>,
+    /// Whether the account is the organization's management account (SCPs never apply there).
+    pub management: bool,
 }

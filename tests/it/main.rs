@@ -17,6 +17,7 @@ mod infra;
 mod lambda_e2e;
 mod load;
 mod metrics;
+mod organization;
 mod policies;
 mod privileged;
 mod remediation_safety;

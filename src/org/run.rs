@@ -1,0 +1,241 @@
+//! The organization scan's steps, shared by the Step Functions state machine (each step one
+//! invocation: `list_accounts`, `scan_account`, `org_digest`) and by `iam-sentinel scan
+//! --organization` (all steps in one process, accounts scanned with bounded concurrency).
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::{AppError, Report, RunOptions};
+use crate::finding::Finding;
+use crate::message::{MAX_BODY_BYTES, Message};
+use crate::org::digest::{AccountResult, OrgSummary, messages};
+use crate::ports::{CallError, FindingsSink, PublishError};
+use crate::runtime::Deployment;
+
+/// Why an organization step could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum OrgError {
+    /// The deployment is not in organization mode.
+    #[error("{0} needs ORGANIZATION_MODE=true (this deployment guards one account)")]
+    NotOrganization(&'static str),
+    /// A request from the state machine is not in the documented shape.
+    #[error("malformed {what}: {problem}")]
+    Malformed {
+        /// Which request.
+        what: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Reading the organization, or reaching an account, failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The account's scan failed.
+    #[error("account {account}: {source}")]
+    Scan {
+        /// The account.
+        account: String,
+        /// Why.
+        source: AppError,
+    },
+    /// The organization digest could not be published.
+    #[error("organization digest: {0}")]
+    Publish(PublishError),
+}
+
+/// A request of the organization scan's state machine, recognised by its one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrgRequest {
+    /// `{"list_accounts": {}}`.
+    ListAccounts,
+    /// `{"scan_account": "111122223333", "account_name"?: "…", "management_account"?: "…"}`.
+    ScanAccount {
+        /// The account to scan.
+        account: String,
+        /// Its name, when the caller knows it.
+        account_name: Option<String>,
+        /// The organization's management account, when the caller knows it.
+        management_account: Option<String>,
+    },
+    /// `{"org_digest": {"accounts": [...], "results": [...]}}` or with `"failure"` instead of results.
+    Digest(DigestInput),
+}
+
+/// The last step's input: the accounts listed and every child's result, or why the map failed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestInput {
+    /// The accounts the first step listed.
+    pub accounts: Vec<String>,
+    /// One result per scanned account.
+    #[serde(default)]
+    pub results: Option<Vec<AccountResult>>,
+    /// The map's error (`{"Error": …, "Cause": …}`) when it failed.
+    #[serde(default)]
+    pub failure: Option<Value>,
+}
+
+/// The organization request in `payload`, if it is one; `None` for EventBridge events.
+pub fn request(payload: &Value) -> Result<Option<OrgRequest>, OrgError> {
+    let Some(object) = payload.as_object() else { return Ok(None) };
+    if object.contains_key("list_accounts") {
+        return Ok(Some(OrgRequest::ListAccounts));
+    }
+    if let Some(account) = object.get("scan_account") {
+        let malformed = |problem: String| OrgError::Malformed { what: "scan_account request", problem };
+        let account = account
+            .as_str()
+            .filter(|a| is_account_id(a))
+            .ok_or_else(|| malformed(format!("`scan_account` must be a 12-digit account id, not {account}")))?;
+        let text = |key: &str| -> Result<Option<String>, OrgError> {
+            match object.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(v) => Err(malformed(format!("`{key}` must be a string, not {v}"))),
+            }
+        };
+        let management_account = text("management_account")?;
+        if let Some(m) = management_account.as_deref().filter(|m| !is_account_id(m)) {
+            return Err(malformed(format!("`management_account` must be a 12-digit account id, not {m:?}")));
+        }
+        return Ok(Some(OrgRequest::ScanAccount {
+            account: account.to_owned(),
+            account_name: text("account_name")?,
+            management_account,
+        }));
+    }
+    if let Some(input) = object.get("org_digest") {
+        let input: DigestInput = serde_json::from_value(input.clone())
+            .map_err(|e| OrgError::Malformed { what: "org_digest request", problem: e.to_string() })?;
+        return Ok(Some(OrgRequest::Digest(input)));
+    }
+    Ok(None)
+}
+
+/// A 12-digit AWS account id.
+#[must_use]
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The first step: every active account (paged) and the management account.
+pub async fn list_accounts(deployment: &Deployment) -> Result<Value, OrgError> {
+    let reader = deployment.organization().ok_or(OrgError::NotOrganization("list_accounts"))?;
+    let (accounts, management) = tokio::try_join!(reader.list_accounts(), reader.management_account())?;
+    Ok(json!({
+        "accounts": accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        "management_account": management,
+    }))
+}
+
+/// One account's daily scan through its member role (the central account with the function's
+/// own credentials): the same scan as single-account mode, published the same way.
+pub async fn scan_account(
+    deployment: &Deployment,
+    account: &str,
+    account_name: Option<String>,
+    management_account: Option<&str>,
+    opts: &RunOptions,
+) -> Result<(Report, AccountResult), OrgError> {
+    if !deployment.is_organization() {
+        return Err(OrgError::NotOrganization("scan_account"));
+    }
+    let management = match management_account {
+        Some(m) => m == account,
+        None => deployment.organization().ok_or(OrgError::NotOrganization("scan_account"))?.management_account().await?
+            == account,
+    };
+    let app = deployment.app_for(account, account_name, management, opts.now).await?;
+    let name = app.organization.as_ref().and_then(|o| o.account_name.clone());
+    let report = Box::pin(app.scan(Some(account.to_owned()), opts))
+        .await
+        .map_err(|source| OrgError::Scan { account: account.to_owned(), source })?;
+    let result = AccountResult::of(account, name, &report);
+    Ok((report, result))
+}
+
+/// The last step: judges the organization-level checks, then publishes them (one message
+/// each) and the organization digest. A map that failed is reported in the digest.
+pub async fn digest(
+    deployment: &Deployment,
+    listed: &[String],
+    results: &[AccountResult],
+    failure: Option<String>,
+    opts: &RunOptions,
+) -> Result<(OrgSummary, Vec<Finding>, usize), OrgError> {
+    deployment.organization().ok_or(OrgError::NotOrganization("org_digest"))?;
+    let org_findings: Vec<Finding> = Vec::new();
+    let summary = OrgSummary::new(listed, results, &org_findings, failure, opts.now, &deployment.central.region);
+    let mut out: Vec<Message> = org_findings.iter().map(Message::finding).collect();
+    out.extend(messages(&summary, results, MAX_BODY_BYTES));
+    let mut published = 0;
+    if opts.publish {
+        let sink = deployment.central.sink.as_ref().ok_or(OrgError::NotOrganization("publishing"))?;
+        published = sink.publish(&out, opts.stop_by).await.map_err(OrgError::Publish)?;
+    }
+    Ok((summary, org_findings, published))
+}
+
+/// The state machine's error as one line: `Error: Cause` (the cause names the failed account).
+#[must_use]
+pub fn failure_text(failure: &Value) -> String {
+    let field = |k: &str| failure.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    match (field("Error"), field("Cause")) {
+        (e, c) if e.is_empty() && c.is_empty() => failure.to_string(),
+        (e, c) if c.is_empty() => e,
+        (e, c) => format!("{e}: {c}"),
+    }
+}
+
+/// `iam-sentinel scan --organization`: every step in this process, at most `max_concurrency`
+/// accounts at once. A failed account is reported (in the digest and the result), never skipped.
+pub async fn scan_organization(
+    deployment: &Deployment,
+    opts: &RunOptions,
+    max_concurrency: usize,
+    keep_findings: bool,
+) -> Result<OrganizationScan, OrgError> {
+    let reader = deployment.organization().ok_or(OrgError::NotOrganization("scan --organization"))?;
+    let (accounts, management) = tokio::try_join!(reader.list_accounts(), reader.management_account())?;
+    let management = management.as_str();
+    let mut findings = Vec::new();
+    let mut results: Vec<AccountResult> = futures_util::stream::iter(accounts.iter())
+        .map(|a| async move {
+            let name = Some(a.name.clone()).filter(|n| !n.is_empty());
+            match scan_account(deployment, &a.id, name.clone(), Some(management), opts).await {
+                Ok((report, result)) => (result, report.findings),
+                Err(e) => (AccountResult::failed(&a.id, name, e.to_string()), Vec::new()),
+            }
+        })
+        .buffer_unordered(max_concurrency.max(1))
+        .map(|(result, account_findings)| {
+            if keep_findings {
+                findings.extend(account_findings);
+            }
+            result
+        })
+        .collect()
+        .await;
+    results.sort_by(|a, b| a.account.cmp(&b.account));
+    let listed: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let failed: Vec<String> =
+        results.iter().filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.account))).collect();
+    let failure = (!failed.is_empty()).then(|| format!("{} account(s) failed: {}", failed.len(), failed.join("; ")));
+    let (summary, org_findings, published) = digest(deployment, &listed, &results, failure, opts).await?;
+    findings.extend(org_findings);
+    crate::finding::sort_findings(&mut findings);
+    Ok(OrganizationScan { summary, results, findings, digest_published: published })
+}
+
+/// What `scan --organization` did.
+#[derive(Debug)]
+pub struct OrganizationScan {
+    /// The organization digest's summary.
+    pub summary: OrgSummary,
+    /// One result per account, by account id.
+    pub results: Vec<AccountResult>,
+    /// Every account's findings (when kept) and the organization-level ones, most severe first.
+    pub findings: Vec<Finding>,
+    /// Messages of the digest (and organization-level findings) the topic accepted.
+    pub digest_published: usize,
+}

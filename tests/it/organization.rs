@@ -1,0 +1,283 @@
+//! Organization mode against moto: an organization of 50 accounts in 3 OUs (the test's default
+//! account is the management account and runs the function), users in known states in several
+//! members reached through the member role (moto's `AssumeRole` credentials act in the role's
+//! account), `alice` in two accounts with an approval for one only. The CLI's
+//! `scan --organization`, the state machine's steps and forwarded member events must agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_iam::config::Credentials;
+use iam_sentinel::app::RunOptions;
+use iam_sentinel::lambda::handle_deployment;
+use iam_sentinel::runtime::Deployment;
+use serde_json::{Value, json};
+
+use crate::common::{ACCOUNT, Account, pairs};
+
+pub(crate) const MEMBER_ROLE: &str = "iam-sentinel-member";
+
+/// An organization in moto: the management account (the fixture's account) and its members.
+pub(crate) struct Org {
+    pub account: Account,
+    pub orgs: aws_sdk_organizations::Client,
+    pub root: String,
+    /// OU name → id.
+    pub ous: BTreeMap<String, String>,
+    /// Member accounts by OU name, in creation order.
+    pub members: BTreeMap<String, Vec<String>>,
+}
+
+impl Org {
+    /// An organization with `members` accounts spread round-robin over `ous`.
+    pub async fn new(members: usize, ous: &[&str]) -> Org {
+        let account = Account::new().await;
+        let orgs = aws_sdk_organizations::Client::new(&account.sdk);
+        orgs.create_organization()
+            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+            .send()
+            .await
+            .unwrap();
+        let root = orgs.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_owned();
+        let mut ou_ids = BTreeMap::new();
+        for name in ous {
+            let ou = orgs.create_organizational_unit().parent_id(&root).name(*name).send().await.unwrap();
+            ou_ids.insert((*name).to_owned(), ou.organizational_unit().unwrap().id().unwrap().to_owned());
+        }
+        let mut by_ou: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for i in 0..members {
+            let out = orgs
+                .create_account()
+                .account_name(format!("member-{i:02}"))
+                .email(format!("member-{i:02}@example.com"))
+                .send()
+                .await
+                .unwrap();
+            let id = out.create_account_status().unwrap().account_id().unwrap().to_owned();
+            let ou = ous[i % ous.len()];
+            orgs.move_account().account_id(&id).source_parent_id(&root).destination_parent_id(&ou_ids[ou]).send().await.unwrap();
+            by_ou.entry(ou.to_owned()).or_default().push(id);
+        }
+        Org { account, orgs, root, ous: ou_ids, members: by_ou }
+    }
+
+    /// An IAM client acting in `account` through the member role (as the function does).
+    pub async fn iam_in(&self, account: &str) -> aws_sdk_iam::Client {
+        let sts = aws_sdk_sts::Client::new(&self.account.sdk);
+        let out = sts
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/{MEMBER_ROLE}"))
+            .role_session_name("test-setup")
+            .send()
+            .await
+            .unwrap();
+        let c = out.credentials().unwrap();
+        let creds = Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().into()), None, "t");
+        aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&self.account.sdk).credentials_provider(creds).build(),
+        )
+    }
+
+    /// The function's variables in organization mode (plus `extra`).
+    pub fn vars(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut vars = pairs([("ORGANIZATION_MODE", "true"), ("MEMBER_ROLE_NAME", MEMBER_ROLE)]);
+        vars.extend(pairs(extra.iter().copied()));
+        vars
+    }
+
+    /// The deployment the Lambda builds, in organization mode.
+    pub async fn deployment(&self, extra: &[(&str, &str)]) -> Deployment {
+        let vars = self.vars(extra);
+        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Deployment::build(self.account.config(&refs), &self.account.sdk).await.unwrap()
+    }
+}
+
+async fn user(iam: &aws_sdk_iam::Client, name: &str, tags: &[(&str, &str)]) {
+    let mut req = iam.create_user().user_name(name);
+    for (k, v) in tags {
+        req = req.tags(aws_sdk_iam::types::Tag::builder().key(*k).value(*v).build().unwrap());
+    }
+    req.send().await.unwrap();
+}
+
+async fn tags_of(iam: &aws_sdk_iam::Client, name: &str) -> Vec<String> {
+    iam.list_user_tags().user_name(name).send().await.unwrap().tags().iter().map(|t| t.key().to_owned()).collect()
+}
+
+/// The organization of the tests: 50 accounts (49 members + management) in 3 OUs, and
+/// - `alice` tagged `AccessException` in Production's first and Sandbox's first account,
+///   approved (with `"account"`) in Production's only;
+/// - `bob` in Workloads' first account with a password and no MFA;
+/// - `ops-admin` in the management account.
+struct Fixture {
+    org: Org,
+    prod: String,
+    sandbox: String,
+    workloads: String,
+}
+
+async fn fixture() -> Fixture {
+    let org = Org::new(49, &["Production", "Sandbox", "Workloads"]).await;
+    let (prod, sandbox, workloads) =
+        (org.members["Production"][0].clone(), org.members["Sandbox"][0].clone(), org.members["Workloads"][0].clone());
+    for account in [&prod, &sandbox] {
+        user(&org.iam_in(account).await, "alice", &[("AccessException", iam_sentinel::checks::EXCEPTION_VALUE)]).await;
+    }
+    let iam = org.iam_in(&workloads).await;
+    user(&iam, "bob", &[]).await;
+    iam.create_login_profile().user_name("bob").password("Correct-Horse-9!").send().await.unwrap();
+    org.account.create_user("ops-admin", &[]).await;
+    org.account
+        .put_registry(
+            &json!({"exceptions": [{
+                "user": "alice", "approved_by": "sec-lead@example.com", "ticket": "SEC-7",
+                "expires": "2099-01-01T00:00:00Z", "account": prod,
+            }]})
+            .to_string(),
+        )
+        .await;
+    Fixture { org, prod, sandbox, workloads }
+}
+
+/// Checks per account, for users (root and the account-wide checks left out: every moto
+/// account has the same root and password-policy state).
+fn user_checks(findings: &[Value]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in findings {
+        if let Some(user) = f["user"].as_str() {
+            out.entry(f["account"].as_str().unwrap().to_owned())
+                .or_default()
+                .insert(format!("{}:{user}", f["check"].as_str().unwrap()));
+        }
+    }
+    out
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_scans_every_account_through_its_role_with_account_scoped_approvals() {
+    let fx = fixture().await;
+    let vars = fx.org.vars(&[("AUTO_REMEDIATE", "true")]);
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = fx.org.account.cli(&["scan", "--organization", "--format", "json", "--stats", "--max-concurrency", "8"], &refs);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let findings: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let by_account = user_checks(&findings);
+    assert_eq!(by_account[&fx.sandbox], set(&["exception-unapproved:alice"]), "{by_account:?}");
+    // Approved in production: only that the exception is not used (alice has no credentials).
+    assert_eq!(by_account[&fx.prod], set(&["exception-unused:alice"]), "{by_account:?}");
+    assert_eq!(by_account[&fx.workloads], set(&["console-without-mfa:bob", "mfa-policy-missing:bob"]), "{by_account:?}");
+    assert_eq!(by_account.len(), 3, "users only in three accounts: {by_account:?}");
+    // Every member was read: none has a password policy (the management account has one).
+    let weak: BTreeSet<&str> =
+        findings.iter().filter(|f| f["check"] == "password-policy-weak").filter_map(|f| f["account"].as_str()).collect();
+    assert_eq!(weak.len(), 49, "{weak:?}");
+    assert!(!weak.contains(ACCOUNT));
+    assert!(stderr.contains("50 account(s) scanned, 0 failed"), "{stderr}");
+    // The member role removed the unapproved tag in the sandbox account only.
+    assert!(tags_of(&fx.org.iam_in(&fx.sandbox).await, "alice").await.is_empty());
+    assert_eq!(tags_of(&fx.org.iam_in(&fx.prod).await, "alice").await, ["AccessException"]);
+    // Calls: one AssumeRole per member, and the single-account scan's calls per account.
+    let stats: Value = serde_json::from_str(stderr.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(stats["by_action"]["sts:AssumeRole"], 49, "{stats}");
+    assert_eq!(stats["by_action"]["iam:GetCredentialReport"], 50, "{stats}");
+    assert_eq!(stats["by_action"]["iam:GetAccountAuthorizationDetails"], 50, "{stats}");
+    assert!(stats["by_action"].get("organizations:DescribeAccount").is_none(), "names come from ListAccounts: {stats}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_state_machine_steps_scan_a_member_and_publish_the_organization_digest() {
+    let fx = fixture().await;
+    let deployment = fx.org.deployment(&[]).await;
+    let invoke = |payload: Value| {
+        let deployment = &deployment;
+        async move {
+            let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
+            handle_deployment(deployment, event).await
+        }
+    };
+    let listed = invoke(json!({"list_accounts": {}})).await.unwrap();
+    let accounts: Vec<String> =
+        listed["accounts"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+    assert_eq!(accounts.len(), 50);
+    assert_eq!(listed["management_account"], ACCOUNT);
+    let child = invoke(json!({"scan_account": fx.workloads, "management_account": ACCOUNT})).await.unwrap();
+    assert_eq!(child["account"], fx.workloads.as_str());
+    assert_eq!(child["account_name"], "member-02", "{child}");
+    assert_eq!(child["by_check"]["console-without-mfa"], 1, "{child}");
+    assert_eq!(child["users_scanned"], 1, "{child}");
+    let received = fx.org.account.received().await;
+    assert!(received.iter().any(|r| r.check() == "console-without-mfa"
+        && r.finding["account"] == fx.workloads.as_str()
+        && r.finding["account_name"] == "member-02"));
+    let digest = invoke(json!({"org_digest": {"accounts": accounts, "results": [child]}})).await.unwrap();
+    assert_eq!(digest["org_digest"]["accounts_scanned"], 1);
+    assert_eq!(digest["org_digest"]["accounts_not_reached"].as_array().unwrap().len(), 49);
+    let received = fx.org.account.received().await;
+    let part = received.iter().find(|r| r.subject.contains("organization: 1 accounts scanned")).expect("the digest");
+    assert_eq!(part.finding["accounts"][0]["account"], fx.workloads.as_str());
+    // Malformed steps are named, never guessed.
+    let err = invoke(json!({"scan_account": "prod"})).await.unwrap_err();
+    assert_eq!(err.error_type, "MalformedEvent");
+    assert!(err.message.contains("12-digit"), "{}", err.message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forwarded_member_event_is_judged_in_the_member_with_its_own_approvals() {
+    let fx = fixture().await;
+    let deployment = fx.org.deployment(&[("AUTO_REMEDIATE", "true")]).await;
+    let mut event = crate::common::sample("tag-user-access-exception.json");
+    for account in [&fx.prod, &fx.sandbox] {
+        event["account"] = json!(account);
+        event["detail"]["recipientAccountId"] = json!(account);
+        event["detail"]["requestParameters"]["userName"] = json!("alice");
+        let lambda_event = lambda_runtime::LambdaEvent::new(event.clone(), lambda_runtime::Context::default());
+        let out = handle_deployment(&deployment, lambda_event).await.unwrap();
+        assert_eq!(out["outcome"], "processed", "{out}");
+    }
+    let received = fx.org.account.received().await;
+    let alice: Vec<(&str, &str)> = received
+        .iter()
+        .filter(|r| r.user() == "alice")
+        .map(|r| (r.finding["account"].as_str().unwrap(), r.check()))
+        .collect();
+    assert!(alice.contains(&(fx.sandbox.as_str(), "exception-unapproved")), "{alice:?}");
+    assert!(!alice.iter().any(|(a, c)| *a == fx.prod && *c == "exception-unapproved"), "{alice:?}");
+    assert!(tags_of(&fx.org.iam_in(&fx.sandbox).await, "alice").await.is_empty());
+    assert_eq!(tags_of(&fx.org.iam_in(&fx.prod).await, "alice").await, ["AccessException"]);
+    // The member's untag shows up there as the member role's session: its event is ignored.
+    let mut own = crate::common::sample("untag-user-by-sentinel.json");
+    own["account"] = json!(fx.sandbox);
+    own["detail"]["userIdentity"]["arn"] = json!(format!("arn:aws:sts::{}:assumed-role/{MEMBER_ROLE}/iam-sentinel", fx.sandbox));
+    own["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] =
+        json!(format!("arn:aws:iam::{}:role/{MEMBER_ROLE}", fx.sandbox));
+    own["detail"]["userIdentity"]["type"] = json!("AssumedRole");
+    own["detail"]["requestParameters"]["userName"] = json!("alice");
+    let out = handle_deployment(&deployment, lambda_runtime::LambdaEvent::new(own, lambda_runtime::Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(out["outcome"], "ignored", "{out}");
+    assert!(out["reason"].as_str().unwrap().contains("own role"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organization_registry_without_accounts_is_rejected_loudly() {
+    let fx = fixture().await;
+    fx.org
+        .account
+        .put_registry(r#"{"exceptions":[{"user":"alice","approved_by":"b","ticket":"T","expires":"2099-01-01T00:00:00Z"}]}"#)
+        .await;
+    let deployment = fx.org.deployment(&[("AUTO_REMEDIATE", "true")]).await;
+    let opts = RunOptions { publish: false, ..RunOptions::at(chrono::Utc::now()) };
+    let (report, _) =
+        iam_sentinel::org::run::scan_account(&deployment, &fx.sandbox, None, Some(ACCOUNT), &opts).await.unwrap();
+    let failure = report.failure.unwrap();
+    assert!(failure.contains("`account` is missing"), "{failure}");
+    // Nothing was untagged on a registry that could not be read.
+    assert_eq!(tags_of(&fx.org.iam_in(&fx.sandbox).await, "alice").await, ["AccessException"]);
+}
