@@ -239,3 +239,47 @@ pub struct OrganizationScan {
     /// Messages of the digest (and organization-level findings) the topic accepted.
     pub digest_published: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_recognised_by_their_key_and_checked() {
+        assert_eq!(request(&json!({"list_accounts": {}})).unwrap(), Some(OrgRequest::ListAccounts));
+        assert_eq!(
+            request(&json!({"scan_account": "111122223333", "management_account": "999988887777"})).unwrap(),
+            Some(OrgRequest::ScanAccount {
+                account: "111122223333".into(),
+                account_name: None,
+                management_account: Some("999988887777".into()),
+            })
+        );
+        let events = [json!({"source": "aws.iam", "account": "111122223333"}), json!([1, 2]), json!("x")];
+        for event in events {
+            assert_eq!(request(&event).unwrap(), None, "{event}");
+        }
+        let bad = [
+            (json!({"scan_account": 111_122_223_333_u64}), "12-digit"),
+            (json!({"scan_account": "11112222333"}), "12-digit"),
+            (json!({"scan_account": "111122223333", "management_account": "root"}), "management_account"),
+            (json!({"scan_account": "111122223333", "account_name": 7}), "account_name"),
+            (json!({"org_digest": {"results": []}}), "accounts"),
+            (json!({"org_digest": {"accounts": [], "surprise": 1}}), "surprise"),
+        ];
+        for (payload, named) in bad {
+            let e = request(&payload).unwrap_err().to_string();
+            assert!(e.starts_with("malformed") && e.contains(named), "{payload}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_state_machines_error_reads_as_one_line() {
+        let failure = json!({"Error": "States.ExceedToleratedFailureThreshold", "Cause": "account 111122223333: sts:AssumeRole failed"});
+        assert_eq!(
+            failure_text(&failure),
+            "States.ExceedToleratedFailureThreshold: account 111122223333: sts:AssumeRole failed"
+        );
+        assert_eq!(failure_text(&json!({"Error": "States.Timeout"})), "States.Timeout");
+    }
+}

@@ -266,6 +266,27 @@ async fn a_forwarded_member_event_is_judged_in_the_member_with_its_own_approvals
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_burst_from_one_member_assumes_its_role_once() {
+    let org = Org::new(2, &["Workloads"]).await;
+    let deployment = org.deployment(&[]).await;
+    let member = &org.members["Workloads"][0];
+    let now = chrono::Utc::now();
+    deployment.counter.reset();
+    for _ in 0..3 {
+        let app = deployment.app_for(member, Some("named".into()), false, now).await.unwrap();
+        assert_eq!(app.organization.as_ref().unwrap().account_name.as_deref(), Some("named"));
+    }
+    let app = deployment.app_for(ACCOUNT, None, false, now).await.unwrap();
+    assert!(app.organization.as_ref().unwrap().account_name.is_none(), "its own account needs no role");
+    let calls = deployment.counter.snapshot().calls;
+    assert_eq!(calls.get("sts:AssumeRole"), Some(&1), "{calls:?}");
+    // Credentials close to their end are renewed.
+    let later = now + chrono::Duration::minutes(56);
+    drop(deployment.app_for(member, Some("named".into()), false, later).await.unwrap());
+    assert_eq!(deployment.counter.snapshot().calls.get("sts:AssumeRole"), Some(&2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_organization_registry_without_accounts_is_rejected_loudly() {
     let fx = fixture().await;
     fx.org
