@@ -77,7 +77,7 @@ const EXPECTED: &[(&str, &str)] = &[
 const BREAK_GLASS_ROLE: &str = "arn:aws:iam::123456789012:role/BreakGlassAdmin";
 
 /// Starts `cargo lambda watch` on `port`, configured for `acct`; returns it and its env file.
-fn start_watch(acct: &Account, port: u16) -> (Watch, PathBuf) {
+fn start_watch(acct: &Account, port: u16, extra: &[&str]) -> (Watch, PathBuf) {
     let env_file = std::env::temp_dir().join(format!("iam-sentinel-e2e-{port}.env"));
     let mut vars: Vec<String> = acct.moto.env().iter().map(|(k, v)| format!("{k}={v}")).collect();
     vars.extend([
@@ -89,6 +89,7 @@ fn start_watch(acct: &Account, port: u16) -> (Watch, PathBuf) {
         "BREAK_GLASS_USERS=break-glass-admin".into(),
         "AWS_LAMBDA_LOG_FORMAT=JSON".into(),
     ]);
+    vars.extend(extra.iter().map(|v| (*v).to_owned()));
     std::fs::write(&env_file, vars.join("\n")).unwrap();
     let mut cmd = Command::new("setsid");
     cmd.args([
@@ -121,7 +122,7 @@ async fn every_event_file_through_cargo_lambda_watch() {
     acct.create_login_profile("analyst-dave").await;
 
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (_watch, env_file) = start_watch(&acct, port);
+    let (_watch, env_file) = start_watch(&acct, port, &[]);
 
     // The first invocation waits for the build; retry until the emulator answers.
     let deadline = Instant::now() + Duration::from_mins(10);
@@ -221,4 +222,64 @@ async fn every_event_file_through_cargo_lambda_watch() {
     assert!(invoke(port, "enable-mfa-device.json").status.success(), "still serving after a bad event");
     let _ = std::fs::remove_file(env_file);
     let _ = std::fs::remove_file(bad);
+}
+
+/// Invokes the function with `payload` (written to a file, as `cargo lambda invoke` wants).
+fn invoke_payload(port: u16, name: &str, payload: &serde_json::Value) -> Output {
+    let file = std::env::temp_dir().join(format!("iam-sentinel-e2e-{port}-{name}.json"));
+    std::fs::write(&file, payload.to_string()).unwrap();
+    let out = Command::new("cargo")
+        .args(["lambda", "invoke", "iam-sentinel", "-A", "127.0.0.1", "-P", &port.to_string(), "--data-file"])
+        .arg(&file)
+        .env("PATH", tools_path())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(file);
+    out
+}
+
+/// The organization scan's three steps, as the state machine invokes them, through the real
+/// runtime in organization mode: list, one member's scan through its role, the digest.
+#[tokio::test]
+async fn the_organization_steps_through_cargo_lambda_watch() {
+    let org = crate::organization::Org::new(3, &["Workloads"]).await;
+    let member = org.members["Workloads"][1].clone();
+    let iam = org.iam_in(&member).await;
+    iam.create_user().user_name("carol").send().await.unwrap();
+    iam.create_login_profile().user_name("carol").password("Correct-Horse-9!").send().await.unwrap();
+    org.account.put_registry(r#"{"exceptions":[]}"#).await;
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let role = format!("MEMBER_ROLE_NAME={}", crate::organization::MEMBER_ROLE);
+    let (_watch, env_file) = start_watch(&org.account, port, &["ORGANIZATION_MODE=true", &role]);
+    let deadline = Instant::now() + Duration::from_mins(10);
+    let listed = loop {
+        let out = invoke_payload(port, "list", &serde_json::json!({"list_accounts": {}}));
+        if out.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+        }
+        assert!(Instant::now() < deadline, "cargo lambda watch never answered: {}", String::from_utf8_lossy(&out.stderr));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    assert_eq!(listed["accounts"].as_array().unwrap().len(), 4, "{listed}");
+    assert_eq!(listed["management_account"], crate::common::ACCOUNT);
+    let step = serde_json::json!({"scan_account": member, "management_account": crate::common::ACCOUNT});
+    let out = invoke_payload(port, "scan", &step);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let child: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(child["account"], member.as_str(), "{child}");
+    assert_eq!(child["account_name"], "member-01", "{child}");
+    assert_eq!(child["by_check"]["console-without-mfa"], 1, "{child}");
+    let received = org.account.received().await;
+    assert!(received.iter().any(|r| r.check() == "console-without-mfa" && r.finding["account"] == member.as_str()));
+    let digest = serde_json::json!({"org_digest": {"accounts": listed["accounts"], "results": [child]}});
+    let out = invoke_payload(port, "digest", &digest);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let received = org.account.received().await;
+    assert_eq!(received.iter().filter(|r| r.attributes["check"] == "digest").count(), 1, "one organization digest");
+    // A step with a bad account fails the invocation by name.
+    let out = invoke_payload(port, "bad", &serde_json::json!({"scan_account": "not-an-account"}));
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("MalformedEvent") && text.contains("12-digit"), "{text}");
+    let _ = std::fs::remove_file(env_file);
 }
