@@ -202,7 +202,8 @@ mod tests {
         let a = Approvals::parse_for_organization(doc).unwrap();
         assert_eq!(a.in_account("111122223333").for_user("alice").unwrap().ticket, "T1");
         assert!(a.in_account("444455556666").for_user("alice").is_none());
-        let without = r#"{"exceptions":[{"user":"alice","approved_by":"b","ticket":"T1","expires":"2027-01-01T00:00:00Z"}]}"#;
+        let without =
+            r#"{"exceptions":[{"user":"alice","approved_by":"b","ticket":"T1","expires":"2027-01-01T00:00:00Z"}]}"#;
         let err = Approvals::parse_for_organization(without).unwrap_err().to_string();
         assert!(err.contains("entry 0 (alice)") && err.contains("`account` is missing"), "{err}");
         assert!(Approvals::parse(without).is_ok(), "single-account registries need no account");

@@ -219,7 +219,9 @@ pub async fn run() -> ExitCode {
         Command::Scan { common, fail_on, organization: true, max_concurrency, stats, .. } => {
             Box::pin(scan_organization(&common, fail_on, usize::from(max_concurrency), stats)).await
         }
-        Command::Scan { common, fail_on, per_user, stats, .. } => Box::pin(scan(&common, fail_on, per_user, stats)).await,
+        Command::Scan { common, fail_on, per_user, stats, .. } => {
+            Box::pin(scan(&common, fail_on, per_user, stats)).await
+        }
         Command::Undo { finding_id, from, dry_run, endpoint_url, region } => {
             let common = Common {
                 format: Format::Table,
@@ -363,7 +365,12 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
 }
 
 /// `scan --organization`: every account, the organization-level checks, the digest.
-async fn scan_organization(common: &Common, fail_on: Option<Severity>, max_concurrency: usize, stats: bool) -> ExitCode {
+async fn scan_organization(
+    common: &Common,
+    fail_on: Option<Severity>,
+    max_concurrency: usize,
+    stats: bool,
+) -> ExitCode {
     let (deployment, endpoint) = match common.deployment().await {
         Ok(prepared) => prepared,
         Err(f) => return fail(f.code, &f.message),

@@ -9,8 +9,8 @@ use crate::app::{App, AppError, Outcome, Report, RunOptions};
 use crate::aws::{CallCounter, Endpoint};
 use crate::config::Config;
 use crate::org::run::{OrgError, OrgRequest};
-use crate::runtime::Deployment;
 use crate::ports::{AccountReader, ApprovalsStore, FindingsSink, UserDirectory};
+use crate::runtime::Deployment;
 
 /// A failed invocation, with a stable `error_type` for alarms and the DLQ.
 #[derive(Debug, thiserror::Error)]
@@ -101,15 +101,10 @@ pub async fn org_step(
             Ok(out)
         }
         OrgRequest::ScanAccount { account, account_name, management_account } => {
-            let (report, result) = crate::org::run::scan_account(
-                deployment,
-                &account,
-                account_name,
-                management_account.as_deref(),
-                opts,
-            )
-            .await
-            .map_err(org_error)?;
+            let (report, result) =
+                crate::org::run::scan_account(deployment, &account, account_name, management_account.as_deref(), opts)
+                    .await
+                    .map_err(org_error)?;
             let calls = deployment.counter.snapshot();
             log_report(&report, &calls.calls);
             println!("{}", crate::metrics::document(&report, Some(&account), opts.now, started.elapsed()));
@@ -129,7 +124,9 @@ pub async fn org_step(
             let failure = input.failure.as_ref().map(crate::org::run::failure_text);
             let results = input.results.unwrap_or_default();
             let (summary, org_findings, published) =
-                crate::org::run::digest(deployment, &input.accounts, &results, failure, opts).await.map_err(org_error)?;
+                crate::org::run::digest(deployment, &input.accounts, &results, failure, opts)
+                    .await
+                    .map_err(org_error)?;
             tracing::info!(
                 accounts_scanned = summary.accounts_scanned,
                 accounts_failed = summary.accounts_failed,
@@ -147,6 +144,7 @@ pub async fn org_step(
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(org_error)`: the error ends here
 fn org_error(e: OrgError) -> InvocationError {
     let error_type = match &e {
         OrgError::NotOrganization(_) => "Misconfigured",

@@ -146,7 +146,7 @@ impl Deployment {
         let context = OrgContext { reader: reader.clone(), account_name: None, management: false };
         let central = assemble(config, sdk, sdk, &counter, Some((&own_account, context)));
         let members = Members::new(sdk.clone(), sts, organization.member_role_name);
-        let org = OrgRuntime { sdk: sdk.clone(), members, reader, own_account, names: Default::default() };
+        let org = OrgRuntime { sdk: sdk.clone(), members, reader, own_account, names: tokio::sync::Mutex::default() };
         Ok(Deployment { central, counter, org: Some(org) })
     }
 
@@ -205,7 +205,13 @@ impl Deployment {
         // Events the function caused in the member (through the member role) are its own.
         config.self_role_arn = Some(org.members.role_arn(account));
         let context = OrgContext { reader: org.reader.clone(), account_name, management };
-        Ok(AccountApp::Member(Box::new(assemble(config, &org.sdk, &member_sdk, &self.counter, Some((account, context))))))
+        Ok(AccountApp::Member(Box::new(assemble(
+            config,
+            &org.sdk,
+            &member_sdk,
+            &self.counter,
+            Some((account, context)),
+        ))))
     }
 
     /// The member role's name (organization mode only): the loop guard and the CloudTrail of

@@ -18,8 +18,9 @@ use crate::message::{DIGEST_CHECK, Message};
 pub struct AccountResult {
     /// The 12-digit account id.
     pub account: String,
-    /// The account's name, when Organizations gave it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The account's name, when Organizations gave it (`null` otherwise: the state machine's
+    /// result selector reads every field).
+    #[serde(default)]
     pub account_name: Option<String>,
     /// Users the scan read.
     #[serde(default)]
@@ -312,11 +313,7 @@ fn email(summary: &OrgSummary, accounts: &[&AccountResult], part: usize, parts: 
         let _ = writeln!(s, "  {n:>8}  {check}");
     }
     let _ = writeln!(s, "\nAccounts, worst first (part {part} of {parts}):");
-    let _ = writeln!(
-        s,
-        "{:<40} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "account", "critical", "high", "medium", "low", "info"
-    );
+    let _ = writeln!(s, "{:<40} {:>8} {:>8} {:>8} {:>8} {:>8}", "account", "critical", "high", "medium", "low", "info");
     for r in accounts {
         let _ = writeln!(s, "{}", email_line(r));
     }
@@ -363,9 +360,7 @@ mod tests {
             users_scanned: 10,
             findings: critical + high,
             by_severity: [("critical".to_owned(), critical), ("high".to_owned(), high)].into_iter().collect(),
-            by_check: [("key-stale".to_owned(), high), ("root-mfa-missing".to_owned(), critical)]
-                .into_iter()
-                .collect(),
+            by_check: [("key-stale".to_owned(), high), ("root-mfa-missing".to_owned(), critical)].into_iter().collect(),
             error: None,
         }
     }
@@ -387,7 +382,8 @@ mod tests {
         let m = messages(&s, &results, crate::message::MAX_BODY_BYTES);
         assert_eq!(m.len(), 1);
         let body: serde_json::Value = serde_json::from_str(&m[0].body).unwrap();
-        let order: Vec<&str> = body["accounts"].as_array().unwrap().iter().map(|a| a["account"].as_str().unwrap()).collect();
+        let order: Vec<&str> =
+            body["accounts"].as_array().unwrap().iter().map(|a| a["account"].as_str().unwrap()).collect();
         assert_eq!(order, ["333333333333", "222222222222", "111111111111"]);
         assert_eq!(m[0].severity, Severity::Critical);
         assert!(m[0].email.contains("333333333333") && m[0].email.contains("FAILED: sts:AssumeRole"), "{}", m[0].email);
@@ -396,13 +392,18 @@ mod tests {
 
     #[test]
     fn a_thousand_accounts_split_into_parts_under_the_limit() {
-        let results: Vec<AccountResult> = (0..1000).map(|i| result(&format!("{:012}", 100_000 + i), i % 3, i % 7)).collect();
+        let results: Vec<AccountResult> =
+            (0..1000).map(|i| result(&format!("{:012}", 100_000 + i), i % 3, i % 7)).collect();
         let listed: Vec<String> = results.iter().map(|r| r.account.clone()).collect();
         let s = OrgSummary::new(&listed, &results, &[], None, Utc::now(), "us-east-1");
         let limit = 60_000;
         let m = messages(&s, &results, limit);
         assert!(m.len() > 1);
-        assert!(m.iter().all(|p| p.structured_len() <= limit), "{:?}", m.iter().map(Message::structured_len).collect::<Vec<_>>());
+        assert!(
+            m.iter().all(|p| p.structured_len() <= limit),
+            "{:?}",
+            m.iter().map(Message::structured_len).collect::<Vec<_>>()
+        );
         let total: usize = m
             .iter()
             .map(|p| serde_json::from_str::<serde_json::Value>(&p.body).unwrap()["accounts"].as_array().unwrap().len())

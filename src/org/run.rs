@@ -142,8 +142,10 @@ pub async fn scan_account(
     }
     let management = match management_account {
         Some(m) => m == account,
-        None => deployment.organization().ok_or(OrgError::NotOrganization("scan_account"))?.management_account().await?
-            == account,
+        None => {
+            deployment.organization().ok_or(OrgError::NotOrganization("scan_account"))?.management_account().await?
+                == account
+        }
     };
     let app = deployment.app_for(account, account_name, management, opts.now).await?;
     let name = app.organization.as_ref().and_then(|o| o.account_name.clone());

@@ -193,7 +193,11 @@ pub fn finding(f: &Finding) -> Notification {
             let _ = write!(d, "\n*Principal:* {}", code(&f.principal));
         }
     }
-    let _ = write!(d, "\n*Account:* {} · {}", code(&f.account), plain(&f.region));
+    let _ = write!(d, "\n*Account:* {}", code(&f.account));
+    if let Some(name) = &f.account_name {
+        let _ = write!(d, " ({})", plain(name));
+    }
+    let _ = write!(d, " · {}", plain(&f.region));
     if let Some(resource) = &f.resource {
         let _ = write!(d, "\n*Key:* {}", code(resource));
     }

@@ -59,7 +59,11 @@ pub fn finding(f: &Finding) -> String {
         Some(user) => field("User:", &format!("{} ({})", one_line(user), one_line(&f.principal))),
         None => field("Principal:", &one_line(&f.principal)),
     }
-    field("Account:", &format!("{} ({})", one_line(&f.account), one_line(&f.region)));
+    let account = match &f.account_name {
+        Some(name) => format!("{} {} ({})", one_line(&f.account), one_line(name), one_line(&f.region)),
+        None => format!("{} ({})", one_line(&f.account), one_line(&f.region)),
+    };
+    field("Account:", &account);
     if let Some(resource) = &f.resource {
         field("Key:", &one_line(resource));
     }

@@ -83,7 +83,7 @@ pub fn event(f: &Finding) -> Value {
             "types": [f.check.as_str()],
             "created_time": time,
         },
-        "cloud": { "provider": "AWS", "region": f.region, "account": { "uid": f.account, "type_id": 10, "type": "AWS Account" } },
+        "cloud": { "provider": "AWS", "region": f.region, "account": account(f) },
         "resources": resources(f),
         "remediation": { "desc": super::text::what_to_do(f.check) },
         "unmapped": {
@@ -93,6 +93,15 @@ pub fn event(f: &Finding) -> Value {
             "compliance": compliance,
         },
     })
+}
+
+/// The cloud profile's account: its id, and its name in the organization when known.
+fn account(f: &Finding) -> serde_json::Value {
+    let mut account = json!({ "uid": f.account, "type_id": 10, "type": "AWS Account" });
+    if let Some(name) = &f.account_name {
+        account["name"] = json!(name);
+    }
+    account
 }
 
 /// Every finding as OCSF, one event per line (NDJSON), as log shippers and lakes ingest it.

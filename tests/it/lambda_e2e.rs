@@ -257,7 +257,11 @@ async fn the_organization_steps_through_cargo_lambda_watch() {
         if out.status.success() {
             break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
         }
-        assert!(Instant::now() < deadline, "cargo lambda watch never answered: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch never answered: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     assert_eq!(listed["accounts"].as_array().unwrap().len(), 4, "{listed}");

@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 use crate::common::{ACCOUNT, Account, pairs};
 
 pub(crate) const MEMBER_ROLE: &str = "iam-sentinel-member";
+/// The enterprise networks of seed 000's SCP.
+pub(crate) const ENTERPRISE_CIDRS: &str = "192.0.2.0/24,203.0.113.0/24,2001:db8:1234::/48";
+/// Seed 000's SCP as published.
+pub(crate) const SEED_SCP: &str = include_str!("../../infra/policies/RestrictIAMUserAccessWithExceptions.scp.json");
 
 /// An organization in moto: the management account (the fixture's account) and its members.
 pub(crate) struct Org {
@@ -54,7 +58,13 @@ impl Org {
                 .unwrap();
             let id = out.create_account_status().unwrap().account_id().unwrap().to_owned();
             let ou = ous[i % ous.len()];
-            orgs.move_account().account_id(&id).source_parent_id(&root).destination_parent_id(&ou_ids[ou]).send().await.unwrap();
+            orgs.move_account()
+                .account_id(&id)
+                .source_parent_id(&root)
+                .destination_parent_id(&ou_ids[ou])
+                .send()
+                .await
+                .unwrap();
             by_ou.entry(ou.to_owned()).or_default().push(id);
         }
         Org { account, orgs, root, ous: ou_ids, members: by_ou }
@@ -71,22 +81,46 @@ impl Org {
             .await
             .unwrap();
         let c = out.credentials().unwrap();
-        let creds = Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().into()), None, "t");
+        let creds =
+            Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().into()), None, "t");
         aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::config::Builder::from(&self.account.sdk).credentials_provider(creds).build(),
         )
     }
 
+    /// Creates an SCP with `document` and attaches it to every target; returns its id.
+    pub async fn attach_scp(&self, name: &str, document: &str, targets: &[&str]) -> String {
+        let policy = self
+            .orgs
+            .create_policy()
+            .name(name)
+            .description("iam-sentinel test")
+            .r#type(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+            .content(document)
+            .send()
+            .await
+            .unwrap();
+        let id = policy.policy().unwrap().policy_summary().unwrap().id().unwrap().to_owned();
+        for target in targets {
+            self.orgs.attach_policy().policy_id(&id).target_id(*target).send().await.unwrap();
+        }
+        id
+    }
+
     /// The function's variables in organization mode (plus `extra`).
-    pub fn vars(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut vars = pairs([("ORGANIZATION_MODE", "true"), ("MEMBER_ROLE_NAME", MEMBER_ROLE)]);
+    pub fn vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut vars = pairs([
+            ("ORGANIZATION_MODE", "true"),
+            ("MEMBER_ROLE_NAME", MEMBER_ROLE),
+            ("ENTERPRISE_CIDRS", ENTERPRISE_CIDRS),
+        ]);
         vars.extend(pairs(extra.iter().copied()));
         vars
     }
 
     /// The deployment the Lambda builds, in organization mode.
     pub async fn deployment(&self, extra: &[(&str, &str)]) -> Deployment {
-        let vars = self.vars(extra);
+        let vars = Org::vars(extra);
         let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         Deployment::build(self.account.config(&refs), &self.account.sdk).await.unwrap()
     }
@@ -108,7 +142,9 @@ async fn tags_of(iam: &aws_sdk_iam::Client, name: &str) -> Vec<String> {
 /// - `alice` tagged `AccessException` in Production's first and Sandbox's first account,
 ///   approved (with `"account"`) in Production's only;
 /// - `bob` in Workloads' first account with a password and no MFA;
-/// - `ops-admin` in the management account.
+/// - `ops-admin` in the management account;
+/// - seed 000's SCP on Production and on Workloads' second account, detached from Workloads,
+///   and a copy letting every network in (`0.0.0.0/0`) on Sandbox.
 struct Fixture {
     org: Org,
     prod: String,
@@ -127,6 +163,19 @@ async fn fixture() -> Fixture {
     user(&iam, "bob", &[]).await;
     iam.create_login_profile().user_name("bob").password("Correct-Horse-9!").send().await.unwrap();
     org.account.create_user("ops-admin", &[]).await;
+    let workloads_ou = org.ous["Workloads"].clone();
+    let scp = org
+        .attach_scp(
+            "RestrictIAMUserAccessWithExceptions",
+            SEED_SCP,
+            &[&org.ous["Production"], &workloads_ou, &org.members["Workloads"][1]],
+        )
+        .await;
+    org.orgs.detach_policy().policy_id(&scp).target_id(&workloads_ou).send().await.unwrap();
+    let open = SEED_SCP.replace(r#"["192.0.2.0/24", "203.0.113.0/24", "2001:db8:1234::/48"]"#, r#"["0.0.0.0/0"]"#);
+    assert_ne!(open, SEED_SCP);
+    org.attach_scp("RestrictIAMUserAccessWithExceptions-sandbox", &open, &[&org.ous["Sandbox"]]).await;
+    assert!(!org.root.is_empty());
     org.account
         .put_registry(
             &json!({"exceptions": [{
@@ -160,9 +209,10 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_scans_every_account_through_its_role_with_account_scoped_approvals() {
     let fx = fixture().await;
-    let vars = fx.org.vars(&[("AUTO_REMEDIATE", "true")]);
+    let vars = Org::vars(&[("AUTO_REMEDIATE", "true")]);
     let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let out = fx.org.account.cli(&["scan", "--organization", "--format", "json", "--stats", "--max-concurrency", "8"], &refs);
+    let out =
+        fx.org.account.cli(&["scan", "--organization", "--format", "json", "--stats", "--max-concurrency", "8"], &refs);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let findings: Vec<Value> =
@@ -171,11 +221,18 @@ async fn the_cli_scans_every_account_through_its_role_with_account_scoped_approv
     assert_eq!(by_account[&fx.sandbox], set(&["exception-unapproved:alice"]), "{by_account:?}");
     // Approved in production: only that the exception is not used (alice has no credentials).
     assert_eq!(by_account[&fx.prod], set(&["exception-unused:alice"]), "{by_account:?}");
-    assert_eq!(by_account[&fx.workloads], set(&["console-without-mfa:bob", "mfa-policy-missing:bob"]), "{by_account:?}");
+    assert_eq!(
+        by_account[&fx.workloads],
+        set(&["console-without-mfa:bob", "mfa-policy-missing:bob"]),
+        "{by_account:?}"
+    );
     assert_eq!(by_account.len(), 3, "users only in three accounts: {by_account:?}");
     // Every member was read: none has a password policy (the management account has one).
-    let weak: BTreeSet<&str> =
-        findings.iter().filter(|f| f["check"] == "password-policy-weak").filter_map(|f| f["account"].as_str()).collect();
+    let weak: BTreeSet<&str> = findings
+        .iter()
+        .filter(|f| f["check"] == "password-policy-weak")
+        .filter_map(|f| f["account"].as_str())
+        .collect();
     assert_eq!(weak.len(), 49, "{weak:?}");
     assert!(!weak.contains(ACCOUNT));
     assert!(stderr.contains("50 account(s) scanned, 0 failed"), "{stderr}");
@@ -253,7 +310,8 @@ async fn a_forwarded_member_event_is_judged_in_the_member_with_its_own_approvals
     // The member's untag shows up there as the member role's session: its event is ignored.
     let mut own = crate::common::sample("untag-user-by-sentinel.json");
     own["account"] = json!(fx.sandbox);
-    own["detail"]["userIdentity"]["arn"] = json!(format!("arn:aws:sts::{}:assumed-role/{MEMBER_ROLE}/iam-sentinel", fx.sandbox));
+    own["detail"]["userIdentity"]["arn"] =
+        json!(format!("arn:aws:sts::{}:assumed-role/{MEMBER_ROLE}/iam-sentinel", fx.sandbox));
     own["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] =
         json!(format!("arn:aws:iam::{}:role/{MEMBER_ROLE}", fx.sandbox));
     own["detail"]["userIdentity"]["type"] = json!("AssumedRole");
@@ -291,7 +349,9 @@ async fn an_organization_registry_without_accounts_is_rejected_loudly() {
     let fx = fixture().await;
     fx.org
         .account
-        .put_registry(r#"{"exceptions":[{"user":"alice","approved_by":"b","ticket":"T","expires":"2099-01-01T00:00:00Z"}]}"#)
+        .put_registry(
+            r#"{"exceptions":[{"user":"alice","approved_by":"b","ticket":"T","expires":"2099-01-01T00:00:00Z"}]}"#,
+        )
         .await;
     let deployment = fx.org.deployment(&[("AUTO_REMEDIATE", "true")]).await;
     let opts = RunOptions { publish: false, ..RunOptions::at(chrono::Utc::now()) };
