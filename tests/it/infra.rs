@@ -1393,8 +1393,4 @@ fn the_organization_scan_may_invoke_the_function_and_run_its_own_children_only()
     assert_eq!(start.as_array().unwrap().len(), 1);
     assert_eq!(actions(&start[0]), ["states:StartExecution"]);
     assert_eq!(start[0]["Resource"], "!Ref OrganizationScan");
-    // A failed execution alarms.
-    let alarm = &resource(&t, "OrganizationScanFailedAlarm")["Properties"];
-    assert_eq!(alarm["MetricName"], "ExecutionsFailed");
-    assert_eq!(alarm["AlarmActions"], json!(["!Ref AlarmTopic"]));
 }
