@@ -1,7 +1,10 @@
 //! The SAM template and the guardrail policies: the role's untag grant matches what the checks
 //! remediate (which actions the role grants is tested against real calls in `role_actions`), the
 //! rules forward exactly what the function handles, alarms reach a person, and a second stack can
-//! be deployed beside the first.
+//! be deployed beside the first. Organization mode: everything it adds is conditional, the central
+//! bus is open to the organization only, the member template (infra/member.yaml) grants what the
+//! per-account path calls and forwards what the central rules match, and the state machine's
+//! definition (executed in `state_machine`) has the documented contract.
 
 use std::collections::BTreeSet;
 
