@@ -1,7 +1,10 @@
 //! The SAM template and the guardrail policies: the role's untag grant matches what the checks
 //! remediate (which actions the role grants is tested against real calls in `role_actions`), the
 //! rules forward exactly what the function handles, alarms reach a person, and a second stack can
-//! be deployed beside the first.
+//! be deployed beside the first. Organization mode: everything it adds is conditional, the central
+//! bus is open to the organization only, the member template (infra/member.yaml) grants what the
+//! per-account path calls and forwards what the central rules match, and the state machine's
+//! definition (executed in `state_machine`) has the documented contract.
 
 use std::collections::BTreeSet;
 
@@ -838,4 +841,559 @@ fn key_rotation_changes_only_opted_in_users_keys_and_only_when_enabled() {
         .filter(|s| actions(s).iter().any(|a| ["iam:CreateAccessKey", "iam:DeleteAccessKey"].contains(a)))
         .collect();
     assert_eq!(writers.len(), 1, "{writers:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Organization mode: the central stack's additions, the member template, the state machine
+// ---------------------------------------------------------------------------------------------
+
+const MEMBER: &str = include_str!("../../infra/member.yaml");
+
+/// The Organizations calls the function reacts to (SCPs and the accounts they apply to).
+// Kept here until the event module exports its own list; the rules must forward exactly these.
+const ORGANIZATIONS_EVENT_NAMES: &[&str] = &[
+    "AttachPolicy",
+    "DetachPolicy",
+    "UpdatePolicy",
+    "DeletePolicy",
+    "MoveAccount",
+    "CreateAccount",
+    "InviteAccountToOrganization",
+];
+
+/// The function's error types (`errorType` of a failed invocation) that another attempt would
+/// not change: the state machine must not retry them.
+const NOT_TRANSIENT: &[&str] = &[
+    "MalformedEvent",
+    "Misconfigured",
+    "DeadlineExceeded",
+    "RegistryUnavailable",
+    "RemediationFailed",
+    "FindingsIncomplete",
+];
+
+/// What a scan child retries: Lambda's transient errors and the function's failed AWS call.
+const TRANSIENT: &[&str] =
+    &["Lambda.TooManyRequestsException", "Lambda.ServiceException", "Lambda.SdkClientException", "AwsCallFailed"];
+
+pub(crate) fn member_template() -> Value {
+    parse_yaml(MEMBER)
+}
+
+/// Whether condition `name` holds only in organization mode (and so is false by default).
+fn organization_only(t: &Value, name: &str) -> bool {
+    let expr = t["Conditions"][name].as_str().unwrap_or_else(|| panic!("no condition {name}"));
+    condition(t, name) == json!(false)
+        && (name == "OrganizationModeEnabled" || expr.contains("!Condition OrganizationModeEnabled"))
+}
+
+/// The IAM calls the function handles, as every IAM rule lists them.
+fn handled_iam_event_names() -> Vec<&'static str> {
+    iam_sentinel::event::supported_event_names().filter(|n| *n != "DeleteVirtualMFADevice").collect()
+}
+
+#[test]
+fn organization_mode_is_off_by_default_and_everything_it_adds_is_conditional() {
+    let t = template();
+    assert_eq!(parameter_default(&t, "OrganizationMode"), "false");
+    assert_eq!(t["Conditions"]["OrganizationModeEnabled"], "!Equals [!Ref OrganizationMode, \"true\"]");
+    assert_eq!(condition(&t, "OrganizationModeEnabled"), json!(false));
+
+    // Any resource naming an organization-mode parameter or resource exists only in that mode,
+    // except the function (its environment) and its role (statements inside an !If).
+    let markers = [
+        "OrganizationId",
+        "OrganizationMode",
+        "MemberRoleName",
+        "MemberTemplateUrl",
+        "MemberTargetOuIds",
+        "MaxConcurrency",
+        "StackSetCallAs",
+        "ScpPolicy",
+        "CentralEventBus",
+        "OrganizationScan",
+    ];
+    let mut organization_resources = 0;
+    for (name, r) in t["Resources"].as_object().unwrap() {
+        let text = r.to_string();
+        let organizational = name.starts_with("Organization")
+            || name.starts_with("Central")
+            || name.starts_with("Member")
+            || markers.iter().any(|m| text.contains(m));
+        if !organizational || name == "Function" || name == "FunctionRole" {
+            continue;
+        }
+        organization_resources += 1;
+        let when = r["Condition"].as_str().unwrap_or_else(|| panic!("{name} exists in single-account mode"));
+        assert!(organization_only(&t, when), "{name}: condition {when} is not organization mode only");
+    }
+    assert!(organization_resources >= 15, "{organization_resources}");
+    for kind in ["AWS::Events::EventBus", "AWS::CloudFormation::StackSet", "AWS::StepFunctions::StateMachine"] {
+        assert_eq!(resources_of_type(&t, kind).len(), 1, "{kind}");
+    }
+
+    // The role: the two organization statements only in organization mode.
+    for sid in ["AssumeMemberRoles", "ReadOrganization"] {
+        let (when, _) = conditional_statement(&t, sid);
+        assert_eq!(when, "OrganizationModeEnabled", "{sid}");
+    }
+    let unconditional = resource(&t, "FunctionRole")["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .filter(|s| s.get("!If").is_none())
+        .flat_map(actions)
+        .filter(|a| a.starts_with("sts:") || a.starts_with("organizations:"))
+        .count();
+    assert_eq!(unconditional, 0, "no sts or organizations grant outside organization mode");
+
+    // The function: three variables, and its own schedule only in single-account mode.
+    let function = &resource(&t, "Function")["Properties"];
+    let env = &function["Environment"]["Variables"];
+    assert_eq!(env["ORGANIZATION_MODE"], "!Ref OrganizationMode");
+    assert_eq!(env["MEMBER_ROLE_NAME"], "!Ref MemberRoleName");
+    assert_eq!(env["SCP_POLICY"], "!Ref ScpPolicy");
+    assert_eq!(parameter_default(&t, "MemberRoleName"), "iam-sentinel-member");
+    assert_eq!(parameter_default(&t, "ScpPolicy"), "RestrictIAMUserAccessWithExceptions");
+    let daily = &function_events(&t)["DailyScan"]["Properties"];
+    assert_eq!(daily["State"], "!If [OrganizationModeEnabled, DISABLED, ENABLED]");
+    let organization_daily = &resource(&t, "OrganizationScanSchedule")["Properties"];
+    assert_eq!(organization_daily["ScheduleExpression"], daily["Schedule"], "one schedule for both modes");
+}
+
+#[test]
+fn organization_mode_refuses_to_deploy_without_its_parameters_or_with_key_changes() {
+    let t = template();
+    let rule = &t["Rules"]["OrganizationModeParameters"];
+    assert_eq!(rule["RuleCondition"], "!Equals [!Ref OrganizationMode, \"true\"]");
+    let asserted: Vec<&str> =
+        rule["Assertions"].as_array().unwrap().iter().map(|a| a["Assert"].as_str().unwrap()).collect();
+    for required in [
+        "!Not [!Equals [!Ref OrganizationId, \"\"]]",
+        "!Not [!Equals [!Ref MemberTemplateUrl, \"\"]]",
+        "!Not [!Contains [!Ref MemberTargetOuIds, \"\"]]",
+        "!Not [!Equals [!Ref RotateKeys, \"true\"]]",
+        "!Not [!Equals [!Ref DeactivateStaleKeys, \"true\"]]",
+    ] {
+        assert!(asserted.contains(&required), "missing assertion {required}: {asserted:?}");
+    }
+    assert_eq!(t["Parameters"]["OrganizationId"]["AllowedPattern"], "^$|^o-[a-z0-9]{10,32}$");
+}
+
+/// The function role's `sts:AssumeRole` statement: member roles of this organization only.
+#[test]
+fn the_function_assumes_only_member_roles_of_its_organization() {
+    let t = template();
+    let (_, assume) = conditional_statement(&t, "AssumeMemberRoles");
+    assert_eq!(actions(assume), ["sts:AssumeRole"]);
+    assert_eq!(assume["Resource"], "!Sub arn:${AWS::Partition}:iam::*:role/${MemberRoleName}");
+    assert_eq!(assume["Condition"], json!({"StringEquals": {"aws:ResourceOrgID": "!Ref OrganizationId"}}));
+    let (_, read) = conditional_statement(&t, "ReadOrganization");
+    let mut granted = actions(read);
+    granted.sort_unstable();
+    assert_eq!(
+        granted,
+        [
+            "organizations:DescribeAccount",
+            "organizations:DescribeOrganization",
+            "organizations:DescribePolicy",
+            "organizations:ListAccounts",
+            "organizations:ListParents",
+            "organizations:ListPoliciesForTarget",
+            "organizations:ListRoots",
+        ]
+    );
+}
+
+#[test]
+fn the_central_bus_accepts_events_only_from_the_organization() {
+    let t = template();
+    let bus = resource(&t, "CentralEventBus");
+    assert!(bus["Properties"]["Policy"].is_null(), "one policy: CentralEventBusPolicy");
+    let policy = &resource(&t, "CentralEventBusPolicy")["Properties"];
+    assert_eq!(policy["EventBusName"], "!Ref CentralEventBus");
+    let statement = &policy["Statement"];
+    assert!(statement.is_object(), "one statement: {statement}");
+    assert_eq!(statement["Effect"], "Allow");
+    assert_eq!(actions(statement), ["events:PutEvents"]);
+    assert_eq!(statement["Resource"], "!GetAtt CentralEventBus.Arn");
+    // Principal "*" is safe only with the organization condition, and nothing else loosening it.
+    assert_eq!(statement["Condition"], json!({"StringEquals": {"aws:PrincipalOrgID": "!Ref OrganizationId"}}));
+    let buses: Vec<&str> = resources_of_type(&t, "AWS::Events::EventBusPolicy").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(buses, ["CentralEventBusPolicy"]);
+}
+
+/// The event pattern of the SAM event `name` on the default bus.
+fn default_bus_pattern<'a>(t: &'a Value, name: &str) -> &'a Value {
+    &function_events(t)[name]["Properties"]["Pattern"]
+}
+
+#[test]
+fn the_central_bus_forwards_what_the_default_bus_forwards_and_organizations_changes() {
+    let t = template();
+    let on_central_bus = |name: &str| {
+        let rule = resource(&t, name);
+        assert_eq!(rule["Properties"]["EventBusName"], "!Ref CentralEventBus", "{name}");
+        assert!(organization_only(&t, rule["Condition"].as_str().unwrap()), "{name}");
+        rule_targets_function_with_retries_and_dead_letters(name, rule);
+        rule["Properties"]["EventPattern"].clone()
+    };
+    let iam = on_central_bus("OrganizationIamChangesRule");
+    assert_eq!(&iam, default_bus_pattern(&t, "IamChanges"));
+    assert_eq!(strings(&iam["detail"]["eventName"]), handled_iam_event_names());
+    assert_eq!(&on_central_bus("OrganizationRootSignInRule"), default_bus_pattern(&t, "RootSignIn"));
+    for (central, default) in [
+        ("OrganizationBreakGlassRoleRule", "BreakGlassRoleRule"),
+        ("OrganizationBreakGlassUserSignInRule", "BreakGlassUserSignInRule"),
+    ] {
+        assert_eq!(on_central_bus(central), resource(&t, default)["Properties"]["EventPattern"], "{central}");
+        assert_eq!(resource(&t, central)["Properties"]["State"], resource(&t, default)["Properties"]["State"]);
+        let when = resource(&t, central)["Condition"].as_str().unwrap();
+        let default_when = resource(&t, default)["Condition"].as_str().unwrap();
+        assert!(t["Conditions"][when].as_str().unwrap().contains(&format!("!Condition {default_when}")), "{central}");
+    }
+
+    let organizations = on_central_bus("OrganizationsChangesRule");
+    assert_eq!(organizations["source"], json!(["aws.organizations"]));
+    assert_eq!(organizations["detail-type"], json!([iam_sentinel::event::CLOUDTRAIL_DETAIL_TYPE]));
+    assert_eq!(organizations["detail"]["eventSource"], json!(["organizations.amazonaws.com"]));
+    assert_eq!(strings(&organizations["detail"]["eventName"]), ORGANIZATIONS_EVENT_NAMES);
+    // A stack in the management account receives them on its default bus.
+    let local = resource(&t, "OrganizationsChangesLocalRule");
+    assert!(local["Properties"]["EventBusName"].is_null());
+    assert_eq!(local["Properties"]["EventPattern"], organizations);
+    rule_targets_function_with_retries_and_dead_letters("OrganizationsChangesLocalRule", local);
+}
+
+#[test]
+fn the_member_stack_set_is_service_managed_auto_deployed_and_fed_from_the_central_stack() {
+    let t = template();
+    let member = member_template();
+    let stack_set = &resource(&t, "MemberStackSet")["Properties"];
+    assert_eq!(stack_set["PermissionModel"], "SERVICE_MANAGED");
+    assert_eq!(stack_set["AutoDeployment"]["Enabled"], "true");
+    assert_eq!(stack_set["CallAs"], "!Ref StackSetCallAs");
+    assert_eq!(strings(&t["Parameters"]["StackSetCallAs"]["AllowedValues"]), ["SELF", "DELEGATED_ADMIN"]);
+    assert_eq!(stack_set["Capabilities"], json!(["CAPABILITY_NAMED_IAM"]));
+    assert_eq!(stack_set["TemplateURL"], "!Ref MemberTemplateUrl");
+    let groups = stack_set["StackInstancesGroup"].as_array().unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["Regions"], json!(["us-east-1"]), "IAM's CloudTrail events reach EventBridge there only");
+    assert_eq!(groups[0]["DeploymentTargets"]["OrganizationalUnitIds"], "!Ref MemberTargetOuIds");
+
+    let passed: Map<String, Value> = stack_set["Parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["ParameterKey"].as_str().unwrap().to_owned(), p["ParameterValue"].clone()))
+        .collect();
+    let declared = member["Parameters"].as_object().unwrap();
+    for key in passed.keys() {
+        assert!(declared.contains_key(key), "the StackSet passes {key}, which infra/member.yaml does not declare");
+    }
+    for (key, p) in declared {
+        assert!(p.get("Default").is_some() || passed.contains_key(key), "{key} is required and not passed");
+    }
+    assert_eq!(passed["CentralFunctionRoleArn"], "!GetAtt FunctionRole.Arn");
+    assert_eq!(passed["CentralEventBusArn"], "!GetAtt CentralEventBus.Arn");
+    for same in ["MemberRoleName", "ExceptionTagKey", "AutoRemediate", "BreakGlassRoleArns", "BreakGlassUsers"] {
+        assert_eq!(passed[same], format!("!Ref {same}").as_str(), "{same}");
+        assert_eq!(
+            declared[same]["Default"], t["Parameters"][same]["Default"],
+            "{same}: one default in both templates"
+        );
+    }
+}
+
+/// The member role's statements, `!If` branches included: (condition or "", statement).
+pub(crate) fn member_role_statements(member: &Value) -> Vec<(&str, &Value)> {
+    let role = &member["Resources"]["MemberRole"]["Properties"];
+    role["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .map(|s| match s.get("!If") {
+            Some(branches) => (branches[0].as_str().unwrap(), &branches[1]),
+            None => ("", s),
+        })
+        .collect()
+}
+
+/// IAM writes the function role may hold that the member role never does: organization mode
+/// refuses key rotation and stale-key deactivation.
+pub(crate) const KEY_WRITES: &[&str] = &["iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey"];
+
+#[test]
+fn the_member_role_trusts_only_the_function_role_and_writes_only_the_exception_tag() {
+    let member = member_template();
+    let role = &member["Resources"]["MemberRole"]["Properties"];
+    assert_eq!(role["RoleName"], "!Ref MemberRoleName");
+    let trust = role["AssumeRolePolicyDocument"]["Statement"].as_array().unwrap();
+    assert_eq!(trust.len(), 1);
+    assert_eq!(trust[0]["Effect"], "Allow");
+    assert_eq!(trust[0]["Principal"], json!({"AWS": "!Ref CentralFunctionRoleArn"}));
+    assert_eq!(actions(&trust[0]), ["sts:AssumeRole"]);
+
+    let statements = member_role_statements(&member);
+    for (_, s) in &statements {
+        assert_eq!(s["Effect"], "Allow");
+        for action in actions(s) {
+            let read = ["iam:Get", "iam:List", "iam:GenerateCredentialReport"].iter().any(|p| action.starts_with(p));
+            assert!(read || action == "iam:UntagUser", "{action}: the member role only reads IAM and untags");
+        }
+    }
+    let untag: Vec<&(&str, &Value)> =
+        statements.iter().filter(|(_, s)| actions(s).contains(&"iam:UntagUser")).collect();
+    assert_eq!(untag.len(), 1);
+    let (when, statement) = untag[0];
+    assert_eq!(*when, "RemediationEnabled");
+    assert_eq!(member["Conditions"]["RemediationEnabled"], "!Equals [!Ref AutoRemediate, \"true\"]");
+    assert_eq!(actions(statement), ["iam:UntagUser"]);
+    assert_eq!(
+        statement["Condition"],
+        json!({"ForAllValues:StringEqualsIgnoreCase": {"aws:TagKeys": ["!Ref ExceptionTagKey"]}}),
+        "the same condition as the function role's untag"
+    );
+    assert_eq!(statement["Condition"], untag_statement(&template()).1["Condition"]);
+    assert_eq!(member["Parameters"]["ExceptionTagKey"]["Default"], "AccessException");
+}
+
+#[test]
+fn the_member_role_reads_what_the_function_role_reads() {
+    let t = template();
+    let member = member_template();
+    let function_iam: BTreeSet<&str> = role_statements(&t)
+        .into_iter()
+        .flat_map(actions)
+        .filter(|a| a.starts_with("iam:") && *a != "iam:UntagUser" && !KEY_WRITES.contains(a))
+        .collect();
+    let member_iam: BTreeSet<&str> = member_role_statements(&member)
+        .into_iter()
+        .flat_map(|(_, s)| actions(s))
+        .filter(|a| *a != "iam:UntagUser")
+        .collect();
+    assert_eq!(member_iam, function_iam);
+}
+
+#[test]
+fn members_forward_exactly_what_the_central_bus_rules_match_and_only_there() {
+    let t = template();
+    let member = member_template();
+    let rule = |name: &str| {
+        let r = &member["Resources"][name];
+        assert_eq!(r["Type"], "AWS::Events::Rule", "{name}");
+        assert!(r["Properties"]["EventBusName"].is_null(), "{name} listens on the default bus");
+        let targets = r["Properties"]["Targets"].as_array().unwrap();
+        assert_eq!(targets.len(), 1, "{name}");
+        assert_eq!(targets[0]["Arn"], "!Ref CentralEventBusArn", "{name}");
+        assert_eq!(targets[0]["RoleArn"], "!GetAtt ForwardRole.Arn", "{name}");
+        let when = r["Condition"].as_str().unwrap();
+        let expr = member["Conditions"][when].as_str().unwrap();
+        assert!(when == "ForwardEvents" || expr.contains("!Condition ForwardEvents"), "{name}: {when}");
+        (r["Properties"]["EventPattern"].clone(), r["Properties"]["State"].clone())
+    };
+    for (forward, central) in [
+        ("ForwardIamChanges", "OrganizationIamChangesRule"),
+        ("ForwardRootSignIns", "OrganizationRootSignInRule"),
+        ("ForwardBreakGlassRoleAssumptions", "OrganizationBreakGlassRoleRule"),
+        ("ForwardBreakGlassUserSignIns", "OrganizationBreakGlassUserSignInRule"),
+        ("ForwardOrganizationsChanges", "OrganizationsChangesRule"),
+    ] {
+        let (pattern, state) = rule(forward);
+        let central = &resource(&t, central)["Properties"];
+        assert_eq!(pattern, central["EventPattern"], "{forward}");
+        // AssumeRole is read-only: the member's rule must see read-only management events too.
+        assert_eq!(state, central["State"], "{forward}");
+    }
+    // The central account's own events reach the function on its default bus: not forwarded.
+    assert_eq!(
+        member["Conditions"]["ForwardEvents"],
+        "!Not [!Equals [!Select [4, !Split [\":\", !Ref CentralEventBusArn]], !Ref AWS::AccountId]]"
+    );
+    let forward_role = &member["Resources"]["ForwardRole"]["Properties"];
+    assert_eq!(
+        forward_role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "events.amazonaws.com"
+    );
+    let statements = forward_role["Policies"][0]["PolicyDocument"]["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(actions(&statements[0]), ["events:PutEvents"]);
+    assert_eq!(statements[0]["Resource"], "!Ref CentralEventBusArn");
+}
+
+/// The organization scan's definition with its `${…}` filled in: the function's ARN and
+/// `max_concurrency` (the `MaxConcurrency` parameter).
+pub(crate) fn state_machine_definition(function_arn: &str, max_concurrency: u32) -> Value {
+    let t = template();
+    let text = resource(&t, "OrganizationScan")["Properties"]["DefinitionString"].as_str().unwrap();
+    let text = text.strip_prefix("!Sub ").expect("the definition is an !Sub");
+    let filled = text
+        .replace("${AWS::Partition}", "aws")
+        .replace("${Function.Arn}", function_arn)
+        .replace("${MaxConcurrency}", &max_concurrency.to_string());
+    assert!(!filled.contains("${"), "an unfilled substitution: {filled}");
+    serde_json::from_str(&filled).unwrap_or_else(|e| panic!("the definition is not JSON: {e}\n{filled}"))
+}
+
+/// Every error `retry` retries: (error, backoff rate, jitter).
+fn retried(retry: &Value) -> Vec<(&str, f64, &str)> {
+    retry
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            let backoff = r["BackoffRate"].as_f64().unwrap_or(2.0);
+            let jitter = r["JitterStrategy"].as_str().unwrap_or("NONE");
+            r["ErrorEquals"].as_array().unwrap().iter().map(move |e| (e.as_str().unwrap(), backoff, jitter))
+        })
+        .collect()
+}
+
+#[test]
+fn the_organization_scan_maps_every_account_and_never_skips_a_failed_one() {
+    let function = "arn:aws:lambda:us-east-1:123456789012:function:iam-sentinel";
+    let d = state_machine_definition(function, 37);
+    let states = &d["States"];
+    assert_eq!(d["StartAt"], "ListAccounts");
+    let invoke = "arn:aws:states:::lambda:invoke";
+
+    let list = &states["ListAccounts"];
+    assert_eq!(list["Resource"], invoke);
+    assert_eq!(list["Parameters"], json!({"FunctionName": function, "Payload": {"list_accounts": {}}}));
+    assert_eq!(
+        list["ResultSelector"],
+        json!({"accounts.$": "$.Payload.accounts", "management_account.$": "$.Payload.management_account"})
+    );
+    assert_eq!(list["Next"], "ScanAccounts");
+
+    let map = &states["ScanAccounts"];
+    assert_eq!(map["Type"], "Map");
+    assert_eq!(map["ItemProcessor"]["ProcessorConfig"], json!({"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}));
+    assert_eq!(map["ItemsPath"], "$.accounts");
+    assert_eq!(
+        map["ItemSelector"],
+        json!({"scan_account.$": "$$.Map.Item.Value", "management_account.$": "$.management_account"})
+    );
+    assert_eq!(map["MaxConcurrency"], 37, "MaxConcurrency comes from the parameter");
+    assert_eq!(parameter_default(&template(), "MaxConcurrency"), "20");
+    assert_eq!(map["ToleratedFailurePercentage"].as_f64(), Some(0.0), "one failed account fails the map");
+    assert!(map["ToleratedFailureCount"].is_null());
+    assert_eq!(map["ResultPath"], "$.results");
+    assert_eq!(map["Next"], "Digest");
+    assert_eq!(
+        map["Catch"],
+        json!([{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "ReportFailure"}])
+    );
+
+    let processor = &map["ItemProcessor"];
+    let child = &processor["States"][processor["StartAt"].as_str().unwrap()];
+    assert_eq!(processor["States"].as_object().unwrap().len(), 1, "one task per account");
+    assert_eq!(child["Resource"], invoke);
+    assert_eq!(child["Parameters"], json!({"FunctionName": function, "Payload.$": "$"}));
+    assert_eq!(child["End"], true);
+    let kept: BTreeSet<&str> = child["ResultSelector"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        kept,
+        ["account.$", "account_name.$", "by_check.$", "by_severity.$", "findings.$", "users_scanned.$"].into()
+    );
+    for (key, path) in child["ResultSelector"].as_object().unwrap() {
+        assert_eq!(path.as_str().unwrap(), format!("$.Payload.{}", key.trim_end_matches(".$")));
+    }
+    let retries = retried(&child["Retry"]);
+    for error in TRANSIENT {
+        let (_, backoff, jitter) =
+            retries.iter().find(|(e, ..)| e == error).unwrap_or_else(|| panic!("{error} is not retried"));
+        assert!(*backoff > 1.0, "{error}: backoff");
+        assert_eq!(*jitter, "FULL", "{error}: jitter spreads the retries of concurrent accounts");
+    }
+    for (error, ..) in &retries {
+        assert!(!NOT_TRANSIENT.contains(error), "{error} fails the same way again: not retried");
+        assert!(!error.starts_with("States."), "{error}: only named errors are retried");
+    }
+    for attempt in child["Retry"].as_array().unwrap() {
+        assert!(attempt["MaxAttempts"].as_u64().unwrap() <= 6, "{attempt}");
+    }
+
+    let digest = &states["Digest"];
+    assert_eq!(digest["Resource"], invoke);
+    assert_eq!(
+        digest["Parameters"],
+        json!({"FunctionName": function, "Payload": {"org_digest": {"accounts.$": "$.accounts", "results.$": "$.results"}}})
+    );
+    assert_eq!(digest["End"], true);
+
+    let report = &states["ReportFailure"];
+    assert_eq!(
+        report["Parameters"],
+        json!({"FunctionName": function, "Payload": {"org_digest": {"accounts.$": "$.accounts", "failure.$": "$.failure"}}})
+    );
+    assert!(report["Catch"].is_null(), "a failed report fails the execution too");
+    assert_eq!(states[report["Next"].as_str().unwrap()]["Type"], "Fail");
+    for (name, state) in states.as_object().unwrap() {
+        if state["Type"] == "Task" {
+            let retries = retried(&state["Retry"]);
+            assert!(retries.iter().any(|(e, ..)| *e == "Lambda.TooManyRequestsException"), "{name}");
+            assert!(retries.iter().all(|(e, ..)| !NOT_TRANSIENT.contains(e)), "{name}");
+        }
+    }
+}
+
+#[test]
+fn the_organization_scan_may_invoke_the_function_and_run_its_own_children_only() {
+    let t = template();
+    let machine = &resource(&t, "OrganizationScan")["Properties"];
+    assert_eq!(machine["StateMachineType"], "STANDARD");
+    assert_eq!(machine["RoleArn"], "!GetAtt OrganizationScanRole.Arn");
+    let logs = &machine["LoggingConfiguration"];
+    assert_eq!(
+        logs["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"],
+        "!GetAtt OrganizationScanLogGroup.Arn"
+    );
+    assert_ne!(logs["Level"], "OFF");
+
+    let role = &resource(&t, "OrganizationScanRole")["Properties"];
+    assert_eq!(role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"], "states.amazonaws.com");
+    let statements: Vec<&Value> = role["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .chain(
+            resource(&t, "OrganizationScanChildExecutions")["Properties"]["PolicyDocument"]["Statement"]
+                .as_array()
+                .unwrap(),
+        )
+        .collect();
+    let grant = |action: &str| -> Vec<&Value> {
+        statements.iter().filter(|s| actions(s).contains(&action)).map(|s| &s["Resource"]).collect()
+    };
+    assert_eq!(grant("lambda:InvokeFunction"), [&json!(["!GetAtt Function.Arn", "!Sub \"${Function.Arn}:*\""])]);
+    assert_eq!(grant("states:StartExecution"), [&json!("!Ref OrganizationScan")]);
+    let children = json!(
+        "!Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${OrganizationScan.Name}/*"
+    );
+    assert_eq!(grant("states:DescribeExecution"), [&children]);
+    assert_eq!(grant("states:StopExecution"), [&children]);
+    for s in &statements {
+        for action in actions(s) {
+            let known = ["lambda:", "states:", "logs:", "xray:"].iter().any(|p| action.starts_with(p));
+            assert!(known, "{action}: the state machine's role grants more than it uses");
+        }
+    }
+    assert_eq!(resource(&t, "OrganizationScanChildExecutions")["Properties"]["RoleName"], "!Ref OrganizationScanRole");
+
+    // The daily schedule starts the state machine, with a role that can start only it.
+    let schedule = &resource(&t, "OrganizationScanSchedule")["Properties"];
+    let targets = schedule["Targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0]["Arn"], "!Ref OrganizationScan");
+    assert_eq!(targets[0]["RoleArn"], "!GetAtt OrganizationScanScheduleRole.Arn");
+    assert_eq!(targets[0]["DeadLetterConfig"]["Arn"], "!GetAtt DeadLetterQueue.Arn");
+    let start =
+        &resource(&t, "OrganizationScanScheduleRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    assert_eq!(start.as_array().unwrap().len(), 1);
+    assert_eq!(actions(&start[0]), ["states:StartExecution"]);
+    assert_eq!(start[0]["Resource"], "!Ref OrganizationScan");
 }

@@ -1,7 +1,8 @@
 //! The deployment role grants exactly what the code really calls: every AWS operation the
 //! function makes while handling every sample event and a scan against moto (with
 //! remediation and Security Hub on) is recorded by the SDK call counter, mapped to its IAM action, and
-//! compared with the `FunctionRole` of `infra/template.yaml`, both ways.
+//! compared with the `FunctionRole` of `infra/template.yaml`, both ways, and with the member role
+//! of `infra/member.yaml` (organization mode), which makes the same IAM calls in each account.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +11,7 @@ use iam_sentinel::app::RunOptions;
 use iam_sentinel::runtime::build_app_with;
 
 use crate::common::{Account, registry, sample};
-use crate::infra::{actions, role_statements, template};
+use crate::infra::{KEY_WRITES, actions, member_role_statements, member_template, role_statements, template};
 
 /// The IAM action that authorises an SDK operation (`sns:PublishBatch` is `sns:Publish`).
 fn action_of(operation: &str) -> String {
@@ -96,6 +97,17 @@ async fn role_matches_calls() {
     let never_called: Vec<_> = granted.difference(&called).collect();
     assert!(not_granted.is_empty(), "called but not granted by FunctionRole: {not_granted:?}");
     assert!(never_called.is_empty(), "granted by FunctionRole but never called: {never_called:?}");
+    // In organization mode the same reads and the untag run through the member role; key changes
+    // are refused there (the configuration rejects them), so the member role has none.
+    let member = member_template();
+    let member_granted: BTreeSet<String> =
+        member_role_statements(&member).into_iter().flat_map(|(_, s)| actions(s)).map(str::to_owned).collect();
+    let member_called: BTreeSet<String> =
+        called.iter().filter(|a| a.starts_with("iam:") && !KEY_WRITES.contains(&a.as_str())).cloned().collect();
+    assert_eq!(
+        member_granted, member_called,
+        "the member role grants exactly the IAM calls the per-account path makes"
+    );
     // The untag path really ran (remediation of dev-mallory), so UntagUser is proven, not assumed.
     assert!(called.contains("iam:UntagUser"), "{called:?}");
     assert!(called.contains("iam:UpdateAccessKey"), "{called:?}");

@@ -1,0 +1,411 @@
+//! The daily organization scan (`OrganizationScan` in infra/template.yaml), executed by moto's
+//! Step Functions: its definition, taken from the template, lists the accounts of an
+//! organization moto serves, maps one child per account and hands every result to the digest;
+//! a failed child ends in ReportFailure and a failed execution.
+//!
+//! What moto cannot show, and where these tests stop short of AWS:
+//! - The function is not run. moto's Lambda without Docker answers each invocation with the next
+//!   queued payload, in call order: `list_accounts_payload` and `child_output` stand for what the
+//!   function returns (the documented shapes), and every map here runs with MaxConcurrency 1 so
+//!   that the answers meet the accounts they are queued for. What the function was invoked
+//!   with is real: moto's request recorder keeps each invocation's payload.
+//! - moto 5.2.5 does not apply ToleratedFailurePercentage to a Distributed Map (a failed child is
+//!   counted and the map carries on). The catch path (ReportFailure, then Fail) is executed with
+//!   the map run inline, which fails at the first failed iteration as the distributed map with a
+//!   tolerance of 0 does on AWS.
+//! - moto's catch takes the child's States.Runtime error (a result the ResultSelector cannot read);
+//!   on AWS the map fails with States.ExceedToleratedFailureThreshold, which States.ALL catches.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_iam::config::Credentials;
+use serde_json::{Value, json};
+
+use crate::infra::state_machine_definition;
+
+/// A moto server whose request recorder writes to a file of its own.
+struct Emulator {
+    child: Child,
+    port: u16,
+    recording: PathBuf,
+}
+
+impl Emulator {
+    fn start() -> Emulator {
+        let bin = std::env::var_os("MOTO_SERVER")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"), PathBuf::from);
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let recording = std::env::temp_dir().join(format!("iam-sentinel-state-machine-{port}.jsonl"));
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_RECORDER_FILEPATH", &recording)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let emulator = Emulator { child, port, recording };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Step Functions executes definitions; Lambda answers from the queue instead of Docker.
+        emulator.post(
+            "/moto-api/config",
+            &[],
+            &json!({"stepfunctions": {"execute_state_machine": true}, "lambda": {"use_docker": false}}),
+        );
+        emulator
+    }
+
+    async fn sdk(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(format!("http://127.0.0.1:{}", self.port))
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .load()
+            .await
+    }
+
+    /// One HTTP/1.1 request; the response body (moto answers with a Content-Length).
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.port,
+            body.len()
+        );
+        for (name, value) in headers {
+            head.extend([name, ": ", value, "\r\n"]);
+        }
+        stream.write_all(format!("{head}\r\n{body}").as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {response}"));
+        assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "chunked response to {path}");
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+        (status, body.to_owned())
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> String {
+        let (status, text) = self.request("POST", path, headers, &body.to_string());
+        assert!((200..300).contains(&status), "POST {path}: {status} {text}");
+        text
+    }
+
+    /// A call to an AWS JSON service; moto routes it by the credential scope.
+    fn aws(&self, service: &str, target: Option<&str>, path: &str, body: &Value) -> Value {
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20261123/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let mut headers = vec![("Authorization", authorization.as_str())];
+        if let Some(target) = target {
+            headers.push(("X-Amz-Target", target));
+            headers.push(("Content-Type", "application/x-amz-json-1.0"));
+        } else {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let text = self.post(path, &headers, body);
+        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() }
+    }
+
+    fn states(&self, operation: &str, body: &Value) -> Value {
+        self.aws("states", Some(&format!("AWSStepFunctions.{operation}")), "/", body)
+    }
+
+    /// The next payloads moto's Lambda returns, in call order.
+    fn queue_answers(&self, answers: &[Value]) {
+        let results: Vec<String> = answers.iter().map(Value::to_string).collect();
+        self.post("/moto-api/static/lambda-simple/response", &[], &json!({"results": results, "region": "us-east-1"}));
+    }
+
+    /// The payloads the function was invoked with since recording started, in order.
+    fn invocations(&self) -> Vec<Value> {
+        let (status, text) = self.request("GET", "/moto-api/recorder/download-recording", &[], "");
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|entry| entry["method"] == "POST" && entry["url"].as_str().unwrap().ends_with("/invocations"))
+            .map(|entry| {
+                let body = entry["body"].as_str().unwrap();
+                let bytes = if entry["body_encoded"] == true { base64_decode(body) } else { body.as_bytes().to_vec() };
+                serde_json::from_slice(&bytes).unwrap()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
+    }
+}
+
+/// Standard base64 (the recorder's encoding of request bodies).
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let value = ALPHABET.iter().position(|a| *a == c).unwrap_or_else(|| panic!("not base64: {c}"));
+        buffer = (buffer << 6) | u32::try_from(value).unwrap();
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((buffer >> bits) & 0xff).unwrap());
+        }
+    }
+    out
+}
+
+/// An organization in moto: its active accounts (the management account among them) and the
+/// management account, as the function's `list_accounts` returns them.
+async fn organization(sdk: &SdkConfig) -> (Vec<String>, String) {
+    let organizations = aws_sdk_organizations::Client::new(sdk);
+    organizations
+        .create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .unwrap();
+    for (name, email) in [("prod", "prod@example.com"), ("dev", "dev@example.com"), ("sandbox", "sandbox@example.com")]
+    {
+        organizations.create_account().account_name(name).email(email).send().await.unwrap();
+    }
+    let management = organizations.describe_organization().send().await.unwrap().organization.unwrap();
+    let accounts = organizations
+        .list_accounts()
+        .send()
+        .await
+        .unwrap()
+        .accounts
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.state == Some(aws_sdk_organizations::types::AccountState::Active))
+        .map(|a| a.id.unwrap())
+        .collect();
+    (accounts, management.master_account_id.unwrap())
+}
+
+/// What the function returns for `{"list_accounts": {}}`.
+fn list_accounts_payload(accounts: &[String], management: &str) -> Value {
+    json!({"accounts": accounts, "management_account": management})
+}
+
+/// What the function returns for `{"scan_account": …}` (the documented shape; to be replaced by
+/// the real function's output).
+fn child_output(account: &str) -> Value {
+    json!({
+        "account": account,
+        "account_name": format!("account-{}", &account[8..]),
+        "outcome": "processed",
+        "findings": 12,
+        "published": 3,
+        "users_scanned": 200,
+        "by_severity": {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 6},
+        "by_check": {"access-key-stale": 3, "console-without-mfa": 1, "user-direct-policy": 8}
+    })
+}
+
+/// What the ResultSelector keeps of a child's output.
+fn kept(output: &Value) -> Value {
+    let keep = ["account", "account_name", "users_scanned", "findings", "by_severity", "by_check"];
+    Value::Object(
+        output
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// A function in moto's Lambda (an empty zip: the code never runs) and the state machine from
+/// `definition`; returns the state machine's ARN.
+async fn deploy(emulator: &Emulator, sdk: &SdkConfig, definition: impl FnOnce(&str) -> Value) -> String {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["lambda.amazonaws.com","states.amazonaws.com"]},"Action":"sts:AssumeRole"}]}"#;
+    let role = iam.create_role().role_name("iam-sentinel").assume_role_policy_document(trust).send().await.unwrap();
+    let role_arn = role.role.unwrap().arn;
+    let function = emulator.aws(
+        "lambda",
+        None,
+        "/2015-03-31/functions",
+        &json!({"FunctionName": "iam-sentinel", "Runtime": "provided.al2023", "Handler": "bootstrap", "Role": role_arn,
+                "Code": {"ZipFile": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="}}),
+    );
+    let definition = definition(function["FunctionArn"].as_str().unwrap());
+    let created = emulator.states(
+        "CreateStateMachine",
+        &json!({"name": "iam-sentinel-organization-scan", "definition": definition.to_string(), "roleArn": role_arn}),
+    );
+    created["stateMachineArn"].as_str().unwrap().to_owned()
+}
+
+/// Starts an execution with the daily schedule's event and waits for its end: (description, history).
+fn execute(emulator: &Emulator, state_machine: &str) -> (Value, Vec<Value>) {
+    emulator.post("/moto-api/recorder/start-recording", &[], &json!({}));
+    let input = crate::common::sample("scheduled-daily-scan.json").to_string();
+    let started = emulator.states("StartExecution", &json!({"stateMachineArn": state_machine, "input": input}));
+    let execution = started["executionArn"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let description = loop {
+        let d = emulator.states("DescribeExecution", &json!({"executionArn": execution}));
+        if d["status"] != "RUNNING" {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "the execution still runs after 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    emulator.post("/moto-api/recorder/stop-recording", &[], &json!({}));
+    let history = emulator.states("GetExecutionHistory", &json!({"executionArn": execution, "maxResults": 1000}));
+    (description, history["events"].as_array().unwrap().clone())
+}
+
+/// The input of state `name` when it was entered, parsed.
+fn entered_with(history: &[Value], name: &str) -> Option<Value> {
+    history
+        .iter()
+        .filter_map(|e| e.get("stateEnteredEventDetails"))
+        .find(|d| d["name"] == name)
+        .map(|d| serde_json::from_str(d["input"].as_str().unwrap()).unwrap())
+}
+
+fn scan_inputs(accounts: &[String], management: &str) -> Vec<Value> {
+    accounts.iter().map(|a| json!({"scan_account": a, "management_account": management})).collect()
+}
+
+#[tokio::test]
+async fn every_active_account_is_scanned_in_its_own_child_and_the_digest_gets_every_result() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let (accounts, management) = organization(&sdk).await;
+    assert_eq!(accounts.len(), 4, "the management account and three members");
+    assert!(accounts.contains(&management));
+    let state_machine = deploy(&emulator, &sdk, |function| state_machine_definition(function, 1)).await;
+
+    let outputs: Vec<Value> = accounts.iter().map(|a| child_output(a)).collect();
+    let mut answers = vec![list_accounts_payload(&accounts, &management)];
+    answers.extend(outputs.iter().cloned());
+    answers.push(json!({"published": 1}));
+    emulator.queue_answers(&answers);
+
+    let (execution, history) = execute(&emulator, &state_machine);
+    assert_eq!(execution["status"], "SUCCEEDED", "{execution}");
+
+    // The function was asked for the accounts, then once per account, then for the digest.
+    let expected_results: Vec<Value> = outputs.iter().map(kept).collect();
+    let digest = json!({"org_digest": {"accounts": accounts, "results": expected_results}});
+    let mut expected = vec![json!({"list_accounts": {}})];
+    expected.extend(scan_inputs(&accounts, &management));
+    expected.push(digest.clone());
+    assert_eq!(emulator.invocations(), expected);
+
+    // One distributed map run with one child per account, none failed.
+    let runs = emulator.states("ListMapRuns", &json!({"executionArn": execution["executionArn"]}));
+    let runs = runs["mapRuns"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    let run = emulator.states("DescribeMapRun", &json!({"mapRunArn": runs[0]["mapRunArn"]}));
+    let counts = &run["itemCounts"];
+    assert_eq!(
+        (counts["total"].as_u64(), counts["succeeded"].as_u64(), counts["failed"].as_u64()),
+        (Some(4), Some(4), Some(0)),
+        "{run}"
+    );
+    assert_eq!(run["toleratedFailurePercentage"].as_f64(), Some(0.0));
+
+    // The digest's state holds every result, in the accounts' order.
+    let digest_input = entered_with(&history, "Digest").expect("the digest ran");
+    assert_eq!(digest_input["results"], json!(expected_results));
+    assert_eq!(digest_input["accounts"], json!(accounts));
+    assert!(entered_with(&history, "ReportFailure").is_none());
+}
+
+/// A child output the ResultSelector cannot read: the scan of that account failed.
+fn broken(account: &str) -> Value {
+    let mut output = child_output(account);
+    output.as_object_mut().unwrap().remove("by_check");
+    output
+}
+
+#[tokio::test]
+async fn a_failed_child_is_counted_by_the_distributed_map() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let (accounts, management) = organization(&sdk).await;
+    let state_machine = deploy(&emulator, &sdk, |function| state_machine_definition(function, 1)).await;
+    let mut answers = vec![list_accounts_payload(&accounts, &management)];
+    answers.extend(accounts.iter().enumerate().map(|(i, a)| if i == 1 { broken(a) } else { child_output(a) }));
+    answers.push(json!({"published": 1}));
+    emulator.queue_answers(&answers);
+
+    let (execution, _) = execute(&emulator, &state_machine);
+    let runs = emulator.states("ListMapRuns", &json!({"executionArn": execution["executionArn"]}));
+    let run = emulator.states("DescribeMapRun", &json!({"mapRunArn": runs["mapRuns"][0]["mapRunArn"]}));
+    assert_eq!(run["itemCounts"]["failed"].as_u64(), Some(1), "{run}");
+    assert_eq!(run["itemCounts"]["succeeded"].as_u64(), Some(3), "{run}");
+    // moto 5.2.5 leaves the tolerance unapplied (its map-run worker carries on after a failed
+    // item) and the execution goes on to the digest; AWS fails the map here
+    // (States.ExceedToleratedFailureThreshold) and takes the catch, as the next test executes.
+    // When moto applies the tolerance, this assertion fails: assert FAILED and ReportFailure then.
+    assert_eq!(run["status"], "SUCCEEDED", "moto now applies ToleratedFailurePercentage: {run}");
+}
+
+#[tokio::test]
+async fn a_failed_scan_is_reported_and_fails_the_execution() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let (accounts, management) = organization(&sdk).await;
+    // The map inline (see the module's comment): it fails at the first failed iteration.
+    let state_machine = deploy(&emulator, &sdk, |function| {
+        let mut definition = state_machine_definition(function, 1);
+        let map = &mut definition["States"]["ScanAccounts"];
+        map["ItemProcessor"]["ProcessorConfig"] = json!({"Mode": "INLINE"});
+        let map = map.as_object_mut().unwrap();
+        map.remove("Label");
+        map.remove("ToleratedFailurePercentage");
+        definition
+    })
+    .await;
+    emulator.queue_answers(&[
+        list_accounts_payload(&accounts, &management),
+        child_output(&accounts[0]),
+        broken(&accounts[1]),
+        json!({"published": 1}),
+    ]);
+
+    let (execution, history) = execute(&emulator, &state_machine);
+    assert_eq!(execution["status"], "FAILED", "{execution}");
+    assert_eq!(execution["error"], "OrganizationScanFailed", "{execution}");
+
+    // ReportFailure was invoked with the accounts and the failure, the digest never.
+    let invocations = emulator.invocations();
+    assert_eq!(
+        invocations[..3],
+        [
+            json!({"list_accounts": {}}),
+            scan_inputs(&accounts, &management)[0].clone(),
+            scan_inputs(&accounts, &management)[1].clone()
+        ]
+    );
+    assert_eq!(invocations.len(), 4, "no account scanned after the failure, one report: {invocations:?}");
+    let report = &invocations[3]["org_digest"];
+    assert_eq!(report["accounts"], json!(accounts));
+    assert!(report.get("results").is_none(), "{report}");
+    let failure = &report["failure"];
+    // The catch's error and cause, as Step Functions gives them (moto's cause does not name the
+    // missing field; AWS's names the exceeded tolerance).
+    assert!(failure["Error"].as_str().is_some_and(|e| !e.is_empty()), "{failure}");
+    assert!(failure["Cause"].is_string(), "{failure}");
+    assert!(entered_with(&history, "Digest").is_none());
+    assert_eq!(entered_with(&history, "ReportFailure").unwrap()["failure"], *failure);
+    assert!(history.iter().any(|e| e["type"] == "FailStateEntered"), "the Fail state ended it");
+}
