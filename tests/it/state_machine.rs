@@ -409,3 +409,92 @@ async fn a_failed_scan_is_reported_and_fails_the_execution() {
     assert_eq!(entered_with(&history, "ReportFailure").unwrap()["failure"], *failure);
     assert!(history.iter().any(|e| e["type"] == "FailStateEntered"), "the Fail state ended it");
 }
+
+/// The function's real answers: the definition executed in moto with, queued, what
+/// `iam-sentinel` really returns for `list_accounts` and for each `scan_account` (run against
+/// the same moto, through the member role), then the Digest state's input handed to the real
+/// function, whose organization digest the topic's subscriber receives.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_real_function_answers_an_execution_from_list_to_digest() {
+    use iam_sentinel::lambda::org_step;
+    use iam_sentinel::org::run::{DigestInput, OrgRequest};
+
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let (_, management) = organization(&sdk).await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let topic = sns.create_topic().name("findings").send().await.unwrap().topic_arn.unwrap();
+    let queue = sqs.create_queue().queue_name("subscriber").send().await.unwrap().queue_url.unwrap();
+    let queue_arn = format!("arn:aws:sqs:us-east-1:{management}:subscriber");
+    sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(queue_arn).send().await.unwrap();
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    secrets.create_secret().name("registry").secret_string(r#"{"exceptions":[]}"#).send().await.unwrap();
+    let vars = std::collections::HashMap::from([
+        ("FINDINGS_TOPIC_ARN", topic.as_str()),
+        ("APPROVALS_SECRET_ID", "registry"),
+        ("ORGANIZATION_MODE", "true"),
+    ]);
+    let config = iam_sentinel::config::Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).unwrap();
+    let deployment = iam_sentinel::runtime::Deployment::build(config, &sdk).await.unwrap();
+    let opts = iam_sentinel::app::RunOptions::at(chrono::Utc::now());
+
+    let listed = org_step(&deployment, OrgRequest::ListAccounts, &opts).await.unwrap();
+    let accounts: Vec<String> = serde_json::from_value(listed["accounts"].clone()).unwrap();
+    assert_eq!(accounts.len(), 4);
+    // A console user without MFA in one member, created through the member role.
+    let member = accounts.iter().find(|a| **a != management).unwrap().clone();
+    let sts = aws_sdk_sts::Client::new(&sdk);
+    let assumed = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{member}:role/iam-sentinel-member"))
+        .role_session_name("setup")
+        .send()
+        .await
+        .unwrap();
+    let c = assumed.credentials().unwrap();
+    let creds = Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().into()), None, "t");
+    let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&sdk).credentials_provider(creds).build());
+    iam.create_user().user_name("carol").send().await.unwrap();
+    iam.create_login_profile().user_name("carol").password("Correct-Horse-9!").send().await.unwrap();
+
+    let mut outputs = Vec::new();
+    for account in &accounts {
+        let request = OrgRequest::ScanAccount {
+            account: account.clone(),
+            account_name: None,
+            management_account: Some(management.clone()),
+        };
+        outputs.push(org_step(&deployment, request, &opts).await.unwrap());
+    }
+    let state_machine = deploy(&emulator, &sdk, |function| state_machine_definition(function, 1)).await;
+    let mut answers = vec![listed.clone()];
+    answers.extend(outputs.iter().cloned());
+    answers.push(json!({"published": 1}));
+    emulator.queue_answers(&answers);
+    let (execution, history) = execute(&emulator, &state_machine);
+    assert_eq!(execution["status"], "SUCCEEDED", "{execution}");
+    let digest_input = entered_with(&history, "Digest").expect("the digest ran");
+    assert_eq!(digest_input["results"], json!(outputs.iter().map(kept).collect::<Vec<_>>()));
+
+    // Drain what the scans published, then hand the Digest state's input to the function.
+    while !sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await.unwrap().messages().is_empty() {}
+    // The Digest task passes the state's accounts and results (its Parameters).
+    let input: DigestInput =
+        serde_json::from_value(json!({"accounts": digest_input["accounts"], "results": digest_input["results"]})).unwrap();
+    let answer = org_step(&deployment, OrgRequest::Digest(input), &opts).await.unwrap();
+    assert_eq!(answer["org_digest"]["accounts_scanned"], 4, "{answer}");
+    assert_eq!(answer["org_digest"]["by_check"]["console-without-mfa"], 1, "{answer}");
+    let received = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await.unwrap();
+    let bodies: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap())
+        .map(|envelope| serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap())
+        .collect();
+    let digest = bodies.iter().find(|b| b.get("org_digest").is_some()).expect("the organization digest");
+    assert_eq!(digest["org_digest"]["accounts_listed"], 4, "{digest}");
+    // Worst first: the member with carol leads (every member also lacks a password policy).
+    assert_eq!(digest["accounts"][0]["account"], member.as_str(), "{digest}");
+    assert_eq!(digest["accounts"].as_array().unwrap().len(), 4);
+}
