@@ -19,7 +19,7 @@ use crate::ports::CallError;
 pub const SESSION_NAME: &str = "iam-sentinel";
 
 /// How long before their expiry cached credentials are replaced.
-const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+const REFRESH_BEFORE: Duration = Duration::from_mins(5);
 
 /// Assumes the member role in any account of the organization, with a per-account cache.
 #[derive(Debug)]
