@@ -3,6 +3,7 @@
 //! The Lambda handler and the CLI both build an [`App`] and call [`App::handle`].
 
 pub mod lifecycle;
+mod organization;
 mod policy_events;
 mod privileged;
 pub mod rotation;
@@ -237,6 +238,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             Parsed::Trigger(Trigger::RoleAssumed(a)) => Box::pin(self.handle_role_assumed(a, opts)).await,
             Parsed::Trigger(Trigger::UserSignIn(s)) => Box::pin(self.handle_user_sign_in(s, opts)).await,
             Parsed::Trigger(Trigger::SecretChanged(c)) => Box::pin(self.handle_secret_changed(c, opts)).await,
+            Parsed::Trigger(Trigger::OrganizationChange(c)) => Box::pin(self.handle_organization_change(c, opts)).await,
         }
     }
 
