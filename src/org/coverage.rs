@@ -254,20 +254,24 @@ fn judge_account(org: &OrgStructure, settings: &ScpSettings<'_>, scope: &Scope, 
         })
         .min_by_key(|(a, d)| (!settings.is_configured(a.policy), d.len()));
     let mut f = if let Some((a, differences)) = weakened {
+        let instead = if settings.is_configured(a.policy) {
+            String::new()
+        } else {
+            format!(", or replace it on {} with {}", a.at, settings.configured)
+        };
         let mut f = scope.finding(
             CheckId::ScpWeakened,
             &principal,
             format!(
                 "SCP {} ({}), attached to {}, does not do what {} does for {}: {}. Restore its content to the \
                  seed's two statements (deny untagged IAM users; deny tagged users outside ENTERPRISE_CIDRS \
-                 unless aws:ViaAWSService), or attach the unmodified policy to {}.",
+                 unless aws:ViaAWSService){instead}.",
                 a.policy.name,
                 a.policy.id,
                 a.at,
                 settings.configured,
                 account_node,
                 differences.join("; "),
-                a.at,
             ),
         );
         f.resource = Some(a.policy.id.clone());
@@ -279,23 +283,25 @@ fn judge_account(org: &OrgStructure, settings: &ScpSettings<'_>, scope: &Scope, 
         });
         f
     } else {
-        let suggestion = path.iter().rev().nth(1).map_or_else(|| account_node.to_string(), ToString::to_string);
-        let root = path
-            .first()
-            .filter(|n| n.kind == NodeKind::Root)
-            .map_or_else(String::new, |r| format!(", or to {r} for every account"));
+        let parent = path.iter().rev().nth(1).filter(|n| n.kind != NodeKind::Root);
+        let root = path.first().filter(|n| n.kind == NodeKind::Root);
+        let suggestion = match (parent, root) {
+            (Some(ou), Some(root)) => format!("{ou}, or to {root} to cover every account"),
+            (Some(ou), None) => ou.to_string(),
+            (None, Some(root)) => format!("{root} (every account), or to {account_node} itself"),
+            (None, None) => account_node.to_string(),
+        };
         scope.finding(
             CheckId::ScpNotAttached,
             &principal,
             format!(
                 "No SCP doing what {} does applies to {} (path: {}): its IAM users are not locked out unless \
-                 tagged, nor kept on the enterprise networks. Attach {} to {}{}.",
+                 tagged, nor kept on the enterprise networks. Attach {} to {}.",
                 settings.configured,
                 account_node,
                 route.join(" → "),
                 settings.configured,
                 suggestion,
-                root,
             ),
         )
     };
@@ -448,7 +454,14 @@ mod tests {
         let f = &findings(&o)[0];
         assert_eq!(f.principal, "arn:aws:iam::444444444444:root");
         assert_eq!(f.account_name.as_deref(), Some("shared"));
-        assert!(f.message.contains("Attach RestrictIAMUserAccessWithExceptions to the root r-root1"), "{}", f.message);
+        assert!(
+            f.message.contains(
+                "Attach RestrictIAMUserAccessWithExceptions to the root r-root1 (every account), or to account \
+                 444444444444 (shared) itself."
+            ),
+            "{}",
+            f.message
+        );
         assert_eq!(f.evidence["path"], json!(["the root r-root1", "account 444444444444 (shared)"]));
     }
 
@@ -494,7 +507,10 @@ mod tests {
         assert_eq!(f.evidence["scps_applying"][0]["policy"], "DenyOtherRegions");
         assert_eq!(f.evidence["scps_applying"][0]["attached_to"], "OU Sandbox (ou-sand)");
         assert!(
-            f.message.contains("Attach RestrictIAMUserAccessWithExceptions to OU Sandbox (ou-sand)"),
+            f.message.contains(
+                "Attach RestrictIAMUserAccessWithExceptions to OU Sandbox (ou-sand), or to the root r-root1 to cover \
+                 every account."
+            ),
             "{}",
             f.message
         );
@@ -528,6 +544,13 @@ mod tests {
         );
         assert!(
             sandbox.message.contains("SCP SandboxCopy (p-copy0001), attached to OU Sandbox (ou-sand)"),
+            "{}",
+            sandbox.message
+        );
+        assert!(
+            sandbox
+                .message
+                .ends_with("or replace it on OU Sandbox (ou-sand) with RestrictIAMUserAccessWithExceptions."),
             "{}",
             sandbox.message
         );
