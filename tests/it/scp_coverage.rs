@@ -84,18 +84,22 @@ impl Org {
             .unwrap();
     }
 
-    async fn create_scp(&self, name: &str, content: &str) -> String {
+    async fn create_policy(&self, name: &str, kind: PolicyType, content: &str) -> String {
         let out = self
             .client
             .create_policy()
             .name(name)
             .description(name)
-            .r#type(PolicyType::ServiceControlPolicy)
+            .r#type(kind)
             .content(content)
             .send()
             .await
             .unwrap();
         out.policy.unwrap().policy_summary.unwrap().id.unwrap()
+    }
+
+    async fn create_scp(&self, name: &str, content: &str) -> String {
+        self.create_policy(name, PolicyType::ServiceControlPolicy, content).await
     }
 
     async fn attach(&self, policy: &str, target: &str) {
@@ -281,9 +285,24 @@ async fn each_organizations_event_reports_the_coverage_of_the_accounts_it_reache
     let app = org.app();
     org.acct.received().await;
 
+    // A tag policy attached: the event cannot say its type, the organization can.
+    let tags = r#"{"tags":{"CostCenter":{"tag_key":{"@@assign":"CostCenter"}}}}"#;
+    let tag_policy = org.create_policy("CostCenterTags", PolicyType::TagPolicy, tags).await;
+    org.attach(&tag_policy, org.ou("Sandbox")).await;
+    let sandbox = org.ou("Sandbox").to_owned();
+    let report = replay(&app, "organizations-attach-policy.json", |d| {
+        d["requestParameters"] = json!({ "policyId": tag_policy, "targetId": sandbox });
+    })
+    .await;
+    assert!(
+        matches!(&report.outcome, Outcome::Ignored(r) if r.contains("is not a service control policy attached")),
+        "{:?}",
+        report.outcome
+    );
+    assert!(org.acct.received().await.is_empty());
+
     // The weakened copy attached to Sandbox: both of its accounts, scp-weakened naming it.
     org.attach(&org.copy, org.ou("Sandbox")).await;
-    let sandbox = org.ou("Sandbox").to_owned();
     let report = replay(&app, "organizations-attach-policy.json", |d| {
         d["requestParameters"] = json!({ "policyId": org.copy, "targetId": sandbox });
     })
@@ -398,5 +417,24 @@ async fn without_organization_mode_organizations_events_are_ignored_with_the_rea
             report.outcome
         );
     }
+    assert!(acct.received().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_names_the_action_and_its_target_and_publishes_nothing() {
+    // No organization: the first read fails, by name.
+    let acct = Account::new().await;
+    let reader = OrganizationReader::new(aws_sdk_organizations::Client::new(&acct.sdk));
+    let config = acct.config(&config());
+    let err =
+        iam_sentinel::org::coverage(&reader, &config, "us-east-1", Utc::now(), "schedule", None).await.unwrap_err();
+    assert_eq!(err.action, "organizations:DescribeOrganization");
+    assert!(err.to_string().starts_with("organizations:DescribeOrganization on the organization failed: "), "{err}");
+
+    // The event path fails the same way (and Lambda retries it): nothing is published.
+    let (mut app, _) = build_app_with(config, &acct.sdk);
+    app.organization = Some(OrgContext { reader, account_name: None });
+    let err = app.handle(sample("organizations-move-account.json"), &RunOptions::at(Utc::now())).await.unwrap_err();
+    assert!(err.to_string().starts_with("organizations:DescribeOrganization on the organization failed"), "{err}");
     assert!(acct.received().await.is_empty());
 }
