@@ -42,10 +42,13 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             _ => None,
         };
         let structure = org.reader.read_structure(only.as_ref()).await?;
+        let concerned = match concerned(&change.reach, &structure) {
+            Ok(accounts) => accounts,
+            Err(why) => return Ok(Report::ignored(trigger, why)),
+        };
         if let ChangeReach::Target { target, policy } = &change.reach
             && call.event_name == "AttachPolicy"
             && !structure.is_attached(policy, target)
-            && *target != structure.management_account
         {
             return Ok(Report::ignored(
                 trigger,
@@ -55,10 +58,6 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 ),
             ));
         }
-        let concerned = match concerned(&change.reach, &structure) {
-            Ok(accounts) => accounts,
-            Err(why) => return Ok(Report::ignored(trigger, why)),
-        };
         let scope = Scope {
             account: call.account.clone(),
             region: call.region.clone(),
@@ -134,4 +133,66 @@ fn concerned(reach: &ChangeReach, org: &OrgStructure) -> Result<BTreeSet<String>
         ChangeReach::Organization => all(),
     };
     Ok(accounts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::organizations::OrgAccount;
+    use crate::org::coverage::{AttachedPolicy, NodeKind, OrgNode};
+
+    /// root r-root1 ─ OU Sandbox (ou-root1-sandbox1) ─ 222 (sandbox-1); 333 (shared) and 111 (management) under the root.
+    fn org() -> OrgStructure {
+        let account = |id: &str, name: &str| OrgAccount { id: id.into(), name: name.into() };
+        let node = |id: &str, kind| (id.to_owned(), OrgNode { id: id.into(), kind, name: String::new() });
+        OrgStructure {
+            management_account: "111111111111".into(),
+            accounts: vec![
+                account("111111111111", "management"),
+                account("222222222222", "sandbox-1"),
+                account("333333333333", "shared"),
+            ],
+            parents: [
+                ("222222222222", "ou-root1-sandbox1"),
+                ("333333333333", "r-root1"),
+                ("111111111111", "r-root1"),
+                ("ou-root1-sandbox1", "r-root1"),
+            ]
+            .into_iter()
+            .map(|(c, p)| (c.to_owned(), p.to_owned()))
+            .collect(),
+            nodes: [node("r-root1", NodeKind::Root), node("ou-root1-sandbox1", NodeKind::OrganizationalUnit)].into(),
+            attached: [(
+                "ou-root1-sandbox1".to_owned(),
+                vec![AttachedPolicy { id: "p-sandbox1".into(), name: "SandboxGuardrail".into() }],
+            )]
+            .into(),
+            documents: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn ids(reach: &ChangeReach) -> Result<Vec<String>, String> {
+        concerned(reach, &org()).map(|s| s.into_iter().collect())
+    }
+
+    #[test]
+    fn a_change_reaches_the_member_accounts_at_or_under_its_target() {
+        let target = |t: &str| ChangeReach::Target { target: t.into(), policy: "p-sandbox1".into() };
+        assert_eq!(ids(&target("r-root1")).unwrap(), ["222222222222", "333333333333"]);
+        assert_eq!(ids(&target("ou-root1-sandbox1")).unwrap(), ["222222222222"]);
+        assert!(ids(&target("111111111111")).unwrap_err().contains("never apply to the management account"));
+        assert!(ids(&target("ou-root1-elsewhere")).unwrap_err().contains("no member account"));
+        assert_eq!(ids(&ChangeReach::Policy("p-sandbox1".into())).unwrap(), ["222222222222"]);
+        assert!(ids(&ChangeReach::Policy("p-nowhere1".into())).unwrap_err().contains("applies to no member account"));
+    }
+
+    #[test]
+    fn accounts_are_members_or_ignored_and_unknowable_reaches_everyone() {
+        assert_eq!(ids(&ChangeReach::Account("333333333333".into())).unwrap(), ["333333333333"]);
+        assert!(ids(&ChangeReach::Account("444444444444".into())).unwrap_err().contains("not an active member"));
+        assert!(ids(&ChangeReach::Account("111111111111".into())).unwrap_err().contains("management account"));
+        assert_eq!(ids(&ChangeReach::AccountNamed("shared".into())).unwrap(), ["333333333333"]);
+        assert_eq!(ids(&ChangeReach::AccountNamed("not-yet".into())).unwrap(), ["222222222222", "333333333333"]);
+        assert_eq!(ids(&ChangeReach::Organization).unwrap(), ["222222222222", "333333333333"]);
+    }
 }
