@@ -3,6 +3,7 @@
 //! The Lambda handler and the CLI both build an [`App`] and call [`App::handle`].
 
 pub mod lifecycle;
+mod organization;
 mod policy_events;
 mod privileged;
 pub mod rotation;
@@ -237,6 +238,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             Parsed::Trigger(Trigger::RoleAssumed(a)) => Box::pin(self.handle_role_assumed(a, opts)).await,
             Parsed::Trigger(Trigger::UserSignIn(s)) => Box::pin(self.handle_user_sign_in(s, opts)).await,
             Parsed::Trigger(Trigger::SecretChanged(c)) => Box::pin(self.handle_secret_changed(c, opts)).await,
+            Parsed::Trigger(Trigger::OrganizationChange(c)) => Box::pin(self.handle_organization_change(c, opts)).await,
         }
     }
 
@@ -371,6 +373,11 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             findings.extend(check_root(root, &scope));
         }
         findings.extend(password::check(snapshot.password_policy.as_ref(), &policy.password, &scope));
+        if self.organization.as_ref().is_some_and(|o| o.management) {
+            // SCPs never apply to the management account: its IAM users are unrestricted.
+            let names: Vec<String> = snapshot.users.iter().map(|u| u.name.clone()).collect();
+            findings.extend(crate::org::coverage::management_account_users(&scope.account, &names, &scope));
+        }
         if opts.must_stop() {
             return Err(AppError::DeadlineNear {
                 completed: format!(

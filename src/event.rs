@@ -1,4 +1,5 @@
-//! Turns an EventBridge event into a [`Trigger`]: an IAM change to one user, or the daily schedule.
+//! Turns an EventBridge event into a [`Trigger`]: an IAM change to one user, an Organizations
+//! change to SCP coverage, or the daily schedule.
 //!
 //! Malformed events are errors; well-formed events this function has nothing to do
 //! with (another event name, a call that failed) are [`Parsed::Ignored`] with a reason.
@@ -12,7 +13,9 @@ use crate::checks::Actor;
 pub use crate::checks::CallContext;
 pub use crate::checks::access::AccessTarget;
 
+mod organizations;
 mod privileged;
+pub use organizations::{ChangeReach, ORGANIZATIONS_EVENT_NAMES, OrganizationChange, is_account_id};
 pub use privileged::{REGISTRY_WRITE_EVENT_NAMES, RoleAssumption, SecretChange, UserSignIn};
 
 /// `detail-type` of CloudTrail API calls forwarded by EventBridge.
@@ -93,6 +96,8 @@ pub enum Trigger {
     UserSignIn(UserSignIn),
     /// A secret was written, restored, deleted or re-policied: judged when it is the registry.
     SecretChanged(SecretChange),
+    /// An Organizations call that may change which accounts the SCP protects (organization mode).
+    OrganizationChange(OrganizationChange),
 }
 
 /// A successful call about the account as a whole: who, where, when.
@@ -264,6 +269,9 @@ pub fn parse_event(value: Value, exception_tag_key: &str) -> Result<Parsed, Even
             Ok(Parsed::Trigger(Trigger::Schedule { account: envelope.account, region: envelope.region }))
         }
         CLOUDTRAIL_DETAIL_TYPE if privileged::is_privileged_source(&envelope.source) => privileged::parse(envelope),
+        CLOUDTRAIL_DETAIL_TYPE if organizations::is_organizations_source(&envelope.source) => {
+            organizations::parse(envelope)
+        }
         CLOUDTRAIL_DETAIL_TYPE => parse_cloudtrail(envelope, exception_tag_key),
         SIGN_IN_DETAIL_TYPE => parse_sign_in(envelope),
         other => Ok(Parsed::Ignored(format!("detail-type {other:?} from {} is not handled", envelope.source))),
@@ -812,5 +820,12 @@ pub(crate) mod samples {
         "assume-role-break-glass.json",
         "console-sign-in-break-glass-user.json",
         "put-secret-value-registry.json",
+        "organizations-attach-policy.json",
+        "organizations-detach-policy.json",
+        "organizations-update-policy.json",
+        "organizations-delete-policy.json",
+        "organizations-move-account.json",
+        "organizations-create-account.json",
+        "organizations-invite-account.json",
     );
 }

@@ -142,6 +142,12 @@ check_ids! {
     /// The rotation cannot take its next step: the old key is still used, or the keys are not
     /// in a state it can act on safely.
     RotationStalled => "rotation-stalled", Medium;
+    /// Organization mode: no SCP doing what seed 000's does applies to a member account.
+    ScpNotAttached => "scp-not-attached", Critical;
+    /// Organization mode: the configured SCP, or a copy, applies to an account but does less than the seed's.
+    ScpWeakened => "scp-weakened", Critical;
+    /// Organization mode: IAM users in the management account, where SCPs never apply.
+    ManagementAccountIamUsers => "management-account-iam-users", High;
 }
 
 impl std::fmt::Display for CheckId {
@@ -213,7 +219,10 @@ impl CheckId {
             | CheckId::RegistryChangedByNonApprover
             | CheckId::ExceptionUnused
             | CheckId::AccessKeyRotated
-            | CheckId::RotationStalled => return None,
+            | CheckId::RotationStalled
+            | CheckId::ScpNotAttached
+            | CheckId::ScpWeakened
+            | CheckId::ManagementAccountIamUsers => return None,
         };
         Some(CisControl { id, title })
     }

@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod iam;
 pub mod members;
+pub mod org_structure;
 pub mod organizations;
 pub mod rotation;
 pub mod securityhub;

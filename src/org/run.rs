@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::{AppError, Report, RunOptions};
+use crate::event::is_account_id;
 use crate::finding::Finding;
 use crate::message::{MAX_BODY_BYTES, Message};
 use crate::org::digest::{AccountResult, OrgSummary, messages};
@@ -112,12 +113,6 @@ pub fn request(payload: &Value) -> Result<Option<OrgRequest>, OrgError> {
     Ok(None)
 }
 
-/// A 12-digit AWS account id.
-#[must_use]
-pub fn is_account_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// The first step: every active account (paged) and the management account.
 pub async fn list_accounts(deployment: &Deployment) -> Result<Value, OrgError> {
     let reader = deployment.organization().ok_or(OrgError::NotOrganization("list_accounts"))?;
@@ -165,15 +160,33 @@ pub async fn digest(
     failure: Option<String>,
     opts: &RunOptions,
 ) -> Result<(OrgSummary, Vec<Finding>, usize), OrgError> {
-    deployment.organization().ok_or(OrgError::NotOrganization("org_digest"))?;
-    let org_findings: Vec<Finding> = Vec::new();
-    let summary = OrgSummary::new(listed, results, &org_findings, failure, opts.now, &deployment.central.region);
+    let reader = deployment.organization().ok_or(OrgError::NotOrganization("org_digest"))?;
+    let region = &deployment.central.region;
+    // The SCP's coverage of every member: read in bulk once per run.
+    let coverage = crate::org::coverage(reader, &deployment.central.config, region, opts.now, "schedule", None).await;
+    let (org_findings, not_judged) = match coverage {
+        Ok(mut found) => {
+            crate::finding::sort_findings(&mut found);
+            (found, None)
+        }
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let failure = match (failure, &not_judged) {
+        (f, None) => f,
+        (None, Some(e)) => Some(format!("SCP coverage not judged: {e}")),
+        (Some(f), Some(e)) => Some(format!("{f}; SCP coverage not judged: {e}")),
+    };
+    let summary = OrgSummary::new(listed, results, &org_findings, failure, opts.now, region);
     let mut out: Vec<Message> = org_findings.iter().map(Message::finding).collect();
     out.extend(messages(&summary, results, MAX_BODY_BYTES));
     let mut published = 0;
     if opts.publish {
         let sink = deployment.central.sink.as_ref().ok_or(OrgError::NotOrganization("publishing"))?;
         published = sink.publish(&out, opts.stop_by).await.map_err(OrgError::Publish)?;
+    }
+    if let Some(e) = not_judged {
+        // The digest said so; the invocation still fails, so the run shows as failed.
+        return Err(OrgError::Call(e));
     }
     Ok((summary, org_findings, published))
 }

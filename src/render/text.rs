@@ -89,6 +89,18 @@ pub fn what_to_do(check: CheckId) -> &'static str {
             "Move the consumer still using the old key to the rotation secret (or clear the blocking state the \
              finding names); the rotation resumes by itself."
         }
+        CheckId::ScpNotAttached => {
+            "Attach the RestrictIAMUserAccessWithExceptions SCP (SCP_POLICY) to the OU the finding names, or to \
+             the root to cover every account; until then IAM users there need no AccessException tag."
+        }
+        CheckId::ScpWeakened => {
+            "Restore the SCP's content to the published policy (deny untagged IAM users; deny tagged users outside \
+             ENTERPRISE_CIDRS unless aws:ViaAWSService), or attach the unmodified policy where the finding says."
+        }
+        CheckId::ManagementAccountIamUsers => {
+            "Move the management account's IAM users to roles or to a member account, then delete them: no SCP \
+             restricts them there."
+        }
         CheckId::ExceptionUnused => {
             "Ask the approver to end the exception: remove the AccessException tag and the approval."
         }

@@ -849,17 +849,9 @@ fn key_rotation_changes_only_opted_in_users_keys_and_only_when_enabled() {
 
 const MEMBER: &str = include_str!("../../infra/member.yaml");
 
-/// The Organizations calls the function reacts to (SCPs and the accounts they apply to).
-// Kept here until the event module exports its own list; the rules must forward exactly these.
-const ORGANIZATIONS_EVENT_NAMES: &[&str] = &[
-    "AttachPolicy",
-    "DetachPolicy",
-    "UpdatePolicy",
-    "DeletePolicy",
-    "MoveAccount",
-    "CreateAccount",
-    "InviteAccountToOrganization",
-];
+/// The Organizations calls the function reacts to (SCPs and the accounts they apply to): the
+/// rules must forward exactly the event parser's list.
+const ORGANIZATIONS_EVENT_NAMES: &[&str] = iam_sentinel::event::ORGANIZATIONS_EVENT_NAMES;
 
 /// The function's error types (`errorType` of a failed invocation) that another attempt would
 /// not change: the state machine must not retry them.

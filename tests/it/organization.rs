@@ -227,6 +227,20 @@ async fn the_cli_scans_every_account_through_its_role_with_account_scoped_approv
         "{by_account:?}"
     );
     assert_eq!(by_account.len(), 3, "users only in three accounts: {by_account:?}");
+    // Seed 000's SCP: on Production (covered), a copy open to every network on Sandbox, detached
+    // from Workloads but attached to its second account directly; the management account's
+    // users are outside every SCP.
+    let org_checks = |check: &str| -> BTreeSet<String> {
+        findings.iter().filter(|f| f["check"] == check).map(|f| f["account"].as_str().unwrap().to_owned()).collect()
+    };
+    let sandbox: BTreeSet<String> = fx.org.members["Sandbox"].iter().cloned().collect();
+    let mut detached: BTreeSet<String> = fx.org.members["Workloads"].iter().cloned().collect();
+    detached.remove(&fx.org.members["Workloads"][1]);
+    assert_eq!(org_checks("scp-weakened"), sandbox);
+    assert_eq!(org_checks("scp-not-attached"), detached);
+    assert_eq!(org_checks("management-account-iam-users"), set(&[ACCOUNT]));
+    let weakened = findings.iter().find(|f| f["check"] == "scp-weakened").unwrap();
+    assert!(weakened["message"].as_str().unwrap().contains("0.0.0.0/0"), "{weakened}");
     // Every member was read: none has a password policy (the management account has one).
     let weak: BTreeSet<&str> = findings
         .iter()

@@ -454,7 +454,8 @@ async fn the_real_function_answers_an_execution_from_list_to_digest() {
         .unwrap();
     let c = assumed.credentials().unwrap();
     let creds = Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().into()), None, "t");
-    let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&sdk).credentials_provider(creds).build());
+    let iam =
+        aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&sdk).credentials_provider(creds).build());
     iam.create_user().user_name("carol").send().await.unwrap();
     iam.create_login_profile().user_name("carol").password("Correct-Horse-9!").send().await.unwrap();
 
@@ -478,10 +479,20 @@ async fn the_real_function_answers_an_execution_from_list_to_digest() {
     assert_eq!(digest_input["results"], json!(outputs.iter().map(kept).collect::<Vec<_>>()));
 
     // Drain what the scans published, then hand the Digest state's input to the function.
-    while !sqs.receive_message().queue_url(&queue).max_number_of_messages(10).send().await.unwrap().messages().is_empty() {}
+    while !sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages()
+        .is_empty()
+    {}
     // The Digest task passes the state's accounts and results (its Parameters).
     let input: DigestInput =
-        serde_json::from_value(json!({"accounts": digest_input["accounts"], "results": digest_input["results"]})).unwrap();
+        serde_json::from_value(json!({"accounts": digest_input["accounts"], "results": digest_input["results"]}))
+            .unwrap();
     let answer = org_step(&deployment, OrgRequest::Digest(input), &opts).await.unwrap();
     assert_eq!(answer["org_digest"]["accounts_scanned"], 4, "{answer}");
     assert_eq!(answer["org_digest"]["by_check"]["console-without-mfa"], 1, "{answer}");
