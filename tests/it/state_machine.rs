@@ -256,7 +256,7 @@ fn execute(emulator: &Emulator, state_machine: &str) -> (Value, Vec<Value>) {
     let input = crate::common::sample("scheduled-daily-scan.json").to_string();
     let started = emulator.states("StartExecution", &json!({"stateMachineArn": state_machine, "input": input}));
     let execution = started["executionArn"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     let description = loop {
         let d = emulator.states("DescribeExecution", &json!({"executionArn": execution}));
         if d["status"] != "RUNNING" {
