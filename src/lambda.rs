@@ -115,8 +115,10 @@ pub async fn org_step(
                 });
             }
             let mut out = response(&report);
-            if let (Value::Object(out), Ok(Value::Object(result))) = (&mut out, serde_json::to_value(&result)) {
-                out.extend(result);
+            for part in [serde_json::to_value(&result), serde_json::to_value(result.compact())] {
+                if let (Value::Object(out), Ok(Value::Object(part))) = (&mut out, part) {
+                    out.extend(part);
+                }
             }
             Ok(out)
         }

@@ -9,12 +9,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::app::Report;
-use crate::finding::Severity;
+use crate::finding::{CheckId, Severity};
 use crate::message::{DIGEST_CHECK, Message};
 
 /// What one account's scan contributes to the organization digest (the `scan_account`
-/// invocation's answer, kept whole by the state machine).
+/// invocation's answer). Read from the named maps (`by_severity`, `by_check`) or from the
+/// compact counts the state machine keeps ([`Compact`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawResult")]
 pub struct AccountResult {
     /// The 12-digit account id.
     pub account: String,
@@ -39,7 +41,117 @@ pub struct AccountResult {
     pub error: Option<String>,
 }
 
+/// The compact counts of one account, as the state machine keeps them: every byte of the
+/// Distributed Map's results counts against Step Functions' 256 KB state. Severities in
+/// [`Severity::ALL_DESCENDING`] order, checks in [`CheckId::ALL`] order (trailing zeros cut),
+/// and `v`, the fingerprint of that order: a result of another build is refused, never misread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compact {
+    /// Findings by severity, critical first.
+    pub severity_counts: Vec<usize>,
+    /// Findings by check, in [`CheckId::ALL`] order.
+    pub check_counts: Vec<usize>,
+    /// [`check_order_fingerprint`].
+    pub v: String,
+}
+
+/// Eight hex digits naming the order of [`CheckId::ALL`].
+#[must_use]
+pub fn check_order_fingerprint() -> String {
+    let ids: Vec<&str> = CheckId::ALL.iter().map(|c| c.as_str()).collect();
+    crate::finding::stable_id(&ids).chars().take(8).collect()
+}
+
+/// A result as the state machine hands it over: the whole `scan_account` answer, or the
+/// compact counts its result selector kept.
+#[derive(Deserialize)]
+struct RawResult {
+    account: String,
+    #[serde(default)]
+    account_name: Option<String>,
+    #[serde(default)]
+    users_scanned: usize,
+    #[serde(default)]
+    findings: usize,
+    #[serde(default)]
+    by_severity: Option<BTreeMap<String, usize>>,
+    #[serde(default)]
+    by_check: Option<BTreeMap<String, usize>>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    severity_counts: Option<Vec<usize>>,
+    #[serde(default)]
+    check_counts: Option<Vec<usize>>,
+    #[serde(default)]
+    v: Option<String>,
+}
+
+impl TryFrom<RawResult> for AccountResult {
+    type Error = String;
+
+    fn try_from(r: RawResult) -> Result<Self, String> {
+        let account = r.account;
+        let by_severity = match (r.by_severity, r.severity_counts) {
+            (Some(named), _) => named,
+            (None, Some(counts)) if counts.len() <= Severity::ALL_DESCENDING.len() => Severity::ALL_DESCENDING
+                .iter()
+                .zip(counts)
+                .filter(|(_, n)| *n > 0)
+                .map(|(s, n)| (s.as_str().to_owned(), n))
+                .collect(),
+            (None, Some(_)) => return Err(format!("account {account}: more than five severity counts")),
+            (None, None) => BTreeMap::new(),
+        };
+        let by_check = match (r.by_check, r.check_counts) {
+            (Some(named), _) => named,
+            (None, Some(counts)) => {
+                let ours = check_order_fingerprint();
+                if r.v.as_deref() != Some(ours.as_str()) || counts.len() > CheckId::ALL.len() {
+                    return Err(format!(
+                        "account {account}: check counts of another build (order {:?}, this build's is {ours:?})",
+                        r.v.unwrap_or_default()
+                    ));
+                }
+                CheckId::ALL
+                    .iter()
+                    .zip(counts)
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(c, n)| (c.as_str().to_owned(), n))
+                    .collect()
+            }
+            (None, None) => BTreeMap::new(),
+        };
+        // The compact form leaves the total out: it is the sum of the severities.
+        let findings = if r.findings == 0 { by_severity.values().sum() } else { r.findings };
+        Ok(AccountResult {
+            account,
+            account_name: r.account_name,
+            users_scanned: r.users_scanned,
+            findings,
+            by_severity,
+            by_check,
+            error: r.error,
+        })
+    }
+}
+
 impl AccountResult {
+    /// The counts as the state machine keeps them.
+    #[must_use]
+    pub fn compact(&self) -> Compact {
+        let mut check_counts: Vec<usize> =
+            CheckId::ALL.iter().map(|c| self.by_check.get(c.as_str()).copied().unwrap_or(0)).collect();
+        while check_counts.last() == Some(&0) {
+            check_counts.pop();
+        }
+        Compact {
+            severity_counts: Severity::ALL_DESCENDING.iter().map(|s| self.count(*s)).collect(),
+            check_counts,
+            v: check_order_fingerprint(),
+        }
+    }
+
     /// The result of one account's scan report.
     #[must_use]
     pub fn of(account: &str, account_name: Option<String>, report: &Report) -> AccountResult {
@@ -360,7 +472,9 @@ mod tests {
             users_scanned: 10,
             findings: critical + high,
             by_severity: [("critical".to_owned(), critical), ("high".to_owned(), high)].into_iter().collect(),
-            by_check: [("key-stale".to_owned(), high), ("root-mfa-missing".to_owned(), critical)].into_iter().collect(),
+            by_check: [("access-key-stale".to_owned(), high), ("root-without-mfa".to_owned(), critical)]
+                .into_iter()
+                .collect(),
             error: None,
         }
     }
@@ -388,6 +502,41 @@ mod tests {
         assert_eq!(m[0].severity, Severity::Critical);
         assert!(m[0].email.contains("333333333333") && m[0].email.contains("FAILED: sts:AssumeRole"), "{}", m[0].email);
         assert!(m[0].subject.contains("2 accounts scanned, 1 failed, 1 not reached"), "{}", m[0].subject);
+    }
+
+    #[test]
+    fn compact_counts_read_back_as_the_named_ones_and_another_order_is_refused() {
+        let r = result("111111111111", 2, 5);
+        let mut compact = serde_json::to_value(r.compact()).unwrap();
+        compact["account"] = serde_json::json!("111111111111");
+        compact["users_scanned"] = serde_json::json!(10);
+        let back: AccountResult = serde_json::from_value(compact.clone()).unwrap();
+        assert_eq!(back, AccountResult { account_name: None, ..r });
+        compact["v"] = serde_json::json!("00000000");
+        let e = serde_json::from_value::<AccountResult>(compact).unwrap_err().to_string();
+        assert!(e.contains("another build"), "{e}");
+    }
+
+    #[test]
+    fn a_thousand_accounts_fit_in_the_state_machines_256_kb() {
+        // Every account with findings of ten checks, counts in the thousands.
+        let results: Vec<serde_json::Value> = (0..1000)
+            .map(|i| {
+                let mut r = result(&format!("{:012}", 100_000 + i), 1000, 2000);
+                for c in CheckId::ALL.iter().take(10) {
+                    r.by_check.insert(c.as_str().to_owned(), 1234);
+                }
+                let mut kept = serde_json::to_value(r.compact()).unwrap();
+                kept["account"] = serde_json::json!(r.account);
+                kept["users_scanned"] = serde_json::json!(5000);
+                kept
+            })
+            .collect();
+        let accounts: Vec<String> = (0..1000).map(|i| format!("{:012}", 100_000 + i)).collect();
+        let state = serde_json::json!({"accounts": accounts, "management_account": "999999999999", "results": results});
+        let size = state.to_string().len();
+        // 256 KiB is 262,144 bytes; the execution's input and the names of the states add little.
+        assert!(size < 230_000, "{size} bytes");
     }
 
     #[test]

@@ -162,6 +162,20 @@ pub async fn digest(
 ) -> Result<(OrgSummary, Vec<Finding>, usize), OrgError> {
     let reader = deployment.organization().ok_or(OrgError::NotOrganization("org_digest"))?;
     let region = &deployment.central.region;
+    // The state machine keeps no names (every byte of its state counts): one paged read.
+    let mut with_names;
+    let mut results = results;
+    if results.iter().any(|r| r.account_name.is_none()) {
+        let listed_names: std::collections::HashMap<String, String> =
+            reader.list_accounts().await?.into_iter().map(|a| (a.id, a.name)).collect();
+        with_names = results.to_vec();
+        for r in &mut with_names {
+            if r.account_name.is_none() {
+                r.account_name = listed_names.get(&r.account).filter(|n| !n.is_empty()).cloned();
+            }
+        }
+        results = &with_names;
+    }
     // The SCP's coverage of every member: read in bulk once per run.
     let coverage = crate::org::coverage(reader, &deployment.central.config, region, opts.now, "schedule", None).await;
     let (org_findings, not_judged) = match coverage {

@@ -259,6 +259,13 @@ async fn the_cli_scans_every_account_through_its_role_with_account_scoped_approv
     assert_eq!(stats["by_action"]["iam:GetCredentialReport"], 50, "{stats}");
     assert_eq!(stats["by_action"]["iam:GetAccountAuthorizationDetails"], 50, "{stats}");
     assert!(stats["by_action"].get("organizations:DescribeAccount").is_none(), "names come from ListAccounts: {stats}");
+    // Every Organizations call made is one the template grants the function's role.
+    let template = include_str!("../../infra/template.yaml");
+    for action in stats["by_action"].as_object().unwrap().keys() {
+        if action.starts_with("organizations:") {
+            assert!(template.contains(&format!("- {action}\n")), "{action} is not granted");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
