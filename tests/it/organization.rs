@@ -299,6 +299,44 @@ async fn the_state_machine_steps_scan_a_member_and_publish_the_organization_dige
     let received = fx.org.account.received().await;
     let part = received.iter().find(|r| r.subject.contains("organization: 1 accounts scanned")).expect("the digest");
     assert_eq!(part.finding["accounts"][0]["account"], fx.workloads.as_str());
+
+    // Every account as the Distributed Map runs it, each result trimmed to what it keeps.
+    let mut kept = Vec::new();
+    let mut by_account: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for account in &accounts {
+        let out = invoke(json!({"scan_account": account, "management_account": ACCOUNT})).await.unwrap();
+        let checks = out["by_check"].as_object().unwrap().keys().cloned().collect();
+        by_account.insert(account.clone(), checks);
+        kept.push(json!({"account": out["account"], "users_scanned": out["users_scanned"],
+            "severity_counts": out["severity_counts"], "check_counts": out["check_counts"], "v": out["v"]}));
+    }
+    let password = "password-policy-weak";
+    assert_eq!(by_account[&fx.sandbox], set(&["exception-unapproved", password]));
+    assert_eq!(by_account[&fx.prod], set(&["exception-unused", password]));
+    assert_eq!(by_account[&fx.workloads], set(&["console-without-mfa", "mfa-policy-missing", password]));
+    assert_eq!(by_account[ACCOUNT], set(&["management-account-iam-users"]));
+    let others = by_account.iter().filter(|(a, _)| ![&fx.sandbox, &fx.prod, &fx.workloads].contains(a));
+    assert!(others.filter(|(a, _)| a.as_str() != ACCOUNT).all(|(_, c)| *c == set(&[password])), "{by_account:?}");
+    fx.org.account.received().await;
+    let digest = invoke(json!({"org_digest": {"accounts": accounts, "results": kept}})).await.unwrap();
+    let summary = &digest["org_digest"];
+    assert_eq!((summary["accounts_scanned"].as_u64(), summary["accounts_failed"].as_u64()), (Some(50), Some(0)));
+    assert_eq!(summary["by_check"]["scp-weakened"], 16, "{summary}");
+    assert_eq!(summary["by_check"]["scp-not-attached"], 15, "{summary}");
+    assert_eq!(summary["by_check"][password], 49, "{summary}");
+    let received = fx.org.account.received().await;
+    let scp: BTreeSet<(&str, &str)> = received
+        .iter()
+        .filter(|r| r.check().starts_with("scp-"))
+        .map(|r| (r.check(), r.finding["account"].as_str().unwrap()))
+        .collect();
+    assert_eq!(scp.len(), 31, "one message per uncovered account");
+    assert!(
+        scp.contains(&("scp-weakened", fx.sandbox.as_str()))
+            && scp.contains(&("scp-not-attached", fx.workloads.as_str()))
+    );
+    let part = received.iter().find(|r| r.attributes["check"] == "digest").expect("the organization digest");
+    assert_eq!(part.finding["accounts"][0]["account_name"].as_str().map(|n| n.starts_with("member-")), Some(true));
     // Malformed steps are named, never guessed.
     let err = invoke(json!({"scan_account": "prod"})).await.unwrap_err();
     assert_eq!(err.error_type, "MalformedEvent");
