@@ -429,6 +429,18 @@ pub fn stable_id(parts: &[&str]) -> String {
     })
 }
 
+/// The AWS partition of a region: `aws-cn`, `aws-us-gov` or `aws`.
+#[must_use]
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 /// Readies findings for output: gives each its stable id, then orders them for people
 /// (most severe first, then by check, user and resource).
 pub fn sort_findings(findings: &mut [Finding]) {

@@ -191,7 +191,7 @@ pub fn digest(summary: &ScanSummary, findings: &[Finding], max_bytes: usize) -> 
 }
 
 /// Consecutive ranges whose costs add up to at most `budget` (at least one item each).
-fn split(cost: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn split(cost: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
     let mut chunks = Vec::new();
     let (mut start, mut size) = (0, 0);
     for (i, c) in cost.iter().enumerate() {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use crate::aws::call_error;
+use crate::finding::partition_of;
 use crate::ports::CallError;
 
 /// The session name every assumed session carries: the member's CloudTrail shows
@@ -95,26 +96,22 @@ impl Members {
     }
 }
 
-/// The partition of a region: `aws-cn`, `aws-us-gov` or `aws`.
-#[must_use]
-pub fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn partitions_follow_the_region() {
-        assert_eq!(partition_of("eu-west-1"), "aws");
-        assert_eq!(partition_of("cn-north-1"), "aws-cn");
-        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+    fn member_roles_are_named_in_the_regions_partition() {
+        let sdk =
+            |region: &'static str| aws_config::SdkConfig::builder().region(aws_config::Region::new(region)).build();
+        for (region, arn) in [
+            ("eu-west-1", "arn:aws:iam::111122223333:role/m"),
+            ("cn-north-1", "arn:aws-cn:iam::111122223333:role/m"),
+            ("us-gov-west-1", "arn:aws-us-gov:iam::111122223333:role/m"),
+        ] {
+            let sdk = sdk(region);
+            let members = Members::new(sdk.clone(), aws_sdk_sts::Client::new(&sdk), "m".into());
+            assert_eq!(members.role_arn("111122223333"), arn);
+        }
     }
 }

@@ -316,7 +316,7 @@ pub fn messages(summary: &OrgSummary, results: &[AccountResult], max_bytes: usiz
     let header = 4 * serde_json::to_string(summary).map_or(0, |s| s.len()) + 4096;
     let mut budget = max_bytes.saturating_sub(header).max(1);
     loop {
-        let chunks = chunk(&cost, budget);
+        let chunks = crate::message::split(&cost, budget);
         let parts: Vec<Message> =
             chunks.iter().enumerate().map(|(i, r)| part(summary, &ranked[r.clone()], i + 1, chunks.len())).collect();
         let largest = parts.iter().map(Message::structured_len).max().unwrap_or(0);
@@ -325,20 +325,6 @@ pub fn messages(summary: &OrgSummary, results: &[AccountResult], max_bytes: usiz
         }
         budget = budget.saturating_sub(largest - max_bytes + 1024);
     }
-}
-
-fn chunk(cost: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
-    let mut chunks = Vec::new();
-    let (mut start, mut size) = (0, 0);
-    for (i, c) in cost.iter().enumerate() {
-        if i > start && size + c > budget {
-            chunks.push(start..i);
-            (start, size) = (i, 0);
-        }
-        size += c;
-    }
-    chunks.push(start..cost.len());
-    chunks
 }
 
 fn part(summary: &OrgSummary, accounts: &[&AccountResult], part: usize, parts: usize) -> Message {

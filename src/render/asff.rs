@@ -98,21 +98,10 @@ fn types(check: CheckId) -> Vec<&'static str> {
     types
 }
 
-/// The AWS partition of a region (`aws-cn`, `aws-us-gov`, `aws`).
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
 /// The account's default product: where a custom integration imports its own findings.
 #[must_use]
 pub fn product_arn(region: &str, account: &str) -> String {
-    format!("arn:{}:securityhub:{region}:{account}:product/{account}/default", partition(region))
+    format!("arn:{}:securityhub:{region}:{account}:product/{account}/default", crate::finding::partition_of(region))
 }
 
 /// The ASFF `Id`: the same for a condition on every day it holds, and for its resolution.
@@ -136,7 +125,7 @@ fn is_key_id(resource: &str) -> bool {
 // SDK's typed reader of `Details` (hundreds of resource types) needs more than 4 MB of stack in
 // a debug build when `GetFindings` reads findings back.
 fn resources(f: &Finding) -> Vec<Value> {
-    let part = partition(&f.region);
+    let part = crate::finding::partition_of(&f.region);
     let resource = |kind: &str, id: String| json!({ "Type": kind, "Id": id, "Partition": part, "Region": f.region });
     let mut out = Vec::new();
     if f.principal.ends_with(":root") {
