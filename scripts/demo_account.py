@@ -1,7 +1,7 @@
 """Creates the demo account in the local emulator: users in interesting states,
 the approvals registry, and the findings topic with an SQS queue subscribed.
 
-Usage: demo_account.py setup | change | tags
+Usage: demo_account.py setup | change | tags | organization
        demo_account.py receive [QUEUE] [--tally FILE]   what a subscriber received (default: security-channel)
        demo_account.py subscribe QUEUE [SEVERITY...]    an SQS queue subscribed to the findings topic
        demo_account.py summary DIR                      the demo's closing summary from the outputs in DIR
@@ -192,6 +192,50 @@ def change():
     iam.update_account_password_policy(MinimumPasswordLength=8, PasswordReusePrevention=5)
 
 
+def organization():
+    """Turns the demo account into an organization's management account with three members in
+    two OUs: seed 000's SCP on Production, a copy open to every network on Sandbox, none on
+    Workloads; users in the members (reached, as the function does, through the member role);
+    the registry migrated to organization mode (every approval names its account)."""
+    orgs = boto3.client("organizations")
+    sts = boto3.client("sts")
+    orgs.create_organization(FeatureSet="ALL")
+    root = orgs.list_roots()["Roots"][0]["Id"]
+    ous = {name: orgs.create_organizational_unit(ParentId=root, Name=name)["OrganizationalUnit"]["Id"]
+           for name in ("Production", "Sandbox", "Workloads")}
+    accounts = {}
+    for name, ou in (("payments-prod", "Production"), ("data-sandbox", "Sandbox"), ("ml-workloads", "Workloads")):
+        status = orgs.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]
+        accounts[name] = status["AccountId"]
+        orgs.move_account(AccountId=accounts[name], SourceParentId=root, DestinationParentId=ous[ou])
+    seed = pathlib.Path("infra/policies/RestrictIAMUserAccessWithExceptions.scp.json").read_text()
+    open_copy = seed.replace('["192.0.2.0/24", "203.0.113.0/24", "2001:db8:1234::/48"]', '["0.0.0.0/0"]')
+    for name, document, target in (("RestrictIAMUserAccessWithExceptions", seed, ous["Production"]),
+                                    ("RestrictIAMUserAccessWithExceptions-sandbox", open_copy, ous["Sandbox"])):
+        policy = orgs.create_policy(Name=name, Description="seed 000", Type="SERVICE_CONTROL_POLICY", Content=document)
+        orgs.attach_policy(PolicyId=policy["Policy"]["PolicySummary"]["Id"], TargetId=target)
+
+    def member_iam(account):
+        c = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/iam-sentinel-member", RoleSessionName="demo")["Credentials"]
+        return boto3.client("iam", aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                            aws_session_token=c["SessionToken"])
+
+    for name in ("payments-prod", "data-sandbox"):
+        member_iam(accounts[name]).create_user(UserName="alice", Tags=[{"Key": "AccessException", "Value": "True"}])
+    ml = member_iam(accounts["ml-workloads"])
+    ml.create_user(UserName="notebook-bob")
+    ml.create_login_profile(UserName="notebook-bob", Password="Demo-Passw0rd!")
+    registry = json.loads(secrets.get_secret_value(SecretId=SECRET_ID)["SecretString"])
+    for entry in registry["exceptions"]:
+        entry["account"] = ACCOUNT
+    expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    registry["exceptions"].append({"user": "alice", "account": accounts["payments-prod"], "approved_by": "sec-lead@example.com",
+                                   "ticket": "SEC-1200", "expires": expires, "reason": "card network VPN"})
+    secrets.put_secret_value(SecretId=SECRET_ID, SecretString=json.dumps(registry))
+    for name, account in accounts.items():
+        print(f"# {name}: {account}")
+
+
 def main(args):
     command, rest = args[0], args[1:]
     if command == "receive":
@@ -202,7 +246,8 @@ def main(args):
             rest = rest[:i] + rest[i + 2:]
         receive(*rest, tally=tally)
     else:
-        {"setup": setup, "tags": tags, "change": change, "subscribe": subscribe, "summary": summary}[command](*rest)
+        {"setup": setup, "tags": tags, "change": change, "subscribe": subscribe, "summary": summary,
+         "organization": organization}[command](*rest)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ pub async fn org_step(
         OrgRequest::Digest(input) => {
             let failure = input.failure.as_ref().map(crate::org::run::failure_text);
             let results = input.results.unwrap_or_default();
-            let (summary, org_findings, published) =
+            let crate::org::run::Digested { summary, org_findings, published, .. } =
                 crate::org::run::digest(deployment, &input.accounts, &results, failure, opts)
                     .await
                     .map_err(org_error)?;

@@ -152,6 +152,13 @@ impl AccountResult {
         }
     }
 
+    /// Counts one more finding of this account (an organization-level one).
+    pub fn add(&mut self, f: &crate::finding::Finding) {
+        self.findings += 1;
+        *self.by_severity.entry(f.severity.as_str().to_owned()).or_insert(0) += 1;
+        *self.by_check.entry(f.check.as_str().to_owned()).or_insert(0) += 1;
+    }
+
     /// The result of one account's scan report.
     #[must_use]
     pub fn of(account: &str, account_name: Option<String>, report: &Report) -> AccountResult {

@@ -159,7 +159,7 @@ pub async fn digest(
     results: &[AccountResult],
     failure: Option<String>,
     opts: &RunOptions,
-) -> Result<(OrgSummary, Vec<Finding>, usize), OrgError> {
+) -> Result<Digested, OrgError> {
     let reader = deployment.organization().ok_or(OrgError::NotOrganization("org_digest"))?;
     let region = &deployment.central.region;
     // The state machine keeps no names (every byte of its state counts): one paged read.
@@ -190,7 +190,17 @@ pub async fn digest(
         (None, Some(e)) => Some(format!("SCP coverage not judged: {e}")),
         (Some(f), Some(e)) => Some(format!("{f}; SCP coverage not judged: {e}")),
     };
-    let summary = OrgSummary::new(listed, results, &org_findings, failure, opts.now, region);
+    // Each account's row counts its organization-level findings too (worst accounts first).
+    let mut counted = results.to_vec();
+    for f in &org_findings {
+        if let Some(r) = counted.iter_mut().find(|r| r.account == f.account) {
+            r.add(f);
+        }
+    }
+    let outside: Vec<Finding> =
+        org_findings.iter().filter(|f| !counted.iter().any(|r| r.account == f.account)).cloned().collect();
+    let results = counted.as_slice();
+    let summary = OrgSummary::new(listed, results, &outside, failure, opts.now, region);
     let mut out: Vec<Message> = org_findings.iter().map(Message::finding).collect();
     out.extend(messages(&summary, results, MAX_BODY_BYTES));
     let mut published = 0;
@@ -202,7 +212,20 @@ pub async fn digest(
         // The digest said so; the invocation still fails, so the run shows as failed.
         return Err(OrgError::Call(e));
     }
-    Ok((summary, org_findings, published))
+    Ok(Digested { summary, results: counted, org_findings, published })
+}
+
+/// What the digest step did.
+#[derive(Debug)]
+pub struct Digested {
+    /// The organization digest's summary.
+    pub summary: OrgSummary,
+    /// Every account's result, its organization-level findings counted in.
+    pub results: Vec<AccountResult>,
+    /// The organization-level findings (SCP coverage), published one message each.
+    pub org_findings: Vec<Finding>,
+    /// Messages the topic accepted.
+    pub published: usize,
 }
 
 /// The state machine's error as one line: `Error: Cause` (the cause names the failed account).
@@ -250,10 +273,15 @@ pub async fn scan_organization(
     let failed: Vec<String> =
         results.iter().filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.account))).collect();
     let failure = (!failed.is_empty()).then(|| format!("{} account(s) failed: {}", failed.len(), failed.join("; ")));
-    let (summary, org_findings, published) = digest(deployment, &listed, &results, failure, opts).await?;
-    findings.extend(org_findings);
+    let digested = digest(deployment, &listed, &results, failure, opts).await?;
+    findings.extend(digested.org_findings);
     crate::finding::sort_findings(&mut findings);
-    Ok(OrganizationScan { summary, results, findings, digest_published: published })
+    Ok(OrganizationScan {
+        summary: digested.summary,
+        results: digested.results,
+        findings,
+        digest_published: digested.published,
+    })
 }
 
 /// What `scan --organization` did.
