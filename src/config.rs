@@ -441,7 +441,7 @@ impl Config {
             },
             rotation_tag: rotation.tag_key.clone(),
         };
-        let organization = organization(&get, &errors, &rotation, &stale_keys);
+        let organization = organization(&get, &errors, &rotation, &stale_keys, security_hub);
 
         let errors = errors.into_inner();
         if !errors.is_empty() {
@@ -482,6 +482,7 @@ fn organization(
     errors: &std::cell::RefCell<Vec<ConfigError>>,
     rotation: &Rotation,
     stale_keys: &StaleKeys,
+    security_hub: bool,
 ) -> Option<Organization> {
     let enabled = match get("ORGANIZATION_MODE").map(|v| v.to_ascii_lowercase()).as_deref() {
         None | Some("false") => false,
@@ -507,6 +508,14 @@ fn organization(
             "ROTATE_KEYS",
             "true",
             "`false` with ORGANIZATION_MODE=true: the member role cannot create or delete keys",
+        ));
+    }
+    if security_hub {
+        errors.borrow_mut().push(bad(
+            "SECURITY_HUB",
+            "true",
+            "`false` with ORGANIZATION_MODE=true: Security Hub takes a finding only from the account it is about, \
+             not from the central account",
         ));
     }
     if stale_keys.mode == StaleKeyMode::On {
@@ -632,6 +641,25 @@ mod tests {
             let err = with(&[(var, val)]).unwrap_err().to_string();
             assert!(err.contains(var) && err.contains(expect), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn organization_mode_reads_its_variables_and_refuses_what_the_member_role_cannot_do() {
+        assert_eq!(with(&[]).unwrap().organization, None);
+        let c = with(&[("ORGANIZATION_MODE", "true"), ("SCP_POLICY", "p-abc123")]).unwrap();
+        let org = c.organization.unwrap();
+        assert_eq!((org.member_role_name.as_str(), org.scp_policy.as_str()), ("iam-sentinel-member", "p-abc123"));
+        let err = with(&[
+            ("ORGANIZATION_MODE", "true"),
+            ("MEMBER_ROLE_NAME", "no spaces allowed"),
+            ("ROTATE_KEYS", "true"),
+            ("DEACTIVATE_STALE_KEYS", "true"),
+            ("SECURITY_HUB", "true"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variables(), ["MEMBER_ROLE_NAME", "ROTATE_KEYS", "SECURITY_HUB", "DEACTIVATE_STALE_KEYS"]);
+        assert!(with(&[("ORGANIZATION_MODE", "true"), ("DEACTIVATE_STALE_KEYS", "dry-run")]).is_ok());
+        assert_eq!(with(&[("ORGANIZATION_MODE", "maybe")]).unwrap_err().variables(), ["ORGANIZATION_MODE"]);
     }
 
     #[test]

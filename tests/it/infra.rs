@@ -967,6 +967,7 @@ fn organization_mode_refuses_to_deploy_without_its_parameters_or_with_key_change
         "!Not [!Contains [!Ref MemberTargetOuIds, \"\"]]",
         "!Not [!Equals [!Ref RotateKeys, \"true\"]]",
         "!Not [!Equals [!Ref DeactivateStaleKeys, \"true\"]]",
+        "!Not [!Equals [!Ref SecurityHub, \"true\"]]",
     ] {
         assert!(asserted.contains(&required), "missing assertion {required}: {asserted:?}");
     }
