@@ -300,7 +300,8 @@ def report(results):
     for r in results:
         size = f"{r['accounts']}x{r['users']}"
         o = r["org_scan"]
-        print(f"{size} seeded in {r['seed_s']:.0f} s; --max-concurrency {o['max_concurrency']}")
+        print(f"{size} seeded in {r['seed_s']:.0f} s; --max-concurrency {o['max_concurrency']}; "
+              f"child wall {r['child']['wall_s']:.2f} s, peak RSS {r['child']['rss_mib']:.1f} MiB")
         print(f"{size} iam-sentinel calls per account: {json.dumps(o['per_account'], sort_keys=True)}")
         print(f"{size} organization digest parts (SQS raw bodies, bytes): {o['digest_parts']}")
         print(f"{size} child answer: {json.dumps(r['child']['answer'], sort_keys=True)[:600]}")
