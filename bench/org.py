@@ -5,7 +5,8 @@ Measures the in-process organization scan (wall time, AWS calls in total and per
 by action, peak RSS, findings), one Step Functions child (`iam-sentinel handle` of a
 `scan_account` payload: wall time, peak RSS), and the organization digest as an SQS
 subscriber receives it (raw delivery, a filter policy on `account=organization` so the
-queue holds only the digest parts). Usage: bench.py --org-sizes 100x200,1000x20 [--peers]
+queue holds only the digest parts), also replayed for 1,000 accounts from copies of the
+child's answer. Usage: bench.py --org-sizes 100x200,1000x20 [--peers]
 """
 import concurrent.futures as cf
 import datetime as dt
@@ -26,6 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANAGEMENT = "123456789012"
 MEMBER_ROLE = "iam-sentinel-member"
 TOPIC = "iam-sentinel-findings"
+# The organization digest is also built for this many accounts from copies of one child's answer.
+DIGEST_REPLAY_ACCOUNTS = 1000
 CONFIG = Config(max_pool_connections=32, retries={"max_attempts": 10})
 COMPARED_CHECKS = ("access-key-stale", "access-key-unused", "console-without-mfa", "access-key-multiple-active")
 
@@ -132,6 +135,20 @@ def run_child(binary, env, account, as_of, tmp):
     start = out.find("\n{", out.find("\n") if out.startswith("{") else 0)
     answer = json.loads(out[start:] if start >= 0 else out)
     return {"account": account, "wall_s": wall, "rss_mib": rss, "answer": answer}
+
+
+def run_digest_replay(binary, env, answer, accounts, queue, tmp):
+    """The last step alone for `accounts` accounts: an `org_digest` payload whose results are
+    copies of one measured child's answer, run through `handle`; the parts the queue receives."""
+    keys = ("users_scanned", "findings", "by_severity", "by_check")
+    results = [dict({k: answer[k] for k in keys}, account=f"{100000000000 + k:012d}", account_name=f"bench-{k:04d}")
+               for k in range(accounts)]
+    payload = os.path.join(tmp, "org-digest.json")
+    with open(payload, "w") as fh:
+        json.dump({"org_digest": {"accounts": [r["account"] for r in results], "results": results}}, fh)
+    drain(queue)
+    wall, _, _, rss = rss_run([binary, "handle", payload], env)
+    return {"accounts": accounts, "wall_s": wall, "rss_mib": rss, "digest_parts": [len(b.encode()) for b in drain(queue)]}
 
 
 class TreeRss:
@@ -272,7 +289,8 @@ def measure_size(binary, base_env, start_moto, accounts, users, as_of, max_concu
         result["org_scan"] = run_org_scan(binary, env, accounts, as_of, max_concurrency, queue)
         with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
             result["child"] = run_child(binary, env, ids[1], as_of, tmp)
-        drain(queue)
+            result["digest_replay"] = run_digest_replay(binary, env, result["child"]["answer"], DIGEST_REPLAY_ACCOUNTS,
+                                                        queue, tmp)
         if with_peers:
             result["c7n_org"] = run_c7n_org(env, ids, as_of)
         return result
@@ -304,6 +322,9 @@ def report(results):
               f"child wall {r['child']['wall_s']:.2f} s, peak RSS {r['child']['rss_mib']:.1f} MiB")
         print(f"{size} iam-sentinel calls per account: {json.dumps(o['per_account'], sort_keys=True)}")
         print(f"{size} organization digest parts (SQS raw bodies, bytes): {o['digest_parts']}")
+        d = r["digest_replay"]
+        print(f"{size} organization digest replayed for {d['accounts']} accounts (handle org_digest, "
+              f"{d['wall_s']:.2f} s, {d['rss_mib']:.1f} MiB): parts {d['digest_parts']}")
         print(f"{size} child answer: {json.dumps(r['child']['answer'], sort_keys=True)[:600]}")
         if "c7n_org" in r:
             print(f"{size} c7n-org calls per account ({r['c7n_org']['workers']} workers): "
