@@ -2,7 +2,11 @@
 Custodian) against the same moto server, at 1,000 and 5,000 users.
 
 Measures wall time, AWS API calls by action, peak RSS and findings count of each.
+With --org (or --org-sizes AxU,...), the organization benchmark instead (bench/org.py):
+an organization of A accounts with U users each, `scan --organization`, one Step Functions
+child, the organization digest, and with --peers c7n-org.
 Usage: bench.py [--sizes 1000,5000] [--peers]   (run through scripts/bench)
+       bench.py --org [--org-sizes 100x200,1000x20] [--max-concurrency 20] [--peers]
 """
 import argparse
 import datetime as dt
@@ -68,22 +72,47 @@ def run_sentinel(binary, env, per_user):
             "findings": len(findings), "compared": compared}
 
 
+def base_env():
+    return dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
+                APPROVALS_SECRET_ID="iam-sentinel/approvals", RUST_LOG="error",
+                # The fallback network policy is judged too (the seeded groups carry it).
+                NETWORK_GUARDRAIL="identity-policy",
+                ENTERPRISE_CIDRS="192.0.2.0/24,203.0.113.0/24,2001:db8:1234::/48")
+
+
+def main_org(args):
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import org  # noqa: E402
+    results = []
+    for size in args.org_sizes.split(","):
+        accounts, users = (int(x) for x in size.lower().split("x"))
+        results.append(org.measure_size(args.binary, base_env(), start_moto, accounts, users, AS_OF,
+                                        args.max_concurrency, args.peers))
+        org.report(results)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1, sort_keys=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,5000")
     ap.add_argument("--peers", action="store_true", help="also run Cloud Custodian (c7n, pinned) on the same moto")
     ap.add_argument("--binary", required=True)
+    ap.add_argument("--org", action="store_true", help="the organization benchmark (bench/org.py)")
+    ap.add_argument("--org-sizes", help="accounts x users, e.g. 100x200,1000x20 (implies --org)")
+    ap.add_argument("--max-concurrency", type=int, default=20, help="scan --organization --max-concurrency")
+    ap.add_argument("--json", metavar="FILE", help="with --org: also write the results as JSON")
     args = ap.parse_args()
+    if args.org or args.org_sizes:
+        args.org_sizes = args.org_sizes or "100x200,1000x20"
+        return main_org(args)
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         proc, url = start_moto()
         try:
-            env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                       AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
-                       APPROVALS_SECRET_ID="iam-sentinel/approvals", RUST_LOG="error",
-                       # The fallback network policy is judged too (the seeded groups carry it).
-                       NETWORK_GUARDRAIL="identity-policy",
-                       ENTERPRISE_CIDRS="192.0.2.0/24,203.0.113.0/24,2001:db8:1234::/48")
+            env = dict(base_env(), AWS_ENDPOINT_URL=url)
             t = time.monotonic()
             subprocess.run([sys.executable, os.path.join(ROOT, "bench", "seed.py"), str(n)], env=env, check=True)
             print(f"seeded {n} users in {time.monotonic() - t:.1f} s", file=sys.stderr)

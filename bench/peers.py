@@ -71,7 +71,7 @@ def ensure_venv():
         with open(stamp) as fh:
             if fh.read().strip() == want:
                 return
-    print("installing Cloud Custodian into .venv-peers (bench/requirements-peers.txt)", file=sys.stderr)
+    print("installing Cloud Custodian and c7n-org into .venv-peers (bench/requirements-peers.txt)", file=sys.stderr)
     subprocess.run(["python3", "-m", "venv", PEERS_VENV], check=True)
     with open(os.path.join(PEERS_VENV, ".gitignore"), "w") as fh:
         fh.write("*\n")

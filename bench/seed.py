@@ -27,7 +27,7 @@ def user_name(i):
     return f"bench-user-{i:05d}"
 
 
-def seed_user(i):
+def seed_user(i, iam=iam):
     name = user_name(i)
     tags = [{"Key": "AccessException", "Value": "True"}] if i % 10 == 0 else []
     iam.create_user(UserName=name, Tags=tags)
@@ -48,7 +48,7 @@ ALLOW_READ = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}]})
 
 
-def seed_policies():
+def seed_policies(iam=iam):
     network = (POLICIES / "EnterpriseNetworkRestriction.json").read_text()
     published = {
         "EnterpriseNetworkRestriction": network,
@@ -68,7 +68,7 @@ def seed_policies():
     iam.update_account_password_policy(MinimumPasswordLength=14, PasswordReusePrevention=24)
 
 
-def seed_user_policies(i):
+def seed_user_policies(i, iam=iam):
     name = user_name(i)
     if i % 7 != 0:
         iam.add_user_to_group(GroupName=f"team-{i % GROUPS:02d}", UserName=name)
