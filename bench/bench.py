@@ -88,7 +88,7 @@ def main_org(args):
     for size in args.org_sizes.split(","):
         accounts, users = (int(x) for x in size.lower().split("x"))
         results.append(org.measure_size(args.binary, base_env(), start_moto, accounts, users, AS_OF,
-                                        args.max_concurrency, args.peers))
+                                        args.max_concurrency, args.peers, args.org_users_only))
         org.report(results)
     if args.json:
         with open(args.json, "w") as fh:
@@ -104,6 +104,8 @@ def main():
     ap.add_argument("--org-sizes", help="accounts x users, e.g. 100x200,1000x20 (implies --org)")
     ap.add_argument("--max-concurrency", type=int, default=20, help="scan --organization --max-concurrency")
     ap.add_argument("--json", metavar="FILE", help="with --org: also write the results as JSON")
+    ap.add_argument("--org-users-only", action="store_true",
+                    help="with --org: seed the users' mix without groups and policies (faster to seed)")
     args = ap.parse_args()
     if args.org or args.org_sizes:
         args.org_sizes = args.org_sizes or "100x200,1000x20"

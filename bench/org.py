@@ -41,18 +41,21 @@ def member_iam(account):
                         aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
 
 
-def seed_account(account, users):
+def seed_account(account, users, users_only=False):
     """bench/seed.py's groups, policies and user mix in one account (calls in sequence: the
-    parallelism is across accounts)."""
+    parallelism is across accounts); `users_only`: the users' mix without the groups and
+    policies (about 255 calls an account in moto, the limit at a thousand accounts)."""
     iam = member_iam(account)
-    seed.seed_policies(iam)
+    if not users_only:
+        seed.seed_policies(iam)
     for i in range(users):
         seed.seed_user(i, iam)
-    for i in range(users):
-        seed.seed_user_policies(i, iam)
+    if not users_only:
+        for i in range(users):
+            seed.seed_user_policies(i, iam)
 
 
-def seed_org(accounts, users):
+def seed_org(accounts, users, users_only=False):
     """An organization of `accounts` accounts (the management account and accounts - 1
     members), each with `users` users; one approvals registry scoped by account."""
     org = boto3.client("organizations", config=CONFIG)
@@ -66,7 +69,7 @@ def seed_org(accounts, users):
         members = list(pool.map(create, range(1, accounts)))
     ids = [MANAGEMENT] + members
     with cf.ThreadPoolExecutor(max_workers=12) as pool:
-        list(pool.map(lambda a: seed_account(a, users), ids))
+        list(pool.map(lambda a: seed_account(a, users, users_only), ids))
     expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=400)).strftime("%Y-%m-%dT%H:%M:%SZ")
     approvals = [{"user": seed.user_name(i), "approved_by": "sec-lead@example.com", "ticket": f"SEC-{i}",
                   "expires": expires, "account": a} for a in ids for i in range(0, users, 20)]
@@ -274,18 +277,18 @@ def run_c7n_org(env, ids, as_of):
             "compared": sorted(compared), "workers": int(os.environ.get("C7N_ORG_PARALLEL", os.cpu_count() * 4))}
 
 
-def measure_size(binary, base_env, start_moto, accounts, users, as_of, max_concurrency, with_peers):
+def measure_size(binary, base_env, start_moto, accounts, users, as_of, max_concurrency, with_peers, users_only=False):
     proc, url = start_moto()
     try:
         env = dict(base_env, AWS_ENDPOINT_URL=url)
         os.environ.update(env)  # the seeding and queue clients (boto3) read the same endpoint
         t = time.monotonic()
-        ids = seed_org(accounts, users)
+        ids = seed_org(accounts, users, users_only)
         seeded = time.monotonic() - t
         print(f"seeded {accounts} accounts x {users} users in {seeded:.1f} s", file=sys.stderr)
         topic, queue = digest_queue()
         env.update(ORGANIZATION_MODE="true", MEMBER_ROLE_NAME=MEMBER_ROLE, FINDINGS_TOPIC_ARN=topic)
-        result = {"accounts": accounts, "users": users, "seed_s": seeded}
+        result = {"accounts": accounts, "users": users, "seed_s": seeded, "users_only": users_only}
         result["org_scan"] = run_org_scan(binary, env, accounts, as_of, max_concurrency, queue)
         with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
             result["child"] = run_child(binary, env, ids[1], as_of, tmp)
