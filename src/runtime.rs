@@ -162,12 +162,6 @@ impl Deployment {
         self.org.as_ref().map(|o| &o.reader)
     }
 
-    /// The function's own account (organization mode only).
-    #[must_use]
-    pub fn own_account(&self) -> Option<&str> {
-        self.org.as_ref().map(|o| o.own_account.as_str())
-    }
-
     /// The app acting in `account`: the central app in single-account mode or for the function's
     /// own account; otherwise one reading the member through its role (one `sts:AssumeRole`
     /// per account while the credentials last). `name` is the account's name when the caller
@@ -212,13 +206,6 @@ impl Deployment {
             &self.counter,
             Some((account, context)),
         ))))
-    }
-
-    /// The member role's name (organization mode only): the loop guard and the CloudTrail of
-    /// members show it.
-    #[must_use]
-    pub fn member_role_name(&self) -> Option<&str> {
-        self.org.as_ref().map(|o| o.members.role_name())
     }
 }
 

@@ -47,12 +47,6 @@ impl Members {
         format!("arn:{}:iam::{account}:role/{}", self.partition, self.role_name)
     }
 
-    /// The member role's name (`MEMBER_ROLE_NAME`).
-    #[must_use]
-    pub fn role_name(&self) -> &str {
-        &self.role_name
-    }
-
     /// An SDK configuration acting in `account` through the member role: one `sts:AssumeRole`
     /// the first time, none while the cached credentials have more than 5 minutes left.
     pub async fn sdk_for(&self, account: &str, now: DateTime<Utc>) -> Result<SdkConfig, CallError> {

@@ -41,9 +41,22 @@ pub async fn coverage(
     only: Option<&BTreeSet<String>>,
 ) -> Result<Vec<Finding>, CallError> {
     let org = reader.read_structure(only).await?;
+    Ok(judge(&org, config, region, now, trigger, only))
+}
+
+/// [`coverage`]'s judgement of a structure already read.
+#[must_use]
+pub fn judge(
+    org: &coverage::OrgStructure,
+    config: &Config,
+    region: &str,
+    now: DateTime<Utc>,
+    trigger: &str,
+    only: Option<&BTreeSet<String>>,
+) -> Vec<Finding> {
     let scope =
         Scope { account: org.management_account.clone(), region: region.to_owned(), trigger: trigger.to_owned(), now };
-    Ok(coverage::judge_coverage(&org, &scp_settings(config), &scope, only))
+    coverage::judge_coverage(org, &scp_settings(config), &scope, only)
 }
 
 /// What the SCP judgement compares with, from the configuration (`SCP_POLICY` defaults to the

@@ -2,6 +2,8 @@
 //! invocation: `list_accounts`, `scan_account`, `org_digest`) and by `iam-sentinel scan
 //! --organization` (all steps in one process, accounts scanned with bounded concurrency).
 
+use std::collections::HashMap;
+
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -132,15 +134,10 @@ pub async fn scan_account(
     management_account: Option<&str>,
     opts: &RunOptions,
 ) -> Result<(Report, AccountResult), OrgError> {
-    if !deployment.is_organization() {
-        return Err(OrgError::NotOrganization("scan_account"));
-    }
+    let reader = deployment.organization().ok_or(OrgError::NotOrganization("scan_account"))?;
     let management = match management_account {
         Some(m) => m == account,
-        None => {
-            deployment.organization().ok_or(OrgError::NotOrganization("scan_account"))?.management_account().await?
-                == account
-        }
+        None => reader.management_account().await? == account,
     };
     let app = deployment.app_for(account, account_name, management, opts.now).await?;
     let name = app.organization.as_ref().and_then(|o| o.account_name.clone());
@@ -162,43 +159,37 @@ pub async fn digest(
 ) -> Result<Digested, OrgError> {
     let reader = deployment.organization().ok_or(OrgError::NotOrganization("org_digest"))?;
     let region = &deployment.central.region;
-    // The state machine keeps no names (every byte of its state counts): one paged read.
-    let mut with_names;
-    let mut results = results;
-    if results.iter().any(|r| r.account_name.is_none()) {
-        let listed_names: std::collections::HashMap<String, String> =
-            reader.list_accounts().await?.into_iter().map(|a| (a.id, a.name)).collect();
-        with_names = results.to_vec();
-        for r in &mut with_names {
-            if r.account_name.is_none() {
-                r.account_name = listed_names.get(&r.account).filter(|n| !n.is_empty()).cloned();
-            }
-        }
-        results = &with_names;
-    }
-    // The SCP's coverage of every member: read in bulk once per run.
-    let coverage = crate::org::coverage(reader, &deployment.central.config, region, opts.now, "schedule", None).await;
-    let (org_findings, not_judged) = match coverage {
-        Ok(mut found) => {
+    // One bulk read per run gives the SCP coverage of every member and the accounts' names
+    // (the state machine keeps no names: every byte of its state counts).
+    let structure = reader.read_structure(None).await;
+    let (org_findings, not_judged) = match &structure {
+        Ok(org) => {
+            let mut found = crate::org::judge(org, &deployment.central.config, region, opts.now, "schedule", None);
             crate::finding::sort_findings(&mut found);
             (found, None)
         }
-        Err(e) => (Vec::new(), Some(e)),
+        Err(e) => (Vec::new(), Some(e.clone())),
     };
     let failure = match (failure, &not_judged) {
         (f, None) => f,
         (None, Some(e)) => Some(format!("SCP coverage not judged: {e}")),
         (Some(f), Some(e)) => Some(format!("{f}; SCP coverage not judged: {e}")),
     };
-    // Each account's row counts its organization-level findings too (worst accounts first).
+    let names: HashMap<&str, &str> =
+        structure.iter().flat_map(|o| &o.accounts).map(|a| (a.id.as_str(), a.name.as_str())).collect();
     let mut counted = results.to_vec();
+    for r in counted.iter_mut().filter(|r| r.account_name.is_none()) {
+        r.account_name = names.get(r.account.as_str()).filter(|n| !n.is_empty()).map(|n| (*n).to_owned());
+    }
+    // Each account's row counts its organization-level findings too (worst accounts first).
+    let row: HashMap<String, usize> = counted.iter().enumerate().map(|(i, r)| (r.account.clone(), i)).collect();
+    let mut outside = Vec::new();
     for f in &org_findings {
-        if let Some(r) = counted.iter_mut().find(|r| r.account == f.account) {
-            r.add(f);
+        match row.get(&f.account) {
+            Some(&i) => counted[i].add(f),
+            None => outside.push(f.clone()),
         }
     }
-    let outside: Vec<Finding> =
-        org_findings.iter().filter(|f| !counted.iter().any(|r| r.account == f.account)).cloned().collect();
     let results = counted.as_slice();
     let summary = OrgSummary::new(listed, results, &outside, failure, opts.now, region);
     let mut out: Vec<Message> = org_findings.iter().map(Message::finding).collect();
