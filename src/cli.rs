@@ -137,6 +137,7 @@ impl Common {
             dry_run: self.dry_run || self.as_of.is_some(),
             publish: !self.no_publish,
             stop_by: None,
+            already_sent: std::sync::Arc::default(),
         }
     }
 

@@ -21,3 +21,4 @@ pub mod remediate;
 pub mod render;
 pub mod runtime;
 pub mod snapshot;
+pub mod state;

@@ -124,6 +124,10 @@ pub struct ScanSummary {
     /// the event path's log, or in its `registry-changed-by-non-approver` finding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_last_changed_at: Option<DateTime<Utc>>,
+    /// What changed since the previous scan (new, resolved, still open, oldest open), when
+    /// the state table is configured; `None` without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::state::Changes>,
 }
 
 /// One exception in force (tagged `True` under a valid approval), as the digest lists it.
@@ -286,6 +290,7 @@ pub(crate) mod tests {
 
     pub(crate) fn summary() -> ScanSummary {
         ScanSummary {
+            changes: None,
             account: "123456789012".into(),
             region: "us-east-1".into(),
             observed_at: Utc::now(),

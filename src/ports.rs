@@ -47,6 +47,8 @@ pub struct PublishError {
     pub failed: String,
     /// Publishing stopped because the deadline was near, not because a call failed.
     pub deadline: bool,
+    /// The ids of the messages the topic accepted, so a retry sends only the rest.
+    pub sent: Vec<String>,
 }
 
 /// Reads one IAM user and removes its exception tag.
@@ -277,4 +279,95 @@ pub trait KeyRotation: Send + Sync {
     /// (`UpdateSecretVersionStage`); without one (the user's first rotation) the secret is
     /// scheduled for deletion, recoverable for 7 days. Returns whether a previous version existed.
     fn restore_previous<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<bool, CallError>>;
+}
+
+/// The state table could not be used: the run goes on as if stateless and fails by name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state table {table}: {action} failed: {message}")]
+pub struct StateError {
+    /// `dynamodb:Query`, `dynamodb:BatchWriteItem`, …
+    pub action: &'static str,
+    /// The table's name.
+    pub table: String,
+    /// The service's error, or why the request was refused.
+    pub message: String,
+}
+
+/// The threads read for an account, and the records that could not be read (reported, skipped).
+#[derive(Debug, Clone, Default)]
+pub struct ThreadsRead {
+    /// The well-formed records.
+    pub records: Vec<crate::state::ThreadRecord>,
+    /// One line per malformed record: its key and what is wrong.
+    pub malformed: Vec<String>,
+}
+
+/// What the table says of an event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventClaim {
+    /// First delivery: this invocation handles it.
+    First,
+    /// Already handled completely at `at`: a duplicate delivery.
+    Done {
+        /// When it was handled.
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// An earlier invocation started it and did not finish (a retry): the ids it already sent.
+    Retry {
+        /// Message ids already published.
+        sent: std::collections::HashSet<String>,
+    },
+    /// Another invocation is handling it right now (its lease runs until `until`).
+    InProgress {
+        /// When the other invocation's lease ends.
+        until: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// The function's memory (the DynamoDB state table): finding threads, event ids, the journal.
+/// Every method names the account; an implementation bound to one account refuses others.
+pub trait StateStore: Send + Sync {
+    /// The table's name, for messages.
+    fn table(&self) -> &str;
+    /// Every thread record of `account` (one paged Query).
+    fn threads<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<ThreadsRead, StateError>>;
+    /// The records of these threads of `account` that exist (for the event path).
+    fn threads_of<'a>(
+        &'a self,
+        account: &'a str,
+        threads: &'a [String],
+    ) -> BoxFuture<'a, Result<ThreadsRead, StateError>>;
+    /// Writes these records (batched); resolved ones expire after a retention period.
+    fn write_threads<'a>(&'a self, records: &'a [crate::state::ThreadRecord]) -> BoxFuture<'a, Result<(), StateError>>;
+    /// Claims event `event_id` of `account` until `lease_until` (a conditional write).
+    fn claim_event<'a>(
+        &'a self,
+        account: &'a str,
+        event_id: &'a str,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_until: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<EventClaim, StateError>>;
+    /// Records the message ids sent for the event and whether it is done; releases the lease.
+    fn finish_event<'a>(
+        &'a self,
+        account: &'a str,
+        event_id: &'a str,
+        sent: &'a [String],
+        done: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<(), StateError>>;
+    /// Appends an entry to the action journal.
+    fn journal<'a>(&'a self, entry: &'a crate::state::journal::JournalEntry) -> BoxFuture<'a, Result<(), StateError>>;
+    /// Every journal entry of a finding in `account`.
+    fn actions_of<'a>(
+        &'a self,
+        account: &'a str,
+        finding_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::state::journal::JournalEntry>, StateError>>;
+    /// Every journal entry about `user` of `account`, oldest first.
+    fn history<'a>(
+        &'a self,
+        account: &'a str,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::state::journal::JournalEntry>, StateError>>;
 }

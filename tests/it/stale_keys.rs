@@ -31,7 +31,13 @@ async fn key_status(acct: &Account, user: &str) -> Vec<(String, String)> {
 /// A scan judged `days` ahead with `mode`; returns the report and the calls by action.
 async fn scan_ahead(acct: &Account, mode: &str, days: i64) -> (Report, std::collections::BTreeMap<String, u64>) {
     let (app, counter) = build_app_with(acct.config(&[("DEACTIVATE_STALE_KEYS", mode)]), &acct.sdk);
-    let opts = RunOptions { now: Utc::now() + Duration::days(days), dry_run: false, publish: false, stop_by: None };
+    let opts = RunOptions {
+        now: Utc::now() + Duration::days(days),
+        dry_run: false,
+        publish: false,
+        stop_by: None,
+        already_sent: std::sync::Arc::default(),
+    };
     let report = Box::pin(app.scan(None, &opts)).await.unwrap();
     (report, counter.snapshot().calls)
 }
@@ -289,7 +295,13 @@ async fn the_event_path_deactivates_the_key_by_its_id() {
     let mut event = crate::common::sample("update-access-key.json");
     event["detail"]["requestParameters"]["accessKeyId"] = json!(id);
     let (app, counter) = build_app_with(acct.config(&[("DEACTIVATE_STALE_KEYS", "true")]), &acct.sdk);
-    let opts = RunOptions { now: Utc::now() + Duration::days(200), dry_run: false, publish: false, stop_by: None };
+    let opts = RunOptions {
+        now: Utc::now() + Duration::days(200),
+        dry_run: false,
+        publish: false,
+        stop_by: None,
+        already_sent: std::sync::Arc::default(),
+    };
     let report = Box::pin(app.handle(event, &opts)).await.unwrap();
     assert_eq!(report.failure, None);
     let f = stale_finding(&report, "svc-legacy-erp");
