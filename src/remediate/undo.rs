@@ -208,6 +208,14 @@ pub async fn apply(
             Ok(format!("{would}reactivate {user}'s key {key_id}"))
         }
         UndoRecord::Untag { user, tag_key, previous_value } => {
+            // Only the exception tag is ever removed, so only it is ever put back.
+            if !tag_key.eq_ignore_ascii_case(&config.policy.exception_tag_key) {
+                return Err(UndoError::Refused(format!(
+                    "the record names tag {tag_key:?}, not the exception tag {:?}: the function never removes \
+                     any other tag",
+                    config.policy.exception_tag_key
+                )));
+            }
             let (tags, registry) = tokio::join!(directory.read_tags(user), approvals.load());
             let registry = registry.map_err(|e| UndoError::Refused(format!("the approvals registry: {e}")))?;
             check_retag(user, tag_key, tags?.as_deref(), registry.is_valid_for(user, now))
