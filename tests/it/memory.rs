@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue as A, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use chrono::{Duration, Utc};
 use iam_sentinel::app::{App, Report, RunOptions};
@@ -411,7 +411,6 @@ async fn a_malformed_record_is_reported_and_skipped_and_another_account_is_refus
     planted(&acct).await;
     let table = create_state_table(&acct.sdk).await;
     let ddb = aws_sdk_dynamodb::Client::new(&acct.sdk);
-    use aws_sdk_dynamodb::types::AttributeValue as A;
     ddb.put_item()
         .table_name(&table)
         .item("pk", A::S(format!("T#{ACCOUNT}")))
