@@ -41,6 +41,9 @@ pub struct JournalEntry {
     pub trigger: String,
     /// Who acted: the function, or the ARN that ran `undo`.
     pub by: String,
+    /// For an undo: the sort key of the entry it undid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<String>,
 }
 
 impl JournalEntry {
@@ -59,6 +62,7 @@ impl JournalEntry {
             at,
             trigger: trigger.to_owned(),
             by: "iam-sentinel".to_owned(),
+            undoes: None,
         }
     }
 
@@ -72,6 +76,7 @@ impl JournalEntry {
             at,
             trigger: "undo".to_owned(),
             by: by.to_owned(),
+            undoes: Some(applied.sort_key()),
             ..applied.clone()
         }
     }
@@ -143,7 +148,8 @@ pub fn to_undo<'a>(entries: &'a [JournalEntry], account: &str, finding_id: &str)
         .filter(|e| e.kind == EntryKind::Applied)
         .max_by_key(|e| e.at)
         .ok_or_else(|| Refusal::NoAction { account: account.to_owned(), finding_id: finding_id.to_owned() })?;
-    if let Some(undo) = mine().filter(|e| e.kind == EntryKind::Undone && e.at >= latest.at).max_by_key(|e| e.at) {
+    let key = latest.sort_key();
+    if let Some(undo) = mine().find(|e| e.kind == EntryKind::Undone && e.undoes.as_deref() == Some(key.as_str())) {
         return Err(Refusal::AlreadyUndone { finding_id: finding_id.to_owned(), at: undo.at, by: undo.by.clone() });
     }
     Ok(latest)
