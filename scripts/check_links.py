@@ -76,10 +76,18 @@ def links(path):
             yield number, match.group(1)
 
 
+def shown(path):
+    """A path as the messages name it: relative to the repository when inside it."""
+    try:
+        return path.relative_to(ROOT)
+    except ValueError:
+        return path
+
+
 def problems(path):
     """What is wrong with the links of one file, one message per broken link."""
     for number, target in links(path):
-        where = f"{path.relative_to(ROOT)}:{number}: {target}"
+        where = f"{shown(path)}:{number}: {target}"
         if not target:
             yield f"{where}: empty link target"
             continue
@@ -88,14 +96,14 @@ def problems(path):
         file_part, _, anchor = target.partition("#")
         resolved = (path.parent / file_part).resolve() if file_part else path
         if file_part.startswith("/"):
-            yield f"{where}: absolute path; write it relative to {path.relative_to(ROOT)}"
+            yield f"{where}: absolute path; write it relative to {shown(path)}"
             continue
         if not resolved.exists():
             yield f"{where}: no such file or directory"
             continue
         if anchor and resolved.suffix == ".md" and resolved.is_file():
             if anchor not in anchors(resolved):
-                yield f"{where}: {resolved.relative_to(ROOT)} has no heading with anchor #{anchor}"
+                yield f"{where}: {shown(resolved)} has no heading with anchor #{anchor}"
 
 
 def main(arguments):
