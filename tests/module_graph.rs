@@ -355,6 +355,28 @@ fn imports(source: &str, children: &BTreeSet<String>) -> Vec<Import> {
     found
 }
 
+/// What a file re-exports from the domain (`pub use crate::domain::…`): item name → full path.
+fn domain_reexports(source: &str) -> BTreeMap<String, String> {
+    let code = blank_test_items(&blank_literals(source));
+    let mut found = BTreeMap::new();
+    let mut rest = 0;
+    while let Some(k) = code[rest..].find("pub use ") {
+        let at = rest + k;
+        rest = at + 8;
+        let Some(end) = code[at..].find(';') else { break };
+        for path in expand_use(&code[at + 8..at + end]) {
+            if path.len() > 2
+                && path[0] == "crate"
+                && path[1] == "domain"
+                && let Some(item) = path.last()
+            {
+                found.insert(item.clone(), path.join("::"));
+            }
+        }
+    }
+    found
+}
+
 /// The file-level graph: for each file, the files it imports from (with the imports).
 type Graph = BTreeMap<usize, BTreeMap<usize, Vec<Import>>>;
 
@@ -402,13 +424,22 @@ fn related(a: &[String], b: &[String]) -> bool {
     a.starts_with(b) || b.starts_with(a)
 }
 
+/// `src/a.rs:3 imports crate::b::X, line 9 crate::b::Y from src/b.rs`: every distinct path.
 fn describe(modules: &[Module], from: usize, to: usize, imports: &[Import]) -> String {
-    let first = &imports[0];
-    format!("{}:{} imports {} from {}", modules[from].file, first.line, first.text, modules[to].file)
+    let mut seen = BTreeSet::new();
+    let mut text = String::new();
+    for import in imports.iter().filter(|i| seen.insert(i.text.clone())) {
+        if text.is_empty() {
+            let _ = write!(text, "{}:{} imports {}", modules[from].file, import.line, import.text);
+        } else {
+            let _ = write!(text, ", line {} {}", import.line, import.text);
+        }
+    }
+    format!("{text} from {}", modules[to].file)
 }
 
 /// Every problem of the graph, one line each (empty when the layers hold).
-fn problems(modules: &[Module], g: &Graph) -> Vec<String> {
+fn problems(modules: &[Module], sources: &[String], g: &Graph) -> Vec<String> {
     let mut out = Vec::new();
     for m in modules {
         if layer_of(&m.path).is_none() {
@@ -421,8 +452,19 @@ fn problems(modules: &[Module], g: &Graph) -> Vec<String> {
             let tp = &modules[to].path;
             let (Some(lf), Some(lt)) = (layer_of(fp), layer_of(tp)) else { continue };
             if lt > lf {
+                let moved = domain_reexports(&sources[to]);
+                let hints: BTreeSet<&String> =
+                    imports.iter().filter_map(|i| i.target.last().and_then(|item| moved.get(item))).collect();
+                let fix = if hints.is_empty() {
+                    "move what it needs down (src/domain/) and import it from there".to_owned()
+                } else {
+                    format!(
+                        "it moved: import {} instead",
+                        hints.into_iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+                    )
+                };
                 out.push(format!(
-                    "upward import: {} ({} layer from the {} layer); move what it needs down (src/domain/) and import it from there",
+                    "upward import: {} ({} layer from the {} layer); {fix}",
                     describe(modules, from, to, imports),
                     LAYERS[lt].0,
                     LAYERS[lf].0
@@ -523,7 +565,7 @@ fn check_counting(files: &BTreeMap<String, String>) -> (Vec<String>, usize) {
     let sources: Vec<String> = modules.iter().map(|m| files[&m.file].clone()).collect();
     let modules: Vec<Module> = modules.into_iter().map(|m| Module { file: format!("src/{}", m.file), ..m }).collect();
     let g = graph(&modules, &sources);
-    (problems(&modules, &g), g.values().map(BTreeMap::len).sum())
+    (problems(&modules, &sources, &g), g.values().map(BTreeMap::len).sum())
 }
 
 fn check(files: &BTreeMap<String, String>) -> Vec<String> {
@@ -598,6 +640,24 @@ fn a_cycle_through_three_files_and_inline_paths_is_found() {
         assert!(cycle.contains(edge), "{edge} missing from {cycle}");
     }
     assert!(problems.iter().any(|p| p.starts_with("too wide an import: src/ports.rs:1")), "{problems:?}");
+}
+
+#[test]
+fn an_upward_import_of_a_type_that_moved_down_names_its_new_path() {
+    let problems = check(&tree(&[
+        ("lib.rs", "pub mod checks;\npub mod domain;\npub mod event;\n"),
+        ("domain/mod.rs", "pub mod call;\n"),
+        ("domain/call.rs", "pub struct Actor;\n"),
+        ("checks/mod.rs", "pub use crate::domain::call::{Actor, CallContext};\n"),
+        ("event.rs", "use crate::checks::Actor;\nfn f(a: crate::checks::Actor) {}\n"),
+    ]));
+    assert_eq!(
+        problems,
+        vec![
+            "upward import: src/event.rs:1 imports crate::checks::Actor from src/checks/mod.rs (rules layer from the \
+             input layer); it moved: import crate::domain::call::Actor instead"
+        ]
+    );
 }
 
 #[test]
