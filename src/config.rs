@@ -3,8 +3,8 @@
 //! A bad value stops start-up with an error naming the variable and the values it
 //! accepts; nothing here is read again during an invocation.
 
-use crate::checks::password::PasswordMinimums;
-use crate::checks::policy::Cidr;
+use crate::domain::cidr::Cidr;
+use crate::domain::password::PasswordMinimums;
 
 /// Which users must have MFA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,7 +405,7 @@ impl Config {
         let break_glass_users: Vec<String> = get("BREAK_GLASS_USERS")
             .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
-        if let Some(bad_name) = break_glass_users.iter().find(|u| !crate::event::is_valid_user_name(u)) {
+        if let Some(bad_name) = break_glass_users.iter().find(|u| !crate::domain::names::is_valid_user_name(u)) {
             errors.borrow_mut().push(bad("BREAK_GLASS_USERS", bad_name, "comma-separated IAM user names"));
         }
         let rotation = Rotation {

@@ -9,6 +9,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod credential_report;
+pub mod domain;
 pub mod event;
 pub mod finding;
 pub mod lambda;

@@ -3,8 +3,10 @@
 use std::future::Future;
 
 use crate::approvals::Approvals;
-use crate::checks::registry::Version;
-use crate::message::Message;
+pub use crate::domain::keys::KeyState;
+use crate::domain::message::Message;
+use crate::domain::registry::Version;
+pub use crate::domain::stored::StoredFinding;
 use crate::snapshot::{Tag, UserSnapshot};
 
 /// A failed AWS call, named by its action (`iam:GetUser`) and target.
@@ -72,30 +74,19 @@ pub trait UserDirectory: Send + Sync {
     fn add_tag(&self, user: &str, key: &str, value: &str) -> impl Future<Output = Result<(), CallError>> + Send;
 }
 
-/// One access key as `ListAccessKeys` reports it at the moment of acting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyState {
-    /// The access key id.
-    pub id: String,
-    /// `Active` (true) or `Inactive`.
-    pub active: bool,
-    /// When the key was created.
-    pub created: chrono::DateTime<chrono::Utc>,
-}
-
 /// Reads the whole account with bulk calls only (credential report + GetAccountAuthorizationDetails).
 pub trait AccountReader: Send + Sync {
     /// Every user, the root account, and when the credential report was generated.
     fn read_account(&self) -> impl Future<Output = Result<AccountSnapshot, ScanError>> + Send;
     /// Root's credential state from the account summary (one call), for events about root.
-    fn read_root_summary(&self) -> impl Future<Output = Result<crate::checks::RootSummary, CallError>> + Send;
+    fn read_root_summary(&self) -> impl Future<Output = Result<crate::domain::account::RootSummary, CallError>> + Send;
     /// Groups, customer managed policies and every user's policies, without credentials
     /// (`GetAccountAuthorizationDetails` only), for events that change policies.
     fn read_access(&self) -> impl Future<Output = Result<AccessSnapshot, CallError>> + Send;
     /// The account password policy (one call); `None` when the account has none.
     fn read_password_policy(
         &self,
-    ) -> impl Future<Output = Result<Option<crate::checks::password::PasswordPolicy>, CallError>> + Send;
+    ) -> impl Future<Output = Result<Option<crate::domain::password::PasswordPolicy>, CallError>> + Send;
     /// Every user name (bulk); the per-user baseline of the benchmark starts from it.
     fn list_user_names(&self) -> impl Future<Output = Result<Vec<String>, ScanError>> + Send;
     /// Whether the role `role_arn` still exists (`iam:GetRole`): one call per configured break-glass role.
@@ -120,7 +111,7 @@ pub struct AccountSnapshot {
     /// Groups and customer managed policies; every user's own `policies` point into it.
     pub catalogue: crate::snapshot::PolicyCatalogue,
     /// The account password policy; `None` when the account has none.
-    pub password_policy: Option<crate::checks::password::PasswordPolicy>,
+    pub password_policy: Option<crate::domain::password::PasswordPolicy>,
 }
 
 /// The account's policies and how they reach each user, without credentials.
@@ -195,31 +186,6 @@ pub struct StoreError {
     pub not_enabled: bool,
 }
 
-/// A finding the store holds as open (active, not yet passed), as much as the lifecycle needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredFinding {
-    /// The store's id (stable per condition: see `render::asff::finding_id`).
-    pub store_id: String,
-    /// The check, as the stored `GeneratorId` names it; `None` for an id this version does not know.
-    pub check: Option<crate::finding::CheckId>,
-    /// Account.
-    pub account: String,
-    /// Region the finding was observed from.
-    pub region: String,
-    /// Principal ARN.
-    pub principal: String,
-    /// IAM user name, if about a user.
-    pub user: Option<String>,
-    /// Key id or slot, if about a key.
-    pub resource: Option<String>,
-    /// `schedule` or `event:<EventName>`: which path reported it.
-    pub trigger: String,
-    /// The message the finding was reported with.
-    pub message: String,
-    /// When it was first reported.
-    pub first_observed_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
 /// Where findings are kept with a lifecycle (AWS Security Hub): imported on every run,
 /// read back after a scan to find those the scan no longer produces.
 pub trait FindingsStore: Send + Sync {
@@ -257,11 +223,10 @@ pub struct NewKey {
 /// exists is decided at start-up.
 pub trait KeyRotation: Send + Sync {
     /// When, where and to what a key was last used (`GetAccessKeyLastUsed`).
-    fn last_use<'a>(&'a self, key_id: &'a str)
-    -> BoxFuture<'a, Result<crate::remediate::rotation::LastUse, CallError>>;
+    fn last_use<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<crate::domain::keys::LastUse, CallError>>;
     /// What the user's rotation secret holds (`DescribeSecret`, `GetSecretValue` of the current
     /// version: only its key id is kept).
-    fn vault<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<crate::remediate::rotation::Vault, CallError>>;
+    fn vault<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<crate::domain::keys::Vault, CallError>>;
     /// Creates a key for `user` (`CreateAccessKey`).
     fn create_key<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<NewKey, CallError>>;
     /// Stores `key` as the secret's current version, creating the secret on first use.
@@ -297,7 +262,7 @@ pub struct StateError {
 #[derive(Debug, Clone, Default)]
 pub struct ThreadsRead {
     /// The well-formed records.
-    pub records: Vec<crate::state::ThreadRecord>,
+    pub records: Vec<crate::domain::memory::ThreadRecord>,
     /// One line per malformed record: its key and what is wrong.
     pub malformed: Vec<String>,
 }
@@ -338,7 +303,10 @@ pub trait StateStore: Send + Sync {
         threads: &'a [String],
     ) -> BoxFuture<'a, Result<ThreadsRead, StateError>>;
     /// Writes these records (batched); resolved ones expire after a retention period.
-    fn write_threads<'a>(&'a self, records: &'a [crate::state::ThreadRecord]) -> BoxFuture<'a, Result<(), StateError>>;
+    fn write_threads<'a>(
+        &'a self,
+        records: &'a [crate::domain::memory::ThreadRecord],
+    ) -> BoxFuture<'a, Result<(), StateError>>;
     /// Claims event `event_id` of `account` until `lease_until` (a conditional write).
     fn claim_event<'a>(
         &'a self,
@@ -357,17 +325,17 @@ pub trait StateStore: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<(), StateError>>;
     /// Appends an entry to the action journal.
-    fn journal<'a>(&'a self, entry: &'a crate::state::journal::JournalEntry) -> BoxFuture<'a, Result<(), StateError>>;
+    fn journal<'a>(&'a self, entry: &'a crate::domain::memory::JournalEntry) -> BoxFuture<'a, Result<(), StateError>>;
     /// Every journal entry of a finding in `account`.
     fn actions_of<'a>(
         &'a self,
         account: &'a str,
         finding_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<crate::state::journal::JournalEntry>, StateError>>;
+    ) -> BoxFuture<'a, Result<Vec<crate::domain::memory::JournalEntry>, StateError>>;
     /// Every journal entry about `user` of `account`, oldest first.
     fn history<'a>(
         &'a self,
         account: &'a str,
         user: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<crate::state::journal::JournalEntry>, StateError>>;
+    ) -> BoxFuture<'a, Result<Vec<crate::domain::memory::JournalEntry>, StateError>>;
 }

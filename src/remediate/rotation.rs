@@ -27,27 +27,9 @@ pub struct Schedule {
 }
 
 /// One access key as IAM describes it now (`ListAccessKeys`).
-pub type Key = crate::ports::KeyState;
+pub type Key = crate::domain::keys::KeyState;
 
-/// Where and when a key was last used (`GetAccessKeyLastUsed`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LastUse {
-    /// When; `None` if never.
-    pub at: Option<DateTime<Utc>>,
-    /// The service it called last (`s3`, …).
-    pub service: Option<String>,
-    /// The region it called last.
-    pub region: Option<String>,
-}
-
-/// What the user's rotation secret says.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vault {
-    /// The key id of the secret's current version; `None` when there is no secret yet.
-    pub current_key: Option<String>,
-    /// The old key the rotation deactivated, and when.
-    pub deactivated: Option<(String, DateTime<Utc>)>,
-}
+pub use crate::domain::keys::{LastUse, Vault};
 
 /// The one thing to do now.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,13 +12,14 @@
 pub mod journal;
 pub mod resolution;
 
+pub use crate::domain::memory::{Changes, ThreadRecord};
+
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
+use crate::domain::stored::StoredFinding;
 use crate::finding::{CheckId, Finding, FindingState, Notice, NoticeKind, RemediationStatus, Severity};
-use crate::ports::StoredFinding;
 use crate::state::resolution::{self as lifecycle, Coverage};
 
 /// Findings of this severity or above are announced one message each (new, changed,
@@ -29,116 +30,10 @@ pub const ANNOUNCE_SEVERITY: Severity = Severity::High;
 /// DynamoDB's TTL removes it.
 pub const RESOLVED_RETENTION_DAYS: i64 = 90;
 
-/// What the table remembers of one thread.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ThreadRecord {
-    /// [`Finding::thread_id`].
-    pub thread: String,
-    /// The account.
-    pub account: String,
-    /// The region it was observed from.
-    pub region: String,
-    /// The check.
-    pub check: CheckId,
-    /// The principal's ARN.
-    pub principal: String,
-    /// The IAM user, if about one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// The key id or slot, if about a key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
-    /// Severity when last written.
-    pub severity: Severity,
-    /// Open or resolved.
-    pub state: FindingState,
-    /// When this run of the condition was first seen.
-    pub first_seen: DateTime<Utc>,
-    /// When it was last announced on the topic; `None` if never (below the announcement
-    /// severity, or its message was not sent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_announced: Option<DateTime<Utc>>,
-    /// The remediation status when last written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remediation: Option<RemediationStatus>,
-    /// `schedule` or `event:<EventName>`: which path first reported it.
-    pub trigger: String,
-    /// The message it was first reported with.
-    pub message: String,
-    /// When it was resolved (state `resolved` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_at: Option<DateTime<Utc>>,
-}
-
-impl ThreadRecord {
-    /// The record of a finding first seen `now`.
-    #[must_use]
-    pub fn of(f: &Finding, first_seen: DateTime<Utc>) -> ThreadRecord {
-        ThreadRecord {
-            thread: f.thread_id(),
-            account: f.account.clone(),
-            region: f.region.clone(),
-            check: f.check,
-            principal: f.principal.clone(),
-            user: f.user.clone(),
-            resource: f.resource.clone(),
-            severity: f.severity,
-            state: FindingState::Open,
-            first_seen,
-            last_announced: None,
-            remediation: f.remediation.as_ref().map(|r| r.status),
-            trigger: f.trigger.clone(),
-            message: f.message.clone(),
-            resolved_at: None,
-        }
-    }
-
-    /// Whether the thread is open.
-    #[must_use]
-    pub fn is_open(&self) -> bool {
-        self.state == FindingState::Open
-    }
-
-    /// The record as the resolution rules of [`lifecycle::resolved`] read a stored finding.
-    fn as_stored(&self) -> StoredFinding {
-        StoredFinding {
-            store_id: self.thread.clone(),
-            check: Some(self.check),
-            account: self.account.clone(),
-            region: self.region.clone(),
-            principal: self.principal.clone(),
-            user: self.user.clone(),
-            resource: self.resource.clone(),
-            trigger: self.trigger.clone(),
-            message: self.message.clone(),
-            first_observed_at: Some(self.first_seen),
-        }
-    }
-}
-
 /// Checks that describe an act, not a state: always announced, never threaded.
 #[must_use]
 pub fn is_act(check: CheckId) -> bool {
     lifecycle::event_only(check) || check == CheckId::AccessKeyRotated
-}
-
-/// What changed since the previous scan, for the digest.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Changes {
-    /// Threads first seen (or back) in this scan.
-    pub new: usize,
-    /// Threads this scan resolved.
-    pub resolved: usize,
-    /// Threads open before and still open.
-    pub still_open: usize,
-    /// When the oldest open thread was first seen, and which check it is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oldest_open_since: Option<DateTime<Utc>>,
-    /// The check of the oldest open thread.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oldest_open_check: Option<CheckId>,
-    /// Whether a previous scan's state was read (`false` on the first scan with the table).
-    pub previous_scan: bool,
 }
 
 /// What one run must announce and write.

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::domain::stored::StoredFinding;
 use crate::finding::{CheckId, Finding, FindingState, stable_id};
-use crate::ports::StoredFinding;
 
 /// What the scan could judge; a condition it could not judge is never declared resolved.
 #[derive(Debug, Clone, Copy)]
