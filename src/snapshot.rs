@@ -80,6 +80,9 @@ pub struct UserSnapshot {
     pub password_set: Option<DateTime<Utc>>,
     /// Whether the user has at least one MFA device.
     pub mfa_active: bool,
+    /// When the user was created (`GetUser`, GetAccountAuthorizationDetails), if known: the
+    /// grace period of a user with no credentials yet counts from it.
+    pub created: Option<DateTime<Utc>>,
     /// The policies that reach the user, when they were read (GetAccountAuthorizationDetails);
     /// `None` on paths that do not read them: the policy checks are then not judged.
     pub policies: Option<UserPolicies>,

@@ -121,6 +121,7 @@ impl UserDirectory for IamDirectory {
             password_last_used: user.password_last_used().and_then(to_utc),
             password_set,
             mfa_active: !mfa.mfa_devices().is_empty(),
+            created: to_utc(user.create_date()),
             policies: None,
         }))
     }
@@ -441,6 +442,7 @@ fn join(
             password_last_used: credentials.and_then(|c| c.password_last_used),
             password_set: credentials.and_then(|c| c.password_set),
             mfa_active: credentials.is_some_and(|c| c.mfa_active),
+            created: d.create_date().and_then(to_utc),
             policies: Some(user_policies(d)),
         });
     }

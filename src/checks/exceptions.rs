@@ -135,8 +135,9 @@ pub fn last_used(user: &UserSnapshot) -> Option<chrono::DateTime<chrono::Utc>> {
 
 /// `exception-unused`: an approved exception (tagged `True`, approval valid) whose user has
 /// not used a password or key for `KEY_UNUSED_DAYS`; never-used credentials count from when
-/// the newest was created (the same grace period as a new key). No credentials at all: the
-/// exception serves nothing.
+/// the newest was created (the same grace period as a new key). No credentials at all: counted
+/// from the user's creation (a user created minutes ago is not "unused"), then the exception
+/// serves nothing.
 pub(super) fn unused(
     user: &UserSnapshot,
     approvals: Option<&Approvals>,
@@ -152,7 +153,7 @@ pub(super) fn unused(
         (None, Some(c)) => format!("never used (credentials since {})", c.format("%Y-%m-%d")),
         (None, None) => "has no password or access key".to_owned(),
     };
-    if let Some(reference) = last.or(created)
+    if let Some(reference) = last.or(created).or(user.created)
         && super::whole_days(reference, scope.now) < policy.key_unused_days
     {
         return None;
@@ -415,6 +416,11 @@ mod tests {
         u.keys[0].created = days_ago(45);
         assert!(unused_of(&u, &a).unwrap().message.contains("never used (credentials since"));
         u.keys.clear();
+        assert!(unused_of(&u, &a).unwrap().message.contains("has no password or access key"));
+        // Created minutes ago, no credentials yet (even on the TagUser that granted it): not unused.
+        u.created = Some(now() - Duration::minutes(5));
+        assert!(unused_of(&u, &a).is_none(), "a new user gets the grace period of a new key");
+        u.created = Some(days_ago(45));
         assert!(unused_of(&u, &a).unwrap().message.contains("has no password or access key"));
     }
 

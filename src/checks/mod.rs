@@ -111,6 +111,7 @@ pub(crate) mod fixtures {
 
     pub fn user(name: &str) -> UserSnapshot {
         UserSnapshot {
+            created: None,
             name: name.into(),
             arn: format!("arn:aws:iam::123456789012:user/{name}"),
             tags: vec![],

@@ -487,3 +487,26 @@ async fn events_for_a_deleted_user_are_logged_not_fatal() {
     assert_eq!(report.outcome, Outcome::UserGone("user svc-legacy-erp no longer exists".into()));
     assert!(acct.received().await.is_empty());
 }
+
+#[tokio::test]
+async fn an_exception_granted_to_a_user_created_minutes_ago_is_not_unused() {
+    let acct = Account::new().await;
+    let later = (Utc::now() + Duration::days(60)).to_rfc3339();
+    acct.put_registry(&registry(&[("new-vendor", &later)])).await;
+    // Created just now, no password or key yet: the approved exception is not "unused".
+    acct.create_user("new-vendor", &[("AccessException", "True")]).await;
+    let (app, counter) = remediating(&acct);
+    let mut event = sample("tag-user-access-exception.json");
+    event["detail"]["requestParameters"]["userName"] = serde_json::json!("new-vendor");
+    counter.reset();
+    let report = app.handle(event, &now_opts()).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Processed);
+    assert!(report.findings.iter().all(|f| f.check.as_str() != "exception-unused"), "{:?}", report.findings);
+    let scan = Box::pin(app.scan(None, &RunOptions { publish: false, ..now_opts() })).await.unwrap();
+    assert!(!scan.findings.iter().any(|f| f.check.as_str() == "exception-unused"), "the scan agrees");
+    // 45 days on, still without credentials: the exception serves nothing.
+    let ahead = RunOptions { publish: false, now: Utc::now() + Duration::days(46), ..now_opts() };
+    let scan = Box::pin(app.scan(None, &ahead)).await.unwrap();
+    let unused = scan.findings.iter().find(|f| f.check.as_str() == "exception-unused").expect("unused after 45 days");
+    assert!(unused.message.contains("has no password or access key"), "{}", unused.message);
+}

@@ -221,6 +221,7 @@ fn five_thousand_users() -> (Vec<Finding>, ScanSummary) {
                 keys.push(key(2, 10, Some(2)));
             }
             UserSnapshot {
+                created: None,
                 arn: format!("arn:aws:iam::123456789012:user/{name}"),
                 name,
                 tags: if i % 10 == 0 { vec![Tag::new("AccessException", "True")] } else { vec![] },

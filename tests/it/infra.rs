@@ -362,6 +362,7 @@ fn untag_allows_every_spelling_of_the_tag_key_the_checks_remediate() {
         ["AccessException", "accessexception", "ACCESSEXCEPTION", "aCcEsSeXcEpTiOn", "AccessExceptions", "Access"]
     {
         let user = UserSnapshot {
+            created: None,
             name: "u".into(),
             arn: "arn:aws:iam::123456789012:user/u".into(),
             tags: vec![Tag::new(spelling, "True")],

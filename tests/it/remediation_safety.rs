@@ -179,6 +179,7 @@ impl Timed {
     fn unapproved(n: usize, read: Duration, untag: Duration) -> Timed {
         let users = (0..n)
             .map(|i| UserSnapshot {
+                created: None,
                 name: format!("user-{i:02}"),
                 arn: format!("arn:aws:iam::123456789012:user/user-{i:02}"),
                 tags: vec![Tag::new("AccessException", "True")],
