@@ -1,7 +1,8 @@
 """Creates the demo account in the local emulator: users in interesting states,
 the approvals registry, and the findings topic with an SQS queue subscribed.
 
-Usage: demo_account.py setup | change | tags | organization
+Usage: demo_account.py setup | change | tags | organization | fix-mfa USER
+       demo_account.py state-table                      the state table, as infra/template.yaml defines it
        demo_account.py receive [QUEUE] [--tally FILE]   what a subscriber received (default: security-channel)
        demo_account.py subscribe QUEUE [SEVERITY...]    an SQS queue subscribed to the findings topic
        demo_account.py summary DIR                      the demo's closing summary from the outputs in DIR
@@ -192,6 +193,41 @@ def change():
     iam.update_account_password_policy(MinimumPasswordLength=8, PasswordReusePrevention=5)
 
 
+def state_table():
+    """Creates the state table exactly as infra/template.yaml's StateTable defines it."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # CloudFormation's short tags (!Ref, !GetAtt, !Sub, ...) read as plain values.
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_scalar(node)
+                                 if isinstance(node, yaml.ScalarNode) else loader.construct_sequence(node))
+    template = yaml.load(pathlib.Path("infra/template.yaml").read_text(), Loader=Loader)
+    props = template["Resources"]["StateTable"]["Properties"]
+    ddb = boto3.client("dynamodb")
+    name = "iam-sentinel-state"
+    ddb.create_table(TableName=name, BillingMode=props["BillingMode"], KeySchema=props["KeySchema"],
+                     AttributeDefinitions=props["AttributeDefinitions"],
+                     GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"])
+    ttl = props["TimeToLiveSpecification"]
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"],
+                                                                     "Enabled": bool(ttl["Enabled"])})
+    print(f"export STATE_TABLE={name}")
+
+
+def change_again():
+    """dev-mallory tags itself with AccessException=True once more (the replayed TagUser)."""
+    iam.tag_user(UserName="dev-mallory", Tags=[{"Key": "AccessException", "Value": "True"}])
+
+
+def fix_mfa(name):
+    """The fix lands: USER enrols an MFA device."""
+    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{name}-fix")["VirtualMFADevice"]["SerialNumber"]
+    iam.enable_mfa_device(UserName=name, SerialNumber=serial, AuthenticationCode1="123456", AuthenticationCode2="654321")
+    print(f"  {name} enrolled an MFA device")
+
+
 def organization():
     """Turns the demo account into an organization's management account with three members in
     two OUs: seed 000's SCP on Production, a copy open to every network on Sandbox, none on
@@ -247,7 +283,8 @@ def main(args):
         receive(*rest, tally=tally)
     else:
         {"setup": setup, "tags": tags, "change": change, "subscribe": subscribe, "summary": summary,
-         "organization": organization}[command](*rest)
+         "organization": organization, "state-table": state_table, "fix-mfa": fix_mfa,
+         "change-again": change_again}[command](*rest)
 
 
 if __name__ == "__main__":

@@ -271,7 +271,11 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 Ok(EventClaim::Done { at }) => {
                     return Ok(Report::ignored(
                         "event".into(),
-                        format!("event {} was already handled at {at} (a duplicate delivery)", delivery.event_id),
+                        format!(
+                            "event {} was already handled at {} (a duplicate delivery)",
+                            delivery.event_id,
+                            at.format("%Y-%m-%d %H:%M:%S UTC")
+                        ),
                     ));
                 }
                 Ok(EventClaim::InProgress { until }) => {

@@ -364,6 +364,9 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
     if common.format == Format::Table {
         print_scan_header(&report, opts.now);
     }
+    if matches!(common.format, Format::Table | Format::Summary) {
+        print_memory(&report, app.state.is_some(), opts.publish);
+    }
     print!("{}", render(&report.findings, report.scan.as_ref(), common.format));
     eprintln!(
         "scan: {} finding(s), {} message(s) published, {} AWS call(s)",
@@ -616,6 +619,35 @@ fn print_scan_header(report: &Report, now: DateTime<Utc>) {
         println!("Deleted since the report was generated (skipped): {}", scan.users_deleted_since_report.join(", "));
     }
     println!();
+}
+
+/// What the state table decided: what changed since the previous scan, or why nothing was
+/// remembered (no STATE_TABLE, or a run that publishes nothing).
+fn print_memory(report: &Report, table: bool, publish: bool) {
+    let Some(scan) = &report.scan else { return };
+    let line = match (&scan.changes, table, publish) {
+        (_, false, _) => {
+            "Memory: off (STATE_TABLE not set): every high finding is announced again on every scan".to_owned()
+        }
+        (_, true, false) => "Memory: not consulted (--no-publish): nothing is announced, nothing remembered".to_owned(),
+        (None, true, true) => {
+            "Memory: the state table could not be read: announced as if stateless (see the error)".to_owned()
+        }
+        (Some(c), true, true) if !c.previous_scan => {
+            format!("Memory: first scan with the state table: {} finding(s) are new", c.new)
+        }
+        (Some(c), true, true) => {
+            let oldest = match (c.oldest_open_since, c.oldest_open_check) {
+                (Some(t), Some(check)) => format!("; oldest open since {} ({check})", t.format("%Y-%m-%d")),
+                _ => String::new(),
+            };
+            format!(
+                "Since the previous scan: {} new, {} resolved, {} still open{oldest}",
+                c.new, c.resolved, c.still_open
+            )
+        }
+    };
+    println!("{line}\n");
 }
 
 /// `42 min`, `5 h`, `12 days`.

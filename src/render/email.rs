@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::chat::DigestPart;
 use super::text::{evidence, next_step, one_line, remediation, truncate, who};
-use crate::finding::{Finding, FindingState, Severity};
+use crate::finding::{Finding, FindingState, NoticeKind, Severity};
 
 /// One evidence value in a finding's e-mail: longer values are cut (the JSON has them whole).
 pub const EVIDENCE_VALUE_MAX: usize = 1_000;
@@ -30,9 +30,14 @@ pub fn clean_subject(mut s: String) -> String {
 #[must_use]
 pub fn subject(f: &Finding) -> String {
     let head = format!("[{}] {}: {}", f.severity.as_str().to_ascii_uppercase(), f.check, who(f));
-    clean_subject(match f.state {
-        FindingState::Open => head,
-        FindingState::Resolved => format!("Resolved: {head}"),
+    let since = |n: &crate::finding::Notice| n.first_seen.format("%Y-%m-%d").to_string();
+    clean_subject(match (f.state, f.notice.as_ref()) {
+        (FindingState::Resolved, _) => format!("Resolved: {head}"),
+        (FindingState::Open, Some(n)) if n.kind == NoticeKind::Reminder => {
+            format!("Reminder (open since {}): {head}", since(n))
+        }
+        (FindingState::Open, Some(n)) if n.kind == NoticeKind::Changed => format!("Changed: {head}"),
+        (FindingState::Open, _) => head,
     })
 }
 

@@ -435,3 +435,54 @@ async fn a_malformed_record_is_reported_and_skipped_and_another_account_is_refus
     );
     assert!(store.threads("111122223333").await.unwrap().records.is_empty());
 }
+
+#[test]
+fn with_security_hub_the_table_decides_and_the_archive_follows_the_same_resolutions() {
+    crate::security_hub::on_big_stack(security_hub_follows_the_table);
+}
+
+async fn security_hub_follows_the_table() {
+    let acct = Account::new().await;
+    planted(&acct).await;
+    let table = create_state_table(&acct.sdk).await;
+    let (app, counter) = build_app_with(acct.config(&[("STATE_TABLE", &table), ("SECURITY_HUB", "true")]), &acct.sdk);
+    let first = Box::pin(app.scan(None, &at(0))).await.unwrap();
+    assert_eq!(first.failure, None);
+    assert_eq!(first.imported, first.findings.len());
+    assert_eq!(per_finding(&acct.received().await).len(), 2);
+    let dave = first.findings.iter().find(|f| f.check.as_str() == "console-without-mfa").unwrap().clone();
+
+    acct.enable_mfa("analyst-dave").await;
+    counter.reset();
+    let second = Box::pin(app.scan(None, &at(1))).await.unwrap();
+    assert_eq!(second.failure, None);
+    let calls = counter.snapshot().calls;
+    assert_eq!(calls.get("securityhub:GetFindings"), None, "the table, not Security Hub, says what is open");
+    assert_eq!(second.resolved.len(), 1, "{:?}", second.resolved);
+    assert_eq!(second.resolved[0].thread_id(), dave.thread_id());
+    let received = per_finding(&acct.received().await);
+    assert_eq!(
+        checks(&received),
+        [("console-without-mfa".to_owned(), "analyst-dave".to_owned(), "resolved".to_owned())]
+    );
+    // Security Hub archives exactly that finding, under the id it was imported with.
+    let hub = aws_sdk_securityhub::Client::new(&acct.sdk);
+    let id = iam_sentinel::render::asff::finding_id(&dave);
+    // moto ignores GetFindings filters: read every finding and pick it by id.
+    let found = hub.get_findings().max_results(100).send().await.unwrap();
+    let f = found.findings().iter().find(|f| f.id() == Some(id.as_str())).expect("imported under its id");
+    let active: Vec<&str> = found
+        .findings()
+        .iter()
+        .filter(|f| f.record_state().map(aws_sdk_securityhub::types::RecordState::as_str) == Some("ACTIVE"))
+        .filter_map(|f| f.id())
+        .collect();
+    assert_eq!(active.len(), second.findings.len(), "everything else stays open: {active:?}");
+    assert_eq!(f.record_state().map(aws_sdk_securityhub::types::RecordState::as_str), Some("ARCHIVED"));
+    assert_eq!(
+        f.compliance().and_then(|c| c.status()).map(aws_sdk_securityhub::types::ComplianceStatus::as_str),
+        Some("PASSED")
+    );
+    let archived: usize = second.imported - second.findings.len();
+    assert_eq!(archived, 1, "the resolved finding, and nothing else, archived");
+}
