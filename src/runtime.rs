@@ -57,11 +57,13 @@ fn assemble(
     });
     // The member role cannot change keys: rotation runs only in single-account mode.
     let key_rotation = member.is_none().then(|| {
-        Box::new(crate::aws::rotation::AwsKeyRotation::new(
-            iam.clone(),
-            secrets.clone(),
-            config.rotation.kms_key_id.clone(),
-        )) as Box<dyn crate::ports::KeyRotation>
+        Box::new(
+            crate::aws::rotation::AwsKeyRotation::new(iam.clone(), secrets.clone(), config.rotation.kms_key_id.clone())
+                .with_access(crate::aws::rotation::SecretAccess {
+                    readers: config.rotation.secret_readers.clone(),
+                    writer: config.self_role_arn.clone(),
+                }),
+        ) as Box<dyn crate::ports::KeyRotation>
     });
     let mut approvals = SecretApprovals::new(secrets, config.approvals_secret_id.clone());
     if let Some((account, _)) = &member {
