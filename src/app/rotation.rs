@@ -104,8 +104,8 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         let mut step = next_step(&keys, &vault, None, &schedule, opts.now);
         if let Step::NeedsLastUse { old, new } = &step {
             let (old, new) = tokio::join!(rotation.last_use(old), rotation.last_use(new));
-            let uses = Uses { old: old.map_err(|e| (None, e))?, new: new.map_err(|e| (None, e))? };
-            step = next_step(&keys, &vault, Some(&uses), &schedule, opts.now);
+            let evidence = Uses { old: old.map_err(|e| (None, e))?, new: new.map_err(|e| (None, e))? };
+            step = next_step(&keys, &vault, Some(&evidence), &schedule, opts.now);
         }
         let act = self.config.rotation.enabled && !opts.dry_run;
         let why_not = if opts.dry_run { "--dry-run" } else { "ROTATE_KEYS=false" };

@@ -1569,6 +1569,9 @@ fn role_allows(statements: &[Value], action: &str, user_arn: &str, tags: &[(&str
     matching.iter().any(|s| s["Effect"] == "Allow") && !matching.iter().any(|s| s["Effect"] == "Deny")
 }
 
+/// (user, path, tags, the code deactivates its stale keys, the code rotates its keys).
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], bool, bool);
+
 fn user_with(name: &str, path: &str, tags: &[(&str, &str)]) -> UserSnapshot {
     UserSnapshot {
         name: name.into(),
@@ -1629,7 +1632,7 @@ fn the_role_allows_key_changes_exactly_where_the_code_may_make_them() {
     .unwrap();
     let rotation = ("iam-sentinel:rotation", "weekly");
     // (user, path, tags, the code deactivates its stale keys, the code rotates its keys)
-    let cases: &[(&str, &str, &[(&str, &str)], bool, bool)] = &[
+    let cases: &[Case] = &[
         ("svc-plain", "/", &[], true, false),
         ("svc-kept", "/", &[("iam-sentinel:keep-keys", "")], false, false),
         ("svc-kept-spelled", "/", &[("IAM-Sentinel:Keep-Keys", "until 2027")], false, false),

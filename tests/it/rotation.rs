@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use iam_sentinel::app::RunOptions;
 use iam_sentinel::app::rotation::secret_name;
 use iam_sentinel::finding::{Finding, RemediationStatus};
+use iam_sentinel::ports::KeyRotation;
 use iam_sentinel::runtime::build_app_with;
 
 const USER: &str = "svc-app";
@@ -209,7 +210,6 @@ async fn three_rotation_cycles_in_a_row_leave_no_state_behind() {
         );
         let k = keys(&acct).await;
         let new = k.iter().find(|(id, _)| *id != current).unwrap().0.clone();
-        use iam_sentinel::ports::KeyRotation;
         assert_eq!(rotation.stage_key(&name, "AWSCURRENT").await.unwrap().as_deref(), Some(new.as_str()));
         if cycle > 1 {
             assert_eq!(rotation.stage_key(&name, "AWSPREVIOUS").await.unwrap().as_deref(), Some(current.as_str()));
