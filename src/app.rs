@@ -245,7 +245,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
     async fn handle_change(&self, change: IamChange, opts: &RunOptions) -> Result<Report, AppError> {
         let trigger = format!("event:{}", change.event_name);
         if let Some(own) = &self.config.self_role_arn
-            && change.actor.is(own)
+            && change.actor.is_own(own, self.config.self_session_name.as_deref())
         {
             return Ok(Report::ignored(trigger, format!("{} was made by this function's own role", change.event_name)));
         }

@@ -158,6 +158,9 @@ pub struct Config {
     pub auto_remediate: bool,
     /// The function's own role: events it caused are ignored (`SELF_ROLE_ARN`).
     pub self_role_arn: Option<String>,
+    /// The session name the function's own sessions of `self_role_arn` carry (organization mode:
+    /// `iam-sentinel` in the member role); `None`: any session of that role is the function's.
+    pub self_session_name: Option<String>,
     /// Import findings into AWS Security Hub and resolve them there after each scan (`SECURITY_HUB`).
     pub security_hub: bool,
     /// Opt-in key rotation.
@@ -493,6 +496,7 @@ impl Config {
             approvals_secret_id,
             auto_remediate,
             self_role_arn,
+            self_session_name: None,
             security_hub,
             rotation,
             stale_keys,

@@ -199,7 +199,10 @@ impl Deployment {
         };
         let mut config = self.central.config.clone();
         // Events the function caused in the member (through the member role) are its own.
+        // Only the sessions the function opens (by role and session name): an administrator's
+        // session of the same role is judged like anyone else's.
         config.self_role_arn = Some(org.members.role_arn(account));
+        config.self_session_name = Some(crate::aws::members::SESSION_NAME.to_owned());
         let context = OrgContext { reader: org.reader.clone(), account_name, management };
         Ok(AccountApp::Member(Box::new(assemble(
             config,
