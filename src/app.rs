@@ -289,6 +289,9 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         crate::remediate::stale::attach(&mut findings, &user, &self.config.policy, &self.config.stale_keys, opts.now);
         findings.extend(root_use);
         let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
+        let (opt_in, failed) = self.judge_opt_in(&change, &user, &scope, opts).await;
+        findings.extend(opt_in);
+        failures.extend(failed);
         if change.event_name.contains("AccessKey") {
             // A key changed: an opted-in user's rotation may have a step to take now.
             let (rotated, failed) = self.rotate_keys(&[&user], &scope, opts).await;

@@ -37,6 +37,65 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         opted_in && (user.keys.len() > 1 || user.keys.iter().any(due))
     }
 
+    /// A call that set `user`'s opt-in tag is reported, naming who opted whom in. With
+    /// `APPROVER_PRINCIPALS` set, an opt-in by anyone else is not honoured: the tag is removed
+    /// again (when `ROTATE_KEYS=true` and not `--dry-run`; otherwise the finding says it would be).
+    pub(super) async fn judge_opt_in(
+        &self,
+        change: &crate::event::IamChange,
+        user: &UserSnapshot,
+        scope: &Scope,
+        opts: &RunOptions,
+    ) -> (Vec<Finding>, Vec<Failure>) {
+        let rotation = &self.config.rotation;
+        let set = change
+            .tags_set
+            .iter()
+            .find(|(k, v)| k.eq_ignore_ascii_case(&rotation.tag_key) && v.eq_ignore_ascii_case(&rotation.tag_value));
+        let Some((tag_key, tag_value)) = set else { return (Vec::new(), Vec::new()) };
+        let approvers = &self.config.policy.approver_principals;
+        let approved = approvers.is_empty() || approvers.iter().any(|p| change.actor.is(p));
+        let by = &change.actor.arn;
+        let mut f = scope.finding(
+            CheckId::RotationOptIn,
+            &user.arn,
+            if approved {
+                format!("{by} opted {} in to key rotation ({tag_key}={tag_value})", user.name)
+            } else {
+                format!(
+                    "{by} opted {} in to key rotation ({tag_key}={tag_value}) but is not one of APPROVER_PRINCIPALS: \
+                     not honoured",
+                    user.name
+                )
+            },
+        );
+        f.user = Some(user.name.clone());
+        f.evidence = json!({ "tag_key": tag_key, "tag_value": tag_value, "opted_in_by": by, "honoured": approved });
+        if approved {
+            return (vec![f], Vec::new());
+        }
+        let mut failures = Vec::new();
+        let remediation = if !rotation.enabled || opts.dry_run {
+            let why = if opts.dry_run { "--dry-run" } else { "ROTATE_KEYS=false" };
+            Remediation {
+                action: "untag".into(),
+                status: RemediationStatus::DryRun,
+                detail: Some(format!("would remove {tag_key} ({why})")),
+            }
+        } else {
+            match self.directory.remove_tag(&user.name, tag_key).await {
+                Ok(()) => Remediation { action: "untag".into(), status: RemediationStatus::Applied, detail: None },
+                Err(e) => {
+                    let detail = Some(e.to_string());
+                    failures.push(Failure::Rotation(e));
+                    Remediation { action: "untag".into(), status: RemediationStatus::Failed, detail }
+                }
+            }
+        };
+        f.remediation = Some(remediation);
+        (vec![f], failures)
+    }
+
     /// The scan's rotations: every opted-in user the credential report knows.
     pub(super) async fn rotate_scanned(
         &self,

@@ -339,8 +339,14 @@ fn untag_is_limited_to_the_exception_tag_and_to_remediation() {
     assert_eq!(condition_name, "RemediationEnabled");
     assert_eq!(condition(&t, condition_name), json!(false), "remediation is off by default");
     assert_eq!(actions(statement), ["iam:UntagUser"]);
-    let every_untag = role_statements(&t).into_iter().filter(|s| actions(s).contains(&"iam:UntagUser")).count();
-    assert_eq!(every_untag, 1, "UntagUser is granted only in the conditional statement");
+    let every_untag: Vec<&Value> =
+        role_statements(&t).into_iter().filter(|s| actions(s).contains(&"iam:UntagUser")).collect();
+    assert_eq!(every_untag.len(), 2, "UntagUser is granted only in the conditional statements");
+    // The other one removes an unapproved rotation opt-in: that tag key alone, only with rotation on.
+    let (condition_name, optin) = conditional_statement(&t, "RemoveUnapprovedRotationOptIns");
+    assert_eq!(condition_name, "RotationEnabled");
+    let rotation_key = iam_sentinel::config::Rotation::default().tag_key;
+    assert_eq!(optin["Condition"], json!({"ForAllValues:StringEqualsIgnoreCase": {"aws:TagKeys": [rotation_key]}}));
     let conditions = statement["Condition"].as_object().unwrap();
     assert_eq!(conditions.len(), 1, "{conditions:?}");
     let (operator, keys) = conditions.iter().next().unwrap();

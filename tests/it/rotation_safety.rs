@@ -263,3 +263,53 @@ async fn a_key_in_use_is_never_deactivated() {
     assert!(r.detail.as_deref().unwrap().contains("0 days ago, within KEY_UNUSED_DAYS = 45"), "{r:?}");
     assert_eq!(one_key(&acct, "svc-prod").await, format!("{id}:Active"));
 }
+
+/// A `TagUser` setting `user`'s opt-in tag, by `actor` (a role session).
+fn opt_in_event(user: &str, actor_role: &str) -> Value {
+    let mut e = crate::common::sample("tag-user-access-exception.json");
+    e["detail"]["requestParameters"] = serde_json::json!({
+        "userName": user, "tags": [{"key": "iam-sentinel:rotation", "value": "auto"}] });
+    e["detail"]["userIdentity"]["arn"] =
+        serde_json::json!(format!("arn:aws:sts::{ACCOUNT}:assumed-role/{actor_role}/kim"));
+    e["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] =
+        serde_json::json!(format!("arn:aws:iam::{ACCOUNT}:role/{actor_role}"));
+    e
+}
+
+/// Opting in is visible and governed: every opt-in is reported with who opted whom in; with
+/// APPROVER_PRINCIPALS set, an opt-in by anyone else is not honoured (the tag is removed).
+#[tokio::test]
+async fn opting_in_is_reported_and_only_approvers_may_opt_users_in() {
+    let acct = Account::new().await;
+    acct.put_registry(&registry(&[])).await;
+    for user in ["admin-alice", "svc-build"] {
+        acct.create_user(user, &[("iam-sentinel:rotation", "auto")]).await;
+    }
+    let approver = format!("arn:aws:iam::{ACCOUNT}:role/SecurityAdmin");
+    let (app, _) =
+        build_app_with(acct.config(&[("ROTATE_KEYS", "true"), ("APPROVER_PRINCIPALS", approver.as_str())]), &acct.sdk);
+    let now = RunOptions { publish: true, ..RunOptions::at(Utc::now()) };
+    // Someone outside the approvers opts an administrator in: reported, not honoured.
+    let report = app.handle(opt_in_event("admin-alice", "DevOps"), &now).await.unwrap();
+    let f = report.findings.iter().find(|f| f.check == CheckId::RotationOptIn).expect("reported");
+    assert!(
+        f.message.contains("assumed-role/DevOps/kim opted admin-alice in") && f.message.contains("not honoured"),
+        "{}",
+        f.message
+    );
+    assert_eq!(f.remediation.as_ref().unwrap().status, RemediationStatus::Applied);
+    assert!(acct.tags("admin-alice").await.is_empty(), "the opt-in tag was removed");
+    // An approver's opt-in: reported, honoured.
+    let report = app.handle(opt_in_event("svc-build", "SecurityAdmin"), &now).await.unwrap();
+    let f = report.findings.iter().find(|f| f.check == CheckId::RotationOptIn).expect("reported");
+    assert_eq!((f.evidence["honoured"].as_bool(), f.remediation.is_none()), (Some(true), true));
+    assert_eq!(acct.tags("svc-build").await, [("iam-sentinel:rotation".to_owned(), "auto".to_owned())]);
+    // The subscriber saw both, each naming who opted whom in.
+    let received = acct.received().await;
+    let seen: Vec<String> = received
+        .iter()
+        .filter(|r| r.attributes["check"] == "rotation-opt-in")
+        .map(|r| r.finding["evidence"]["opted_in_by"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
