@@ -487,6 +487,61 @@ mod tests {
         assert!(f.unwrap().remediation.unwrap().detail.unwrap().contains("unclear whether the secret holds"));
     }
 
+    /// The SDK's own fault: `PutSecretValue` fails after the write took effect (the secret's
+    /// `AWSCURRENT` names the new key when read again). The key is kept: no `DeleteAccessKey`.
+    #[tokio::test]
+    async fn a_put_secret_value_failure_after_the_write_deletes_nothing() {
+        use aws_sdk_secretsmanager::operation::describe_secret::{DescribeSecretError, DescribeSecretOutput};
+        use aws_sdk_secretsmanager::types::error::{InternalServiceError, ResourceNotFoundException};
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let created = mock!(aws_sdk_iam::Client::create_access_key).then_output(|| {
+            let key = aws_sdk_iam::types::AccessKey::builder()
+                .user_name("svc-app")
+                .access_key_id("AKIANEWKEY0000000001")
+                .status(aws_sdk_iam::types::StatusType::Active)
+                .secret_access_key("s3cr3t-never-printed")
+                .build()
+                .unwrap();
+            aws_sdk_iam::operation::create_access_key::CreateAccessKeyOutput::builder().access_key(key).build()
+        });
+        let deleted = mock!(aws_sdk_iam::Client::delete_access_key)
+            .then_output(|| aws_sdk_iam::operation::delete_access_key::DeleteAccessKeyOutput::builder().build());
+        let described = mock!(aws_sdk_secretsmanager::Client::describe_secret)
+            .sequence()
+            .error(|| DescribeSecretError::ResourceNotFoundException(ResourceNotFoundException::builder().build()))
+            .output(|| {
+                DescribeSecretOutput::builder()
+                    .version_ids_to_stages("iam-sentinel-key-AKIANEWKEY0000000001", vec!["AWSCURRENT".to_owned()])
+                    .build()
+            })
+            .build();
+        let create = mock!(aws_sdk_secretsmanager::Client::create_secret).then_output(|| {
+            aws_sdk_secretsmanager::operation::create_secret::CreateSecretOutput::builder().build()
+        });
+        let policy = mock!(aws_sdk_secretsmanager::Client::put_resource_policy).then_output(|| {
+            aws_sdk_secretsmanager::operation::put_resource_policy::PutResourcePolicyOutput::builder().build()
+        });
+        let put = mock!(aws_sdk_secretsmanager::Client::put_secret_value).then_error(|| {
+            aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError::InternalServiceError(
+                InternalServiceError::builder().message("timed out after the write").build(),
+            )
+        });
+        let no_retry = |c: aws_sdk_secretsmanager::config::Builder| {
+            c.retry_config(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled())
+        };
+        let secrets =
+            mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&described, &create, &policy, &put], no_retry);
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&created, &deleted]);
+        let rotation = crate::aws::rotation::AwsKeyRotation::new(iam, secrets, None);
+        let user = crate::checks::fixtures::user("svc-app");
+        let f = rotate_now(&rotation, &user, "AKIAOLD", "iam-sentinel/keys/1/svc-app", finding()).await.unwrap().unwrap();
+        assert_eq!(put.num_calls(), 1, "the write was attempted once and failed");
+        assert_eq!(described.num_calls(), 2, "the secret was read again after the failure");
+        assert_eq!(deleted.num_calls(), 0, "the key the secret holds is never deleted");
+        assert_eq!(f.remediation.unwrap().status, RemediationStatus::Applied);
+        assert_eq!(f.evidence["new_key_id"], "AKIANEWKEY0000000001");
+    }
+
     #[tokio::test]
     async fn a_rotation_names_both_keys_and_never_the_secret() {
         let fake = Fake::default();

@@ -291,6 +291,9 @@ impl KeyRotation for AwsKeyRotation {
             .map_err(|e| failed(format!("cannot encode the secret: {e}")))?;
             if self.describe(secret).await?.is_none() {
                 self.create(secret, user, user_arn).await?;
+            } else if let Some(why) = self.not_ours(secret, user_arn).await? {
+                // Planted since the step was decided: never written into.
+                return Err(failed(format!("not written: the secret was not created by the rotation ({why})")));
             }
             // PutSecretValue moves AWSCURRENT to the new version and AWSPREVIOUS to the old one.
             self.secrets

@@ -313,3 +313,22 @@ async fn opting_in_is_reported_and_only_approvers_may_opt_users_in() {
         .collect();
     assert_eq!(seen.len(), 2, "{seen:?}");
 }
+
+/// A secret planted between the rotation's decision and its write is never written into.
+#[tokio::test]
+async fn a_secret_planted_after_the_decision_is_not_written_into() {
+    use iam_sentinel::ports::KeyRotation;
+    let acct = Account::new().await;
+    acct.create_user("svc-app", &[("iam-sentinel:rotation", "auto")]).await;
+    let rotation =
+        AwsKeyRotation::new(acct.iam.clone(), acct.secrets.clone(), Some(STACK_KEY.into())).with_access(access());
+    let name = secret_name(ACCOUNT, "svc-app");
+    assert_eq!(rotation.not_ours(&name, &user_arn("svc-app")).await.unwrap(), None, "no secret yet");
+    acct.secrets.create_secret().name(&name).secret_string("{}").send().await.unwrap();
+    let key = rotation.create_key("svc-app").await.unwrap();
+    let e = rotation.store(&name, "svc-app", &user_arn("svc-app"), &key).await.unwrap_err();
+    assert!(e.to_string().contains("not written: the secret was not created by the rotation"), "{e}");
+    let value = acct.secrets.get_secret_value().secret_id(&name).send().await.unwrap();
+    assert_eq!(value.secret_string(), Some("{}"), "the planted value is untouched");
+    assert_eq!(rotation.stage_key(&name, "AWSCURRENT").await.unwrap(), None);
+}
