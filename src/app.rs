@@ -2,14 +2,15 @@
 //!
 //! The Lambda handler and the CLI both build an [`App`] and call [`App::handle`].
 
-pub mod lifecycle;
+pub use crate::state::resolution as lifecycle;
 mod organization;
 mod policy_events;
 mod privileged;
 pub mod rotation;
 mod stale_keys;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -27,8 +28,8 @@ use crate::event::{EventError, IamChange, Parsed, RootActivity, Trigger, parse_e
 use crate::finding::{Action, CheckId, Finding, Remediation, RemediationStatus, Scope, Severity, sort_findings};
 use crate::message::{ActiveException, MAX_BODY_BYTES, Message, ScanSummary, digest};
 use crate::ports::{
-    AccountReader, ApprovalsStore, CallError, FindingsSink, FindingsStore, PublishError, RegistryUnavailable,
-    ScanError, StoreError, UserDirectory,
+    AccountReader, ApprovalsStore, CallError, EventClaim, FindingsSink, FindingsStore, PublishError,
+    RegistryUnavailable, ScanError, StoreError, UserDirectory,
 };
 use crate::render::asff;
 
@@ -37,7 +38,7 @@ use crate::render::asff;
 const CREDENTIAL_EVENTS: &[&str] = &["CreateLoginProfile", "CreateAccessKey", "UpdateAccessKey"];
 
 /// Per-invocation choices.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// The one "now" of this invocation (`--as-of` in the CLI).
     pub now: DateTime<Utc>,
@@ -48,6 +49,9 @@ pub struct RunOptions {
     /// When work must stop, shortly before Lambda's deadline (see [`stop_before`]). Checked
     /// while the account is read, before each untag and before each publish batch.
     pub stop_by: Option<Instant>,
+    /// Message ids an earlier attempt at the same event already published (a retry sends
+    /// only the rest); filled by [`App::handle`] from the state table.
+    pub already_sent: std::sync::Arc<HashSet<String>>,
 }
 
 /// How long before a deadline `remaining` away the invocation stops: a tenth of the time, at
@@ -62,7 +66,7 @@ impl RunOptions {
     /// Options for `now` with publishing on, no dry run, no deadline.
     #[must_use]
     pub fn at(now: DateTime<Utc>) -> RunOptions {
-        RunOptions { now, dry_run: false, publish: true, stop_by: None }
+        RunOptions { now, dry_run: false, publish: true, stop_by: None, already_sent: std::sync::Arc::default() }
     }
 
     /// Whether the time to stop has come.
@@ -107,6 +111,12 @@ pub struct Report {
     /// The same failures, typed; entrypoints turn the first into an error.
     #[serde(skip)]
     pub failures: Vec<Failure>,
+    /// Ids of the messages the topic accepted in this invocation.
+    #[serde(skip)]
+    pub sent: Vec<String>,
+    /// Records of the state table that could not be read (key and problem): skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_warnings: Vec<String>,
 }
 
 impl Report {
@@ -125,6 +135,8 @@ impl Report {
             scan: None,
             failure: None,
             failures: Vec::new(),
+            sent: Vec::new(),
+            state_warnings: Vec::new(),
         }
     }
 }
@@ -158,6 +170,10 @@ pub enum Failure {
     /// read (resolutions would go unannounced); the findings still went to the topic.
     #[error(transparent)]
     SecurityHub(StoreError),
+    /// The state table could not be read or written: the findings were published as if
+    /// stateless (nothing suppressed), and the run fails so that it is retried.
+    #[error("{0} (findings were published without memory)")]
+    State(crate::ports::StateError),
 }
 
 impl Failure {
@@ -172,6 +188,7 @@ impl Failure {
             Failure::Publish(_) => "FindingsIncomplete",
             Failure::SecurityHub(e) if e.not_enabled => "SecurityHubNotEnabled",
             Failure::SecurityHub(_) => "SecurityHubIncomplete",
+            Failure::State(_) => "StateUnavailable",
         }
     }
 }
@@ -193,6 +210,14 @@ pub enum AppError {
     DeadlineNear {
         /// What was done before stopping (untagged N of M, published K of L).
         completed: String,
+    },
+    /// Another invocation is handling the same CloudTrail event right now; retried later.
+    #[error("event {event_id} is being handled by another invocation until {until}; retry later")]
+    EventInProgress {
+        /// The CloudTrail `eventID`.
+        event_id: String,
+        /// When that invocation's claim lapses.
+        until: DateTime<Utc>,
     },
     /// Publishing was asked for but no topic is configured.
     #[error("FINDINGS_TOPIC_ARN is not set: set it to the findings topic, or pass --no-publish")]
@@ -217,6 +242,8 @@ pub struct App<D, A, S> {
     pub key_rotation: Option<Box<dyn crate::ports::KeyRotation>>,
     /// Organization mode: the organization's reader and this account's name; `None` otherwise.
     pub organization: Option<crate::org::OrgContext>,
+    /// The state table (`STATE_TABLE`); `None`: stateless.
+    pub state: Option<Arc<dyn crate::ports::StateStore>>,
 }
 
 impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
@@ -225,7 +252,61 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         if opts.publish && self.sink.is_none() {
             return Err(AppError::NoTopic);
         }
-        match parse_event(event, &self.config.policy.exception_tag_key)? {
+        let delivery = delivery_of(&event);
+        let parsed = parse_event(event, &self.config.policy.exception_tag_key)?;
+        let claim = match (&parsed, &self.state, delivery) {
+            (Parsed::Trigger(t), Some(state), Some(delivery))
+                if opts.publish && !matches!(t, Trigger::Schedule { .. }) =>
+            {
+                Some((state, delivery))
+            }
+            _ => None,
+        };
+        let Some((state, delivery)) = claim else { return self.dispatch(parsed, opts).await };
+        // At-least-once delivery: an event id is handled once (a conditional write, with TTL).
+        let lease_until = opts.now + lease(opts.stop_by);
+        let (opts, claim_failure) =
+            match state.claim_event(&delivery.account, &delivery.event_id, opts.now, lease_until).await {
+                Ok(EventClaim::First) => (opts.clone(), None),
+                Ok(EventClaim::Done { at }) => {
+                    return Ok(Report::ignored(
+                        "event".into(),
+                        format!("event {} was already handled at {at} (a duplicate delivery)", delivery.event_id),
+                    ));
+                }
+                Ok(EventClaim::InProgress { until }) => {
+                    return Err(AppError::EventInProgress { event_id: delivery.event_id, until });
+                }
+                Ok(EventClaim::Retry { sent }) => (RunOptions { already_sent: Arc::new(sent), ..opts.clone() }, None),
+                // Without the table the event is handled as if stateless, and the run says so.
+                Err(e) => (opts.clone(), Some(e)),
+            };
+        let result = self.dispatch(parsed, &opts).await;
+        if claim_failure.is_some() {
+            return result.map(|mut report| {
+                report.failures.extend(claim_failure.map(Failure::State));
+                report.failure = Some(report.failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+                report
+            });
+        }
+        let sent: Vec<String> = match &result {
+            Ok(report) => report.sent.clone(),
+            Err(_) => Vec::new(),
+        };
+        let done = result.as_ref().is_ok_and(|r| r.failures.is_empty());
+        let finished = state.finish_event(&delivery.account, &delivery.event_id, &sent, done, opts.now).await;
+        match (result, finished) {
+            (Ok(mut report), Err(e)) => {
+                report.failures.push(Failure::State(e));
+                report.failure = Some(report.failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+                Ok(report)
+            }
+            (result, _) => result,
+        }
+    }
+
+    async fn dispatch(&self, parsed: Parsed, opts: &RunOptions) -> Result<Report, AppError> {
+        match parsed {
             Parsed::Ignored(reason) => Ok(Report::ignored("event".into(), reason)),
             // Boxed: the collect-and-publish future holds several SDK calls and is large.
             Parsed::Trigger(Trigger::IamChange(change)) => Box::pin(self.handle_change(change, opts)).await,
@@ -403,6 +484,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         };
         let lifecycle = self.lifecycle(&findings, &coverage, opts).await;
         failures.extend(lifecycle.failure.clone());
+        failures.extend(lifecycle.state_failure.clone());
         let summary = ScanSummary {
             account: scope.account.clone(),
             region: scope.region.clone(),
@@ -414,6 +496,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             users_not_in_report: snapshot.users_not_in_report,
             users_deleted_since_report: snapshot.users_deleted_since_report,
             registry_last_changed_at: privileged.registry_last_changed_at,
+            changes: lifecycle.plan.as_ref().map(|p| p.changes.clone()),
         };
         let messages = |findings: &[Finding], summary: Option<&ScanSummary>, resolved: &[Finding]| {
             let mut messages = summary.map(|s| digest(s, findings, MAX_BODY_BYTES)).unwrap_or_default();
@@ -432,12 +515,49 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         coverage: &lifecycle::Coverage<'_>,
         opts: &RunOptions,
     ) -> Lifecycle {
-        let Some(store) = self.findings_store.as_ref().filter(|_| opts.publish) else { return Lifecycle::default() };
+        if !opts.publish {
+            return Lifecycle::default();
+        }
+        // The state table decides what is announced and resolved; Security Hub follows it.
+        if let Some(state) = &self.state {
+            match state.threads(coverage.account).await {
+                Ok(read) => {
+                    let plan =
+                        crate::state::plan_scan(&read.records, findings, coverage, opts.now, self.config.remind_days);
+                    return Lifecycle {
+                        first_seen: first_seen_by_asff_id(&plan, findings),
+                        resolved: plan.resolved.clone(),
+                        warnings: read.malformed,
+                        plan: Some(plan),
+                        ..Lifecycle::default()
+                    };
+                }
+                Err(e) => {
+                    // Unreadable: announce as if stateless, and fail by name so the run is retried.
+                    let failure = Some(Failure::State(e));
+                    return Lifecycle {
+                        state_failure: failure,
+                        ..self.store_lifecycle(findings, coverage, opts.now).await
+                    };
+                }
+            }
+        }
+        self.store_lifecycle(findings, coverage, opts.now).await
+    }
+
+    /// The lifecycle Security Hub's open findings give (without the state table).
+    async fn store_lifecycle(
+        &self,
+        findings: &[Finding],
+        coverage: &lifecycle::Coverage<'_>,
+        now: DateTime<Utc>,
+    ) -> Lifecycle {
+        let Some(store) = self.findings_store.as_ref() else { return Lifecycle::default() };
         match store.open_findings(coverage.account).await {
             Ok(open) => Lifecycle {
                 first_seen: open.iter().filter_map(|s| Some((s.store_id.clone(), s.first_observed_at?))).collect(),
-                resolved: lifecycle::resolved(&open, findings, coverage, opts.now),
-                failure: None,
+                resolved: lifecycle::resolved(&open, findings, coverage, now),
+                ..Lifecycle::default()
             },
             Err(e) => Lifecycle { failure: Some(Failure::SecurityHub(e)), ..Lifecycle::default() },
         }
@@ -514,6 +634,30 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 f.account_name.get_or_insert_with(|| name.clone());
             }
         }
+        // Every remediation applied is journaled before anything is announced.
+        self.journal(&findings, &mut failures).await;
+        let mut warnings = std::mem::take(&mut lifecycle.warnings);
+        let mut plan = lifecycle.plan.take();
+        if plan.is_none() && scan.is_none() && opts.publish && !findings.is_empty() {
+            match self.plan_event(&findings, opts).await {
+                Ok(Some((p, w))) => {
+                    plan = Some(p);
+                    warnings.extend(w);
+                }
+                Ok(None) => {}
+                Err(e) => failures.push(Failure::State(e)),
+            }
+        }
+        for w in &warnings {
+            tracing::warn!(record = %w, "state table: malformed record skipped");
+        }
+        if let Some(plan) = &plan {
+            let notices: HashMap<&str, &crate::finding::Notice> =
+                plan.announce.iter().filter_map(|f| Some((f.id.as_str(), f.notice.as_ref()?))).collect();
+            for f in &mut findings {
+                f.notice = notices.get(f.id.as_str()).map(|n| (*n).clone());
+            }
+        }
         // Security Hub not enabled: reading failed already, and every import would fail the same way.
         let store_usable =
             !lifecycle.failure.as_ref().is_some_and(|f| matches!(f, Failure::SecurityHub(e) if e.not_enabled));
@@ -523,11 +667,21 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         }
         let mut published = 0;
         // Rendered only to be sent: a run that does not publish renders nothing.
-        let messages = if opts.publish { messages(&findings, scan.as_ref(), &lifecycle.resolved) } else { Vec::new() };
+        let messages = match &plan {
+            _ if !opts.publish => Vec::new(),
+            Some(plan) => announcements(plan, &findings, scan.as_ref()),
+            None => messages(&findings, scan.as_ref(), &lifecycle.resolved),
+        };
+        // A retry after a partial publish sends only what was not sent.
+        let messages: Vec<Message> = messages.into_iter().filter(|m| !opts.already_sent.contains(&m.id)).collect();
+        let mut sent = Vec::new();
         if !messages.is_empty() {
             let sink = self.sink.as_ref().ok_or(AppError::NoTopic)?;
             match sink.publish(&messages, opts.stop_by).await {
-                Ok(n) => published = n,
+                Ok(n) => {
+                    published = n;
+                    sent = messages.iter().map(|m| m.id.clone()).collect();
+                }
                 Err(e) if e.deadline => {
                     return Err(AppError::DeadlineNear {
                         completed: format!(
@@ -541,8 +695,19 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 }
                 Err(e) => {
                     published = e.published;
+                    sent.clone_from(&e.sent);
                     failures.push(Failure::Publish(e));
                 }
+            }
+        }
+        // Remembered once sent: a record whose message did not go out is announced next time.
+        if let (Some(state), Some(plan)) = (&self.state, &plan) {
+            let delivered: HashSet<String> = sent.iter().chain(opts.already_sent.iter()).cloned().collect();
+            let writes = crate::state::writes_after(plan, &delivered);
+            if !writes.is_empty()
+                && let Err(e) = state.write_threads(&writes).await
+            {
+                failures.push(Failure::State(e));
             }
         }
         // Archived only once announced: if publishing failed, the next scan finds them open
@@ -563,7 +728,41 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             scan,
             failure,
             failures,
+            sent,
+            state_warnings: warnings,
         })
+    }
+
+    /// The event path's plan: the records of the findings' threads (one `BatchGetItem`), then
+    /// what is new or changed. `None` without a state table.
+    async fn plan_event(
+        &self,
+        findings: &[Finding],
+        opts: &RunOptions,
+    ) -> Result<Option<(crate::state::Plan, Vec<String>)>, crate::ports::StateError> {
+        let Some(state) = &self.state else { return Ok(None) };
+        let account = &findings[0].account;
+        let threads: Vec<String> =
+            findings.iter().filter(|f| !crate::state::is_act(f.check)).map(Finding::thread_id).collect();
+        let read = state.threads_of(account, &threads).await?;
+        Ok(Some((crate::state::plan_event(&read.records, findings, opts.now), read.malformed)))
+    }
+
+    /// Writes every applied remediation that carries its undo record to the action journal.
+    async fn journal(&self, findings: &[Finding], failures: &mut Vec<Failure>) {
+        let Some(state) = &self.state else { return };
+        for f in
+            findings.iter().filter(|f| f.remediation.as_ref().is_some_and(|r| r.status == RemediationStatus::Applied))
+        {
+            let Some(record) = f.evidence.get("undo").and_then(|u| serde_json::from_value(u.clone()).ok()) else {
+                continue;
+            };
+            let entry =
+                crate::state::journal::JournalEntry::applied(&f.account, &f.id, record, f.observed_at, &f.trigger);
+            if let Err(e) = state.journal(&entry).await {
+                failures.push(Failure::State(e));
+            }
+        }
     }
 
     /// With a readable registry, remediates; without one, adds the critical finding and
@@ -669,6 +868,21 @@ struct Lifecycle {
     first_seen: HashMap<String, DateTime<Utc>>,
     resolved: Vec<Finding>,
     failure: Option<Failure>,
+    /// The state table could not be read: the scan announces as if stateless.
+    state_failure: Option<Failure>,
+    /// What the state table decided (announcements, resolutions, writes).
+    plan: Option<crate::state::Plan>,
+    /// Malformed records of the table, skipped.
+    warnings: Vec<String>,
+}
+
+/// When each finding (and resolution) was first seen, keyed by its Security Hub id.
+fn first_seen_by_asff_id(plan: &crate::state::Plan, findings: &[Finding]) -> HashMap<String, DateTime<Utc>> {
+    findings
+        .iter()
+        .chain(&plan.resolved)
+        .filter_map(|f| Some((asff::finding_id(f), *plan.first_seen.get(&f.thread_id())?)))
+        .collect()
 }
 
 /// The exceptions in force: tagged `True` under a valid approval (a metric and a list for the
@@ -711,4 +925,35 @@ fn untag_progress(findings: &[Finding]) -> String {
         .filter(|f| f.remediation.as_ref().is_some_and(|r| r.status == RemediationStatus::Applied))
         .count();
     format!("untagged {applied} of {planned}, ")
+}
+
+/// Which delivery an event is: its account and CloudTrail `eventID` (EventBridge's `id` when
+/// the detail has none).
+struct Delivery {
+    account: String,
+    event_id: String,
+}
+
+fn delivery_of(event: &Value) -> Option<Delivery> {
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+    let event_id = text(&event["detail"]["eventID"]).or_else(|| text(&event["id"]))?;
+    let account = text(&event["account"]).or_else(|| text(&event["detail"]["recipientAccountId"]))?;
+    Some(Delivery { account, event_id })
+}
+
+/// How long an event is claimed: until the invocation's deadline, or 15 minutes (Lambda's
+/// longest timeout) without one; a claim outliving a crashed attempt lapses then.
+fn lease(stop_by: Option<Instant>) -> chrono::Duration {
+    let remaining = stop_by.map_or(std::time::Duration::from_mins(15), |t| t.saturating_duration_since(Instant::now()));
+    chrono::Duration::from_std(remaining + std::time::Duration::from_secs(10)).unwrap_or(chrono::Duration::minutes(15))
+}
+
+/// What the state table says to announce: the scan's digest, then one message per new,
+/// changed or reminded finding, then one per resolution of a thread that was announced.
+fn announcements(plan: &crate::state::Plan, findings: &[Finding], scan: Option<&ScanSummary>) -> Vec<Message> {
+    let announced_threads: HashSet<&str> = plan.writes.iter().filter_map(|(k, _)| k.as_deref()).collect();
+    let mut out = scan.map(|s| digest(s, findings, MAX_BODY_BYTES)).unwrap_or_default();
+    out.extend(plan.announce.iter().map(Message::finding));
+    out.extend(plan.resolved.iter().filter(|f| announced_threads.contains(f.id.as_str())).map(Message::finding));
+    out
 }

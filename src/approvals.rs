@@ -114,7 +114,7 @@ impl Approvals {
                 .map_err(|e| bad(format!("`expires` is not an RFC 3339 date-time ({e})")))?
                 .with_timezone(&Utc);
             let account = match r.account.map(|a| a.trim().to_owned()) {
-                Some(a) if crate::event::is_account_id(&a) => Some(a),
+                Some(a) if crate::domain::names::is_account_id(&a) => Some(a),
                 Some(a) => return Err(bad(format!("`account` {a:?} is not a 12-digit AWS account id"))),
                 None if account_required => {
                     return Err(bad("field `account` is missing: in organization mode every approval names the \

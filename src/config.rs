@@ -3,8 +3,8 @@
 //! A bad value stops start-up with an error naming the variable and the values it
 //! accepts; nothing here is read again during an invocation.
 
-use crate::checks::password::PasswordMinimums;
-use crate::checks::policy::Cidr;
+use crate::domain::cidr::Cidr;
+use crate::domain::password::PasswordMinimums;
 
 /// Which users must have MFA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +170,11 @@ pub struct Config {
     /// Organization mode (`ORGANIZATION_MODE=true`): every account of the organization is guarded
     /// through its member role; `None` guards the function's own account only.
     pub organization: Option<Organization>,
+    /// The state table (`STATE_TABLE`): what was announced, event ids, the action journal.
+    /// `None`: stateless (every run announces everything it finds, as without memory).
+    pub state_table: Option<String>,
+    /// Days between reminders of an open high or critical finding (`REMIND_DAYS`, 0 = never).
+    pub remind_days: u32,
 }
 
 /// Organization mode: one deployment guards every account of an AWS Organization.
@@ -419,7 +424,7 @@ impl Config {
         let break_glass_users: Vec<String> = get("BREAK_GLASS_USERS")
             .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
-        if let Some(bad_name) = break_glass_users.iter().find(|u| !crate::event::is_valid_user_name(u)) {
+        if let Some(bad_name) = break_glass_users.iter().find(|u| !crate::domain::names::is_valid_user_name(u)) {
             errors.borrow_mut().push(bad("BREAK_GLASS_USERS", bad_name, "comma-separated IAM user names"));
         }
         let rotation = Rotation {
@@ -471,6 +476,15 @@ impl Config {
             rotation: rotation.enabled.then(|| rotation.clone()),
         };
         let organization = organization(&get, &errors, &rotation, &stale_keys, security_hub);
+        let state_table = match get("STATE_TABLE") {
+            Some(t) if !is_table_name(&t) => report(
+                &errors,
+                Err(bad("STATE_TABLE", &t, "a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ - .) or its ARN")),
+                None,
+            ),
+            t => t,
+        };
+        let remind_days = u32::try_from(days("REMIND_DAYS", 7, 365)).unwrap_or(7);
 
         let errors = errors.into_inner();
         if !errors.is_empty() {
@@ -501,6 +515,8 @@ impl Config {
             rotation,
             stale_keys,
             organization,
+            state_table,
+            remind_days,
         })
     }
 }
@@ -604,7 +620,15 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ORGANIZATION_MODE", "true: guard every account of the AWS Organization through its member role (default false)"),
     ("MEMBER_ROLE_NAME", "the role assumed in each member account (default iam-sentinel-member)"),
     ("SCP_POLICY", "name or id of the exception-tag SCP (default RestrictIAMUserAccessWithExceptions)"),
+    ("STATE_TABLE", "DynamoDB state table: announce only what is new, changed or resolved; journal actions"),
+    ("REMIND_DAYS", "days between reminders of open high and critical findings (default 7, 0 = never)"),
 ];
+
+/// A DynamoDB table name, or a table ARN (`arn:aws:dynamodb:…:table/NAME`).
+fn is_table_name(t: &str) -> bool {
+    let name = t.strip_prefix("arn:").and_then(|_| t.split_once(":table/").map(|(_, n)| n)).unwrap_or(t);
+    (3..=255).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
 
 /// A whole number of `unit` within `range` from variable `name`, or `default` when unset.
 fn days_in(

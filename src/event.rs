@@ -9,13 +9,13 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::checks::Actor;
-pub use crate::checks::CallContext;
-pub use crate::checks::access::AccessTarget;
+use crate::domain::call::Actor;
+pub use crate::domain::call::{AccessTarget, CallContext};
 
 mod organizations;
 mod privileged;
-pub use organizations::{ChangeReach, ORGANIZATIONS_EVENT_NAMES, OrganizationChange, is_account_id};
+pub use crate::domain::names::{is_account_id, is_valid_user_name};
+pub use organizations::{ChangeReach, ORGANIZATIONS_EVENT_NAMES, OrganizationChange};
 pub use privileged::{REGISTRY_WRITE_EVENT_NAMES, RoleAssumption, SecretChange, UserSignIn};
 
 /// `detail-type` of CloudTrail API calls forwarded by EventBridge.
@@ -537,12 +537,6 @@ fn access_target(name: &str, request: Option<&Value>) -> Result<Result<AccessTar
 #[must_use]
 pub fn is_valid_group_name(name: &str) -> bool {
     (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
-}
-
-/// IAM user names: 1–64 characters of `[A-Za-z0-9+=,.@_-]`.
-#[must_use]
-pub fn is_valid_user_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 #[cfg(test)]

@@ -311,6 +311,36 @@ pub struct Finding {
     /// `open` while the condition holds; `resolved` when a later scan no longer finds it.
     #[serde(default, skip_serializing_if = "FindingState::is_open")]
     pub state: FindingState,
+    /// Why this finding is announced (new, changed, reminder, resolved), when the state table
+    /// decided it; absent without the table and in the digest's list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
+}
+
+/// Why a finding is announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoticeKind {
+    /// Not reported before (or back after a resolution).
+    New,
+    /// Severity rose or the remediation status changed since it was announced.
+    Changed,
+    /// Still open, announced `REMIND_DAYS` or more ago.
+    Reminder,
+    /// Open before, no longer produced.
+    Resolved,
+}
+
+/// What the announcement of a finding says about its thread (serialised as `notice`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Why it is announced.
+    pub kind: NoticeKind,
+    /// When the condition was first seen.
+    pub first_seen: DateTime<Utc>,
+    /// What changed (`changed` only): the severity or remediation status before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
 }
 
 /// Where a finding is in its lifecycle.
@@ -389,6 +419,7 @@ impl Scope {
             trigger: self.trigger.clone(),
             action: None,
             state: FindingState::Open,
+            notice: None,
         }
     }
 }

@@ -31,6 +31,7 @@ impl InvocationError {
             AppError::Collect(_) | AppError::Scan(_) => "AwsCallFailed",
             AppError::NoTopic => "Misconfigured",
             AppError::DeadlineNear { .. } => "DeadlineExceeded",
+            AppError::EventInProgress { .. } => "EventInProgress",
         }
     }
 }

@@ -2,8 +2,9 @@
 
 use std::fmt::Write as _;
 
+use crate::domain::message::ScanSummary;
 use crate::finding::{Finding, Severity};
-use crate::message::ScanSummary;
+pub use crate::render::text::summary;
 
 /// Output formats of the CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,23 +41,6 @@ pub fn render(findings: &[Finding], scan: Option<&ScanSummary>, format: Format) 
         Format::Ocsf => crate::render::ocsf::render(findings),
         Format::Html => crate::render::html::render(findings, scan),
     }
-}
-
-/// `7 findings: 1 critical, 3 high, 2 medium, 1 low` (or `no findings`).
-#[must_use]
-pub fn summary(findings: &[Finding]) -> String {
-    if findings.is_empty() {
-        return "no findings".to_owned();
-    }
-    let parts: Vec<String> = Severity::ALL_DESCENDING
-        .iter()
-        .filter_map(|s| {
-            let n = findings.iter().filter(|f| f.severity == *s).count();
-            (n > 0).then(|| format!("{n} {s}"))
-        })
-        .collect();
-    let plural = if findings.len() == 1 { "" } else { "s" };
-    format!("{} finding{plural}: {}", findings.len(), parts.join(", "))
 }
 
 fn table(findings: &[Finding]) -> String {

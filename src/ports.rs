@@ -3,8 +3,10 @@
 use std::future::Future;
 
 use crate::approvals::Approvals;
-use crate::checks::registry::Version;
-use crate::message::Message;
+pub use crate::domain::keys::KeyState;
+use crate::domain::message::Message;
+use crate::domain::registry::Version;
+pub use crate::domain::stored::StoredFinding;
 use crate::snapshot::{Tag, UserSnapshot};
 
 /// A failed AWS call, named by its action (`iam:GetUser`) and target.
@@ -47,6 +49,8 @@ pub struct PublishError {
     pub failed: String,
     /// Publishing stopped because the deadline was near, not because a call failed.
     pub deadline: bool,
+    /// The ids of the messages the topic accepted, so a retry sends only the rest.
+    pub sent: Vec<String>,
 }
 
 /// Reads one IAM user and removes its exception tag.
@@ -70,30 +74,19 @@ pub trait UserDirectory: Send + Sync {
     fn add_tag(&self, user: &str, key: &str, value: &str) -> impl Future<Output = Result<(), CallError>> + Send;
 }
 
-/// One access key as `ListAccessKeys` reports it at the moment of acting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyState {
-    /// The access key id.
-    pub id: String,
-    /// `Active` (true) or `Inactive`.
-    pub active: bool,
-    /// When the key was created.
-    pub created: chrono::DateTime<chrono::Utc>,
-}
-
 /// Reads the whole account with bulk calls only (credential report + GetAccountAuthorizationDetails).
 pub trait AccountReader: Send + Sync {
     /// Every user, the root account, and when the credential report was generated.
     fn read_account(&self) -> impl Future<Output = Result<AccountSnapshot, ScanError>> + Send;
     /// Root's credential state from the account summary (one call), for events about root.
-    fn read_root_summary(&self) -> impl Future<Output = Result<crate::checks::RootSummary, CallError>> + Send;
+    fn read_root_summary(&self) -> impl Future<Output = Result<crate::domain::account::RootSummary, CallError>> + Send;
     /// Groups, customer managed policies and every user's policies, without credentials
     /// (`GetAccountAuthorizationDetails` only), for events that change policies.
     fn read_access(&self) -> impl Future<Output = Result<AccessSnapshot, CallError>> + Send;
     /// The account password policy (one call); `None` when the account has none.
     fn read_password_policy(
         &self,
-    ) -> impl Future<Output = Result<Option<crate::checks::password::PasswordPolicy>, CallError>> + Send;
+    ) -> impl Future<Output = Result<Option<crate::domain::password::PasswordPolicy>, CallError>> + Send;
     /// Every user name (bulk); the per-user baseline of the benchmark starts from it.
     fn list_user_names(&self) -> impl Future<Output = Result<Vec<String>, ScanError>> + Send;
     /// Whether the role `role_arn` still exists (`iam:GetRole`): one call per configured break-glass role.
@@ -118,7 +111,7 @@ pub struct AccountSnapshot {
     /// Groups and customer managed policies; every user's own `policies` point into it.
     pub catalogue: crate::snapshot::PolicyCatalogue,
     /// The account password policy; `None` when the account has none.
-    pub password_policy: Option<crate::checks::password::PasswordPolicy>,
+    pub password_policy: Option<crate::domain::password::PasswordPolicy>,
 }
 
 /// The account's policies and how they reach each user, without credentials.
@@ -193,31 +186,6 @@ pub struct StoreError {
     pub not_enabled: bool,
 }
 
-/// A finding the store holds as open (active, not yet passed), as much as the lifecycle needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredFinding {
-    /// The store's id (stable per condition: see `render::asff::finding_id`).
-    pub store_id: String,
-    /// The check, as the stored `GeneratorId` names it; `None` for an id this version does not know.
-    pub check: Option<crate::finding::CheckId>,
-    /// Account.
-    pub account: String,
-    /// Region the finding was observed from.
-    pub region: String,
-    /// Principal ARN.
-    pub principal: String,
-    /// IAM user name, if about a user.
-    pub user: Option<String>,
-    /// Key id or slot, if about a key.
-    pub resource: Option<String>,
-    /// `schedule` or `event:<EventName>`: which path reported it.
-    pub trigger: String,
-    /// The message the finding was reported with.
-    pub message: String,
-    /// When it was first reported.
-    pub first_observed_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
 /// Where findings are kept with a lifecycle (AWS Security Hub): imported on every run,
 /// read back after a scan to find those the scan no longer produces.
 pub trait FindingsStore: Send + Sync {
@@ -256,11 +224,10 @@ pub struct NewKey {
 /// holds travels in the version's id.
 pub trait KeyRotation: Send + Sync {
     /// When, where and to what a key was last used (`GetAccessKeyLastUsed`).
-    fn last_use<'a>(&'a self, key_id: &'a str)
-    -> BoxFuture<'a, Result<crate::remediate::rotation::LastUse, CallError>>;
+    fn last_use<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<crate::domain::keys::LastUse, CallError>>;
     /// What the user's rotation secret holds (`DescribeSecret` only: the current version's key
     /// id and the deactivation records; never the value).
-    fn vault<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<crate::remediate::rotation::Vault, CallError>>;
+    fn vault<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<crate::domain::keys::Vault, CallError>>;
     /// Why the secret at `secret` is not one the rotation created for the user `user_arn` (its
     /// marker tag, KMS key or resource policy differ); `None` when it is, or does not exist.
     fn not_ours<'a>(&'a self, secret: &'a str, user_arn: &'a str) -> BoxFuture<'a, Result<Option<String>, CallError>>;
@@ -295,4 +262,98 @@ pub trait KeyRotation: Send + Sync {
     /// (`UpdateSecretVersionStage`); without one (the user's first rotation) the secret is
     /// scheduled for deletion, recoverable for 7 days. Returns whether a previous version existed.
     fn restore_previous<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<bool, CallError>>;
+}
+
+/// The state table could not be used: the run goes on as if stateless and fails by name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state table {table}: {action} failed: {message}")]
+pub struct StateError {
+    /// `dynamodb:Query`, `dynamodb:BatchWriteItem`, …
+    pub action: &'static str,
+    /// The table's name.
+    pub table: String,
+    /// The service's error, or why the request was refused.
+    pub message: String,
+}
+
+/// The threads read for an account, and the records that could not be read (reported, skipped).
+#[derive(Debug, Clone, Default)]
+pub struct ThreadsRead {
+    /// The well-formed records.
+    pub records: Vec<crate::domain::memory::ThreadRecord>,
+    /// One line per malformed record: its key and what is wrong.
+    pub malformed: Vec<String>,
+}
+
+/// What the table says of an event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventClaim {
+    /// First delivery: this invocation handles it.
+    First,
+    /// Already handled completely at `at`: a duplicate delivery.
+    Done {
+        /// When it was handled.
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// An earlier invocation started it and did not finish (a retry): the ids it already sent.
+    Retry {
+        /// Message ids already published.
+        sent: std::collections::HashSet<String>,
+    },
+    /// Another invocation is handling it right now (its lease runs until `until`).
+    InProgress {
+        /// When the other invocation's lease ends.
+        until: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// The function's memory (the DynamoDB state table): finding threads, event ids, the journal.
+/// Every method names the account; an implementation bound to one account refuses others.
+pub trait StateStore: Send + Sync {
+    /// The table's name, for messages.
+    fn table(&self) -> &str;
+    /// Every thread record of `account` (one paged Query).
+    fn threads<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<ThreadsRead, StateError>>;
+    /// The records of these threads of `account` that exist (for the event path).
+    fn threads_of<'a>(
+        &'a self,
+        account: &'a str,
+        threads: &'a [String],
+    ) -> BoxFuture<'a, Result<ThreadsRead, StateError>>;
+    /// Writes these records (batched); resolved ones expire after a retention period.
+    fn write_threads<'a>(
+        &'a self,
+        records: &'a [crate::domain::memory::ThreadRecord],
+    ) -> BoxFuture<'a, Result<(), StateError>>;
+    /// Claims event `event_id` of `account` until `lease_until` (a conditional write).
+    fn claim_event<'a>(
+        &'a self,
+        account: &'a str,
+        event_id: &'a str,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_until: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<EventClaim, StateError>>;
+    /// Records the message ids sent for the event and whether it is done; releases the lease.
+    fn finish_event<'a>(
+        &'a self,
+        account: &'a str,
+        event_id: &'a str,
+        sent: &'a [String],
+        done: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<(), StateError>>;
+    /// Appends an entry to the action journal.
+    fn journal<'a>(&'a self, entry: &'a crate::domain::memory::JournalEntry) -> BoxFuture<'a, Result<(), StateError>>;
+    /// Every journal entry of a finding in `account`.
+    fn actions_of<'a>(
+        &'a self,
+        account: &'a str,
+        finding_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::domain::memory::JournalEntry>, StateError>>;
+    /// Every journal entry about `user` of `account`, oldest first.
+    fn history<'a>(
+        &'a self,
+        account: &'a str,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<crate::domain::memory::JournalEntry>, StateError>>;
 }

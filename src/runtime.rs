@@ -76,7 +76,20 @@ fn assemble(
         );
         Box::new(SecurityHubStore::new(client, region.clone())) as Box<dyn crate::ports::FindingsStore>
     });
+    // One table in the function's account; a member's app reads and writes its account's part only.
+    let state = config.state_table.clone().map(|table| {
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(counter.clone()).build(),
+        );
+        let store = crate::aws::state::DynamoState::new(client, table);
+        let store = match &member {
+            Some((account, _)) => store.for_account(account),
+            None => store,
+        };
+        std::sync::Arc::new(store) as std::sync::Arc<dyn crate::ports::StateStore>
+    });
     App {
+        state,
         findings_store,
         config,
         directory: IamDirectory::new(iam),

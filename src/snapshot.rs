@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::checks::policy::{PolicyDocument, PolicyError};
+use crate::domain::policy::{PolicyDocument, PolicyError};
 
 /// One IAM tag.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -515,9 +515,8 @@ mod tests {
                     .build()
             })
             .build();
-        let create = mock!(aws_sdk_secretsmanager::Client::create_secret).then_output(|| {
-            aws_sdk_secretsmanager::operation::create_secret::CreateSecretOutput::builder().build()
-        });
+        let create = mock!(aws_sdk_secretsmanager::Client::create_secret)
+            .then_output(|| aws_sdk_secretsmanager::operation::create_secret::CreateSecretOutput::builder().build());
         let policy = mock!(aws_sdk_secretsmanager::Client::put_resource_policy).then_output(|| {
             aws_sdk_secretsmanager::operation::put_resource_policy::PutResourcePolicyOutput::builder().build()
         });
@@ -534,7 +533,8 @@ mod tests {
         let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&created, &deleted]);
         let rotation = crate::aws::rotation::AwsKeyRotation::new(iam, secrets, None);
         let user = crate::checks::fixtures::user("svc-app");
-        let f = rotate_now(&rotation, &user, "AKIAOLD", "iam-sentinel/keys/1/svc-app", finding()).await.unwrap().unwrap();
+        let f =
+            rotate_now(&rotation, &user, "AKIAOLD", "iam-sentinel/keys/1/svc-app", finding()).await.unwrap().unwrap();
         assert_eq!(put.num_calls(), 1, "the write was attempted once and failed");
         assert_eq!(described.num_calls(), 2, "the secret was read again after the failure");
         assert_eq!(deleted.num_calls(), 0, "the key the secret holds is never deleted");

@@ -8,6 +8,7 @@ pub mod organizations;
 pub mod rotation;
 pub mod securityhub;
 pub mod sns;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -4,16 +4,8 @@ use aws_sdk_organizations::Client;
 use aws_sdk_organizations::types::AccountStatus;
 
 use crate::aws::call_error;
+pub use crate::domain::account::OrgAccount;
 use crate::ports::CallError;
-
-/// One account of the organization.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrgAccount {
-    /// The 12-digit account id.
-    pub id: String,
-    /// The account's name, as Organizations holds it.
-    pub name: String,
-}
 
 /// Reads the organization with the credentials of the management account or a delegated administrator.
 #[derive(Debug, Clone)]

@@ -86,20 +86,26 @@ fn batches(messages: &[Message]) -> Vec<std::ops::Range<usize>> {
 impl FindingsSink for SnsSink {
     async fn publish(&self, messages: &[Message], stop_by: Option<Instant>) -> Result<usize, PublishError> {
         let total = messages.len();
-        let fail = |published, failed: String| PublishError { published, total, failed, deadline: false };
-        let mut published = 0;
+        let mut sent: Vec<String> = Vec::new();
+        let fail = |sent: &Vec<String>, failed: String| PublishError {
+            published: sent.len(),
+            total,
+            failed,
+            deadline: false,
+            sent: sent.clone(),
+        };
         for range in batches(messages) {
             if stop_by.is_some_and(|t| Instant::now() >= t) {
                 return Err(PublishError {
                     deadline: true,
-                    ..fail(published, "stopped before the Lambda deadline".into())
+                    ..fail(&sent, "stopped before the Lambda deadline".into())
                 });
             }
             let mut pending = range
                 .clone()
                 .map(|i| entry(i, &messages[i], is_fifo(&self.topic_arn)))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| fail(published, e))?;
+                .map_err(|e| fail(&sent, e))?;
             for round in 0..=ENTRY_RETRIES {
                 let out = self
                     .client
@@ -108,8 +114,14 @@ impl FindingsSink for SnsSink {
                     .set_publish_batch_request_entries(Some(pending.clone()))
                     .send()
                     .await
-                    .map_err(|e| fail(published, call_error("sns:Publish", &self.topic_arn, &e).to_string()))?;
-                published += out.successful().len();
+                    .map_err(|e| fail(&sent, call_error("sns:Publish", &self.topic_arn, &e).to_string()))?;
+                // Entry ids are the messages' indexes.
+                sent.extend(
+                    out.successful()
+                        .iter()
+                        .filter_map(|ok| ok.id().and_then(|i| i.parse::<usize>().ok()))
+                        .filter_map(|i| messages.get(i).map(|m| m.id.clone())),
+                );
                 let failed = out.failed();
                 if failed.is_empty() {
                     break;
@@ -121,7 +133,7 @@ impl FindingsSink for SnsSink {
                         .map(|f| format!("entry {}: {} {}", f.id(), f.code(), f.message().unwrap_or_default()))
                         .collect();
                     return Err(fail(
-                        published,
+                        &sent,
                         format!("sns:Publish to {} rejected {}", self.topic_arn, detail.join("; ")),
                     ));
                 }
@@ -129,7 +141,7 @@ impl FindingsSink for SnsSink {
                 pending.retain(|e| failed.iter().any(|f| f.id() == e.id()));
             }
         }
-        Ok(published)
+        Ok(sent.len())
     }
 }
 

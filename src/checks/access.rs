@@ -16,6 +16,7 @@ use super::policy::{
 };
 use super::user_finding;
 use crate::config::Policy;
+pub use crate::domain::call::AccessTarget;
 use crate::finding::{CheckId, Finding, Scope};
 use crate::snapshot::{InlinePolicy, PolicyCatalogue, UserPolicies, UserSnapshot};
 
@@ -168,27 +169,6 @@ impl<'a> AccessJudge<'a> {
 /// Whether `arn` is an AWS managed policy (`arn:PARTITION:iam::aws:policy/…`).
 fn is_aws_managed(arn: &str) -> bool {
     aws_managed_policy(arn).is_some()
-}
-
-/// What an IAM call changed that decides what reaches users.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessTarget {
-    /// A user's own policies or group memberships.
-    User(String),
-    /// A group's policies: every member is concerned.
-    Group(String),
-    /// A managed policy's default version (ARN): every user it reaches is concerned.
-    Policy(String),
-}
-
-impl std::fmt::Display for AccessTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AccessTarget::User(u) => write!(f, "user {u}"),
-            AccessTarget::Group(g) => write!(f, "group {g}"),
-            AccessTarget::Policy(p) => write!(f, "policy {p}"),
-        }
-    }
 }
 
 /// The users a change to `target` concerns, in the order given: the user itself, a group's

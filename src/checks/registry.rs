@@ -5,8 +5,9 @@
 use serde_json::{Value, json};
 
 use super::{Actor, CallContext};
-use crate::approvals::{Approvals, ExceptionApproval};
+use crate::approvals::ExceptionApproval;
 use crate::config::Policy;
+pub use crate::domain::registry::Version;
 use crate::finding::{CheckId, Finding, Scope};
 
 /// Whether `given` (a secret id as a caller wrote it: name, full ARN or partial ARN) names the
@@ -44,17 +45,6 @@ fn without_suffix(name: &str) -> Option<&str> {
 #[must_use]
 pub fn is_approver(policy: &Policy, actor: &Actor) -> bool {
     policy.approver_principals.iter().any(|p| actor.is(p))
-}
-
-/// One version of the registry as read for the comparison.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Version {
-    /// The version stage does not exist (no previous version yet, or the secret is gone).
-    Missing,
-    /// A valid registry.
-    Valid(Approvals),
-    /// Not a valid registry; the problem names entries and fields, never content.
-    Invalid(String),
 }
 
 /// What could be learnt about the content the change left behind.
@@ -200,6 +190,7 @@ pub fn changed_by_non_approver(write: &Write<'_>, content: &Content, policy: &Po
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+    use crate::approvals::Approvals;
 
     const NAME: &str = "iam-sentinel/approvals";
     const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-sentinel/approvals-Ab3dEf";

@@ -6,17 +6,9 @@
 use serde_json::json;
 
 use super::{Actor, CallContext};
+pub use crate::domain::account::RootSummary;
 use crate::finding::{CheckId, Finding, Scope};
 use crate::snapshot::RootSnapshot;
-
-/// Root's credential state from `GetAccountSummary` (`AccountAccessKeysPresent`, `AccountMFAEnabled`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RootSummary {
-    /// Root has at least one access key (the summary does not say whether it is active).
-    pub access_keys_present: bool,
-    /// Root has MFA.
-    pub mfa_enabled: bool,
-}
 
 /// Root checks on the credential report row: one finding per active root key, one if root has no MFA.
 #[must_use]

@@ -10,6 +10,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::Value;
 
 use super::{AccountCall, CloudTrailRecord, EventError, Parsed, Trigger};
+use crate::domain::names::is_account_id;
 
 /// The Organizations calls the function reacts to (the organization rule's `eventName` list).
 pub const ORGANIZATIONS_EVENT_NAMES: &[&str] = &[
@@ -214,12 +215,6 @@ fn is_ou_id(id: &str) -> bool {
 
 fn lower_alnum(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
-/// Exactly 12 digits.
-#[must_use]
-pub fn is_account_id(id: &str) -> bool {
-    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]

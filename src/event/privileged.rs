@@ -9,7 +9,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::Value;
 
 use super::{CloudTrailRecord, EventError, Parsed, Trigger};
-use crate::checks::{Actor, CallContext};
+use crate::domain::call::{Actor, CallContext};
 
 /// The Secrets Manager calls that change a secret's content, policy or existence (the registry
 /// rule's `eventName` list).

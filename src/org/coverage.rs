@@ -12,8 +12,8 @@ use std::fmt;
 use serde_json::{Value, json};
 
 use super::scp::{ScpWeakness, judge_scp};
-use crate::aws::organizations::OrgAccount;
 use crate::checks::policy::{Cidr, NetworkWeakness, PolicyDocument};
+use crate::domain::account::OrgAccount;
 use crate::finding::{CheckId, Finding, Scope};
 
 /// What a node of the organization's tree is.

@@ -21,7 +21,7 @@ use crate::ports::{CallError, KeyRotation, KeyState, UserDirectory};
 use crate::snapshot::{AccessKey, KeyRef, UserSnapshot};
 
 /// The remediation's name in findings.
-pub const ACTION: &str = "deactivate";
+pub use crate::domain::keys::DEACTIVATE as ACTION;
 
 /// What to do about one key of one user.
 #[derive(Debug, Clone, PartialEq, Eq)]

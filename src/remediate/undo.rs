@@ -6,47 +6,13 @@
 //! `--format json` lines), and the engineer points `undo` at a file holding it.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Config;
 use crate::ports::{ApprovalsStore, CallError, KeyState, UserDirectory};
 use crate::snapshot::Tag;
 
-/// What a credential action changed and from which state: enough to reverse it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "kebab-case")]
-pub enum UndoRecord {
-    /// The exception tag `tag_key` was removed from `user`; it held `previous_value`.
-    Untag {
-        /// The IAM user.
-        user: String,
-        /// The tag key as it was spelled on the user.
-        tag_key: String,
-        /// The value it had.
-        previous_value: String,
-    },
-    /// Key `key_id` of `user` was made inactive; it was `previous_status` (`Active`).
-    Deactivate {
-        /// The IAM user.
-        user: String,
-        /// The access key id.
-        key_id: String,
-        /// The status before (`Active`).
-        previous_status: String,
-    },
-    /// The rotation made `new_key_id` and stored it in `secret`, replacing `old_key_id`.
-    Rotate {
-        /// The IAM user.
-        user: String,
-        /// The key the rotation replaced (still active while the rotation can be undone).
-        old_key_id: String,
-        /// The key the rotation created.
-        new_key_id: String,
-        /// The rotation secret.
-        secret: String,
-    },
-}
+pub use crate::domain::memory::UndoRecord;
 
 /// Writes `undo` into a finding's evidence (an object; anything else is kept under `facts`).
 pub fn record(evidence: &mut Value, undo: &UndoRecord) {
@@ -208,6 +174,14 @@ pub async fn apply(
             Ok(format!("{would}reactivate {user}'s key {key_id}"))
         }
         UndoRecord::Untag { user, tag_key, previous_value } => {
+            // Only the exception tag is ever removed, so only it is ever put back.
+            if !tag_key.eq_ignore_ascii_case(&config.policy.exception_tag_key) {
+                return Err(UndoError::Refused(format!(
+                    "the record names tag {tag_key:?}, not the exception tag {:?}: the function never removes \
+                     any other tag",
+                    config.policy.exception_tag_key
+                )));
+            }
             let (tags, registry) = tokio::join!(directory.read_tags(user), approvals.load());
             let registry = registry.map_err(|e| UndoError::Refused(format!("the approvals registry: {e}")))?;
             check_retag(user, tag_key, tags?.as_deref(), registry.is_valid_for(user, now))

@@ -12,8 +12,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use super::text::{truncate as clip, what_to_do};
+use crate::domain::stored::StoredFinding;
 use crate::finding::{CheckId, CisControl, Finding, FindingState, Severity};
-use crate::ports::StoredFinding;
 
 /// The only ASFF schema version.
 pub const SCHEMA_VERSION: &str = "2018-10-08";

@@ -18,8 +18,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::text::{evidence, next_step, one_line, remediation, truncate, who};
+use crate::domain::message::ScanSummary;
 use crate::finding::{Finding, FindingState, Severity};
-use crate::message::ScanSummary;
 
 /// `content.title`: at most 250 characters.
 pub const TITLE_MAX: usize = 250;
@@ -264,7 +264,7 @@ impl DigestPart<'_> {
     #[must_use]
     pub fn headline(&self) -> String {
         let part = if self.parts > 1 { format!(" (part {}/{})", self.part, self.parts) } else { String::new() };
-        format!("daily scan of {}: {}{part}", self.summary.account, crate::output::summary(self.all))
+        format!("daily scan of {}: {}{part}", self.summary.account, super::text::summary(self.all))
     }
 
     /// Counts by severity, most severe first, only those present.
@@ -294,7 +294,7 @@ impl DigestPart<'_> {
     pub fn thread_id(&self) -> String {
         crate::finding::stable_id(&[
             &self.summary.account,
-            crate::message::DIGEST_CHECK,
+            crate::domain::message::DIGEST_CHECK,
             &self.summary.observed_at.format("%Y-%m-%d").to_string(),
         ])
     }
@@ -377,7 +377,7 @@ pub fn digest(p: &DigestPart<'_>) -> Notification {
         related_resources: vec![format!("arn:aws:iam::{}:root", s.account)],
         additional_context: BTreeMap::from([
             ("severity".into(), worst.as_str().into()),
-            ("check".into(), crate::message::DIGEST_CHECK.into()),
+            ("check".into(), crate::domain::message::DIGEST_CHECK.into()),
             ("account".into(), s.account.clone()),
             ("region".into(), s.region.clone()),
             ("findings_total".into(), p.all.len().to_string()),

@@ -169,7 +169,7 @@ pub fn digest(p: &DigestPart<'_>, columns: Columns) -> String {
         "iam-sentinel daily scan of {} at {}: {}{part}\n\n",
         s.account,
         s.observed_at.format("%Y-%m-%d %H:%M UTC"),
-        crate::output::summary(p.all)
+        super::text::summary(p.all)
     );
     let mut field = |name: &str, value: &str| {
         let _ = writeln!(out, "{name:<24} {value}");

@@ -17,8 +17,8 @@ use std::fmt::{self, Display, Write as _};
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::message::ScanSummary;
 use crate::finding::{CheckId, CisControl, Finding, Severity};
-use crate::message::ScanSummary;
 
 /// Text made safe for HTML element content and quoted attribute values.
 pub struct Escaped<'a>(pub &'a str);

@@ -2,7 +2,7 @@
 //! what remediation did, and safe, bounded text from values anyone can set (tag values,
 //! user names), so one hostile value can neither forge a line nor overflow a channel's limit.
 
-use crate::finding::{CheckId, Finding, FindingState, RemediationStatus};
+use crate::finding::{CheckId, Finding, FindingState, RemediationStatus, Severity};
 
 /// What a person should do about a finding of `check`, in one or two sentences.
 #[must_use]
@@ -121,7 +121,7 @@ pub fn next_step(f: &Finding) -> &'static str {
 #[must_use]
 pub fn remediation(f: &Finding) -> String {
     let Some(r) = &f.remediation else { return "none (this check is reported, not remediated)".to_owned() };
-    let deactivate = r.action == crate::remediate::stale::ACTION;
+    let deactivate = r.action == crate::domain::keys::DEACTIVATE;
     let what = match (r.status, deactivate) {
         (RemediationStatus::Applied, false) => "the exception tag was removed",
         (RemediationStatus::Applied, true) => "the key was deactivated, not deleted",
@@ -177,6 +177,23 @@ pub fn evidence(f: &Finding) -> Vec<(String, String)> {
         serde_json::Value::Null => Vec::new(),
         other => vec![("evidence".to_owned(), one_line(&value(other)))],
     }
+}
+
+/// `7 findings: 1 critical, 3 high, 2 medium, 1 low` (or `no findings`).
+#[must_use]
+pub fn summary(findings: &[Finding]) -> String {
+    if findings.is_empty() {
+        return "no findings".to_owned();
+    }
+    let parts: Vec<String> = Severity::ALL_DESCENDING
+        .iter()
+        .filter_map(|s| {
+            let n = findings.iter().filter(|f| f.severity == *s).count();
+            (n > 0).then(|| format!("{n} {s}"))
+        })
+        .collect();
+    let plural = if findings.len() == 1 { "" } else { "s" };
+    format!("{} finding{plural}: {}", findings.len(), parts.join(", "))
 }
 
 #[cfg(test)]

@@ -20,7 +20,13 @@ fn remediating(acct: &Account) -> (AwsApp, CallCounter) {
 }
 
 fn now_opts() -> RunOptions {
-    RunOptions { now: Utc::now(), dry_run: false, publish: true, stop_by: None }
+    RunOptions {
+        now: Utc::now(),
+        dry_run: false,
+        publish: true,
+        stop_by: None,
+        already_sent: std::sync::Arc::default(),
+    }
 }
 
 async fn run(app: &AwsApp, counter: &CallCounter, file: &str) -> Report {
@@ -376,7 +382,13 @@ async fn key_age_is_judged_as_of_a_future_date() {
         (80, vec!["access-key-rotation-due", "access-key-unused"]),
         (100, vec!["access-key-stale", "access-key-unused"]),
     ] {
-        let opts = RunOptions { now: Utc::now() + Duration::days(days), dry_run: false, publish: false, stop_by: None };
+        let opts = RunOptions {
+            now: Utc::now() + Duration::days(days),
+            dry_run: false,
+            publish: false,
+            stop_by: None,
+            already_sent: std::sync::Arc::default(),
+        };
         let report = app.handle(sample("create-access-key.json"), &opts).await.unwrap();
         let mut got: Vec<&str> = report.findings.iter().map(|f| f.check.as_str()).collect();
         got.sort_unstable();

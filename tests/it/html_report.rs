@@ -254,6 +254,7 @@ fn five_thousand_users() -> (Vec<Finding>, ScanSummary) {
         .collect();
     sort_findings(&mut findings);
     let summary = ScanSummary {
+        changes: None,
         account: scope.account.clone(),
         region: scope.region.clone(),
         observed_at: now,

@@ -17,6 +17,7 @@ mod html_report;
 mod infra;
 mod lambda_e2e;
 mod load;
+mod memory;
 mod metrics;
 mod organization;
 mod policies;

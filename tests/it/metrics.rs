@@ -113,7 +113,13 @@ async fn a_scan_logs_one_emf_line_of_its_posture() {
     acct.create_user("stale-key", &[]).await;
     acct.create_key("stale-key").await;
     let (app, _) = build_app_with(acct.config(&[("AUTO_REMEDIATE", "true")]), &acct.sdk);
-    let opts = RunOptions { now: as_of, dry_run: false, publish: false, stop_by: None };
+    let opts = RunOptions {
+        now: as_of,
+        dry_run: false,
+        publish: false,
+        stop_by: None,
+        already_sent: std::sync::Arc::default(),
+    };
     let report = app.scan(None, &opts).await.unwrap();
     assert!(!report.findings.is_empty());
 

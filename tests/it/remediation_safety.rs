@@ -64,6 +64,7 @@ fn app_with(acct: &Account, approvals: Changing) -> App<IamDirectory, Changing, 
         sink: Some(SnsSink::new(aws_sdk_sns::Client::new(&acct.sdk), acct.topic_arn.clone())),
         region: "us-east-1".into(),
         key_rotation: None,
+        state: None,
         organization: None,
     }
 }
@@ -265,6 +266,7 @@ impl FindingsSink for TimedTopic {
                     total: messages.len(),
                     failed: "deadline".into(),
                     deadline: true,
+                    sent: messages[..done].iter().map(|m| m.id.clone()).collect(),
                 });
             }
             tokio::time::sleep(self.per_batch).await;
@@ -290,6 +292,7 @@ fn timed_app(directory: Timed, per_batch: Duration) -> App<Timed, Changing, Time
         sink: Some(TimedTopic { per_batch, published: Mutex::new(0) }),
         region: "us-east-1".into(),
         key_rotation: None,
+        state: None,
         organization: None,
     }
 }

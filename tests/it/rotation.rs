@@ -316,7 +316,9 @@ async fn a_rotation_is_undone_only_once_the_user_opted_out() {
     let acct = Account::new().await;
     let first = opted_in(&acct).await;
     let t0 = Utc::now();
-    let (app, _) = build_app_with(acct.config(&[("ROTATE_KEYS", "true")]), &acct.sdk);
+    // The journal (the state table) is what undo reads.
+    let table = crate::memory::create_state_table(&acct.sdk).await;
+    let (app, _) = build_app_with(acct.config(&[("ROTATE_KEYS", "true"), ("STATE_TABLE", &table)]), &acct.sdk);
     let report = app.scan(None, &RunOptions { publish: false, ..at(t0, 76) }).await.unwrap();
     let rotated = report.findings.iter().find(|f| f.check.as_str() == "access-key-rotated").unwrap();
     assert_eq!(rotated.evidence["undo"]["action"], "rotate");

@@ -75,8 +75,19 @@ async fn the_scan_finds_exactly_the_expected_pairs_and_publishes_digest_and_high
     let as_of = Utc::now() + Duration::days(100);
     let acct = fixture_account(as_of).await;
     let (app, counter) = build_app_with(acct.config(&[("AUTO_REMEDIATE", "true")]), &acct.sdk);
-    let report =
-        app.scan(None, &RunOptions { now: as_of, dry_run: false, publish: true, stop_by: None }).await.unwrap();
+    let report = app
+        .scan(
+            None,
+            &RunOptions {
+                now: as_of,
+                dry_run: false,
+                publish: true,
+                stop_by: None,
+                already_sent: std::sync::Arc::default(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(report.failure, None);
     let got = pairs(report.findings.iter().map(|f| (f.check.as_str(), f.user.as_deref().unwrap_or(""))));
     assert_eq!(got, expected());
@@ -136,7 +147,13 @@ async fn scan_and_event_path_agree_for_every_user() {
     let as_of = Utc::now() + Duration::days(100);
     let acct = fixture_account(as_of).await;
     let (app, _) = build_app_with(acct.config(&[]), &acct.sdk);
-    let opts = RunOptions { now: as_of, dry_run: true, publish: false, stop_by: None };
+    let opts = RunOptions {
+        now: as_of,
+        dry_run: true,
+        publish: false,
+        stop_by: None,
+        already_sent: std::sync::Arc::default(),
+    };
     let scan = app.scan(None, &opts).await.unwrap();
     let mut by_user: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in &scan.findings {
@@ -169,8 +186,19 @@ async fn a_large_digest_is_split_into_parts_under_256_kb() {
     }
     let (app, _) = build_app_with(acct.config(&[]), &acct.sdk);
     let as_of = Utc::now() + Duration::days(100);
-    let report =
-        app.scan(None, &RunOptions { now: as_of, dry_run: false, publish: true, stop_by: None }).await.unwrap();
+    let report = app
+        .scan(
+            None,
+            &RunOptions {
+                now: as_of,
+                dry_run: false,
+                publish: true,
+                stop_by: None,
+                already_sent: std::sync::Arc::default(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(report.findings.len(), 600);
     let received = acct.received().await;
     let mut parts: Vec<_> = received.iter().filter(|r| r.attributes["check"] == "digest").collect();

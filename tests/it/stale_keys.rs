@@ -16,6 +16,7 @@ use iam_sentinel::snapshot::KeyRef;
 use serde_json::json;
 
 use crate::common::{Account, registry};
+use crate::memory::{TABLE, create_state_table};
 
 async fn key_status(acct: &Account, user: &str) -> Vec<(String, String)> {
     let out = acct.iam.list_access_keys().user_name(user).send().await.unwrap();
@@ -30,8 +31,25 @@ async fn key_status(acct: &Account, user: &str) -> Vec<(String, String)> {
 
 /// A scan judged `days` ahead with `mode`; returns the report and the calls by action.
 async fn scan_ahead(acct: &Account, mode: &str, days: i64) -> (Report, std::collections::BTreeMap<String, u64>) {
-    let (app, counter) = build_app_with(acct.config(&[("DEACTIVATE_STALE_KEYS", mode)]), &acct.sdk);
-    let opts = RunOptions { now: Utc::now() + Duration::days(days), dry_run: false, publish: false, stop_by: None };
+    scan_ahead_with(acct, mode, days, &[]).await
+}
+
+/// As [`scan_ahead`], with `extra` variables (the state table, for the journal).
+async fn scan_ahead_with(
+    acct: &Account,
+    mode: &str,
+    days: i64,
+    extra: &[(&str, &str)],
+) -> (Report, std::collections::BTreeMap<String, u64>) {
+    let vars: Vec<(&str, &str)> = [("DEACTIVATE_STALE_KEYS", mode)].into_iter().chain(extra.iter().copied()).collect();
+    let (app, counter) = build_app_with(acct.config(&vars), &acct.sdk);
+    let opts = RunOptions {
+        now: Utc::now() + Duration::days(days),
+        dry_run: false,
+        publish: false,
+        stop_by: None,
+        already_sent: std::sync::Arc::default(),
+    };
     let report = Box::pin(app.scan(None, &opts)).await.unwrap();
     (report, counter.snapshot().calls)
 }
@@ -190,8 +208,9 @@ pub(crate) fn findings_file(name: &str, findings: &[Finding]) -> std::path::Path
     path
 }
 
+/// `iam-sentinel undo ID --from FILE` with the state table (the journal) configured.
 pub(crate) fn undo(acct: &Account, id: &str, file: &std::path::Path) -> (i32, String, String) {
-    let out = acct.cli(&["undo", id, "--from", file.to_str().unwrap()], &[]);
+    let out = acct.cli(&["undo", id, "--from", file.to_str().unwrap()], &[("STATE_TABLE", TABLE)]);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -207,7 +226,8 @@ async fn undo_reactivates_a_deactivated_key_and_refuses_once_it_changed() {
     let a = acct.create_key("svc-a").await;
     acct.create_user("svc-b", &[]).await;
     let b = acct.create_key("svc-b").await;
-    let (report, _) = scan_ahead(&acct, "true", 200).await;
+    let table = create_state_table(&acct.sdk).await;
+    let (report, _) = scan_ahead_with(&acct, "true", 200, &[("STATE_TABLE", &table)]).await;
     let file = findings_file("keys", &report.findings);
     let id_a = stale_finding(&report, "svc-a").id.clone();
     let id_b = stale_finding(&report, "svc-b").id.clone();
@@ -221,12 +241,15 @@ async fn undo_reactivates_a_deactivated_key_and_refuses_once_it_changed() {
     let (code, stdout, stderr) = undo(&acct, &id_a, &file);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains(&format!("reactivate svc-a's key {a}")), "{stdout}");
-    assert!(stderr.contains("undo: 3 AWS call(s)"), "ListAccessKeys, GetUser, UpdateAccessKey: {stderr}");
+    assert!(
+        stderr.contains("undo: 6 AWS call(s)"),
+        "GetCallerIdentity, the journal's Query, ListAccessKeys, GetUser, UpdateAccessKey, the undo's PutItem: {stderr}"
+    );
     assert_eq!(key_status(&acct, "svc-a").await, [(a, "Active".to_owned())]);
-    // Undone once: the key is Active now, not what the deactivation left.
+    // Undone once: the journal holds the undo, so a second one is refused.
     let (code, _, stderr) = undo(&acct, &id_a, &file);
     assert_eq!(code, 1);
-    assert!(stderr.contains("refused") && stderr.contains("Active again"), "{stderr}");
+    assert!(stderr.contains("already undone"), "{stderr}");
 
     // Deleted meanwhile: refused, nothing created.
     acct.iam.delete_access_key().user_name("svc-b").access_key_id(&b).send().await.unwrap();
@@ -246,7 +269,8 @@ async fn undo_retags_only_a_user_the_registry_now_approves() {
     let acct = Account::new().await;
     acct.put_registry(&registry(&[])).await;
     acct.create_user("dev-mallory", &[("AccessException", "True")]).await;
-    let (app, _) = build_app_with(acct.config(&[("AUTO_REMEDIATE", "true")]), &acct.sdk);
+    let table = create_state_table(&acct.sdk).await;
+    let (app, _) = build_app_with(acct.config(&[("AUTO_REMEDIATE", "true"), ("STATE_TABLE", &table)]), &acct.sdk);
     let opts = RunOptions { publish: false, ..RunOptions::at(Utc::now()) };
     let report = Box::pin(app.scan(None, &opts)).await.unwrap();
     let f = report.findings.iter().find(|f| f.check == CheckId::ExceptionUnapproved).unwrap();
@@ -267,19 +291,22 @@ async fn undo_retags_only_a_user_the_registry_now_approves() {
 
     let later = (Utc::now() + Duration::days(30)).to_rfc3339();
     acct.put_registry(&registry(&[("dev-mallory", &later)])).await;
-    let out = acct.cli(&["undo", &f.id, "--from", file.to_str().unwrap(), "--dry-run"], &[]);
+    let out = acct.cli(&["undo", &f.id, "--from", file.to_str().unwrap(), "--dry-run"], &[("STATE_TABLE", &table)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("would tag dev-mallory"));
     assert!(acct.tags("dev-mallory").await.is_empty(), "--dry-run changes nothing");
     let (code, stdout, stderr) = undo(&acct, &f.id, &file);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("AccessException=True"), "{stdout}");
-    assert!(stderr.contains("undo: 3 AWS call(s)"), "GetUser, GetSecretValue, TagUser: {stderr}");
+    assert!(
+        stderr.contains("undo: 6 AWS call(s)"),
+        "GetCallerIdentity, the journal's Query, GetUser, GetSecretValue, TagUser, the undo's PutItem: {stderr}"
+    );
     assert_eq!(acct.tags("dev-mallory").await, [("AccessException".to_owned(), "True".to_owned())]);
-    // Tagged again: a second undo is refused.
+    // Undone: a second undo is refused by the journal.
     let (code, _, stderr) = undo(&acct, &f.id, &file);
     assert_eq!(code, 1);
-    assert!(stderr.contains("again"), "{stderr}");
+    assert!(stderr.contains("already undone"), "{stderr}");
     let _ = std::fs::remove_file(file);
 }
 
@@ -293,7 +320,13 @@ async fn the_event_path_deactivates_the_key_by_its_id() {
     let mut event = crate::common::sample("update-access-key.json");
     event["detail"]["requestParameters"]["accessKeyId"] = json!(id);
     let (app, counter) = build_app_with(acct.config(&[("DEACTIVATE_STALE_KEYS", "true")]), &acct.sdk);
-    let opts = RunOptions { now: Utc::now() + Duration::days(200), dry_run: false, publish: false, stop_by: None };
+    let opts = RunOptions {
+        now: Utc::now() + Duration::days(200),
+        dry_run: false,
+        publish: false,
+        stop_by: None,
+        already_sent: std::sync::Arc::default(),
+    };
     let report = Box::pin(app.handle(event, &opts)).await.unwrap();
     assert_eq!(report.failure, None);
     let f = stale_finding(&report, "svc-legacy-erp");

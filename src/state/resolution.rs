@@ -1,13 +1,13 @@
 //! Which findings a scan resolves: pure, from what the findings store holds as open and what
-//! the scan just produced. No database of ours: Security Hub's open findings are the memory.
+//! the scan just produced: the open threads of the state table, or Security Hub's open findings.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::domain::stored::StoredFinding;
 use crate::finding::{CheckId, Finding, FindingState, stable_id};
-use crate::ports::StoredFinding;
 
 /// What the scan could judge; a condition it could not judge is never declared resolved.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +26,8 @@ pub struct Coverage<'a> {
 
 /// Checks only the event path produces (they describe an act, not a state): a scan cannot
 /// see them end, so it never resolves them.
-fn event_only(check: CheckId) -> bool {
+#[must_use]
+pub fn event_only(check: CheckId) -> bool {
     matches!(
         check,
         CheckId::ExceptionSelfGranted
@@ -116,6 +117,7 @@ fn resolution(stored: &StoredFinding, check: CheckId, now: DateTime<Utc>) -> Fin
         trigger: "schedule".into(),
         action: None,
         state: FindingState::Resolved,
+        notice: None,
     };
     // Distinct from the open finding's per-day id, so a subscriber de-duplicating on it never
     // drops the resolution as a copy of the finding reported the same day.

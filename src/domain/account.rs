@@ -1,0 +1,19 @@
+//! What an account says about itself: its root user's credentials, its place in the organization.
+
+/// Root's credential state from `GetAccountSummary` (`AccountAccessKeysPresent`, `AccountMFAEnabled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootSummary {
+    /// Root has at least one access key (the summary does not say whether it is active).
+    pub access_keys_present: bool,
+    /// Root has MFA.
+    pub mfa_enabled: bool,
+}
+
+/// One account of the organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgAccount {
+    /// The 12-digit account id.
+    pub id: String,
+    /// The account's name, as Organizations holds it.
+    pub name: String,
+}
