@@ -330,7 +330,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
     async fn handle_change(&self, change: IamChange, opts: &RunOptions) -> Result<Report, AppError> {
         let trigger = format!("event:{}", change.event_name);
         if let Some(own) = &self.config.self_role_arn
-            && change.actor.is(own)
+            && change.actor.is_own(own, self.config.self_session_name.as_deref())
         {
             return Ok(Report::ignored(trigger, format!("{} was made by this function's own role", change.event_name)));
         }
@@ -374,6 +374,9 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         crate::remediate::stale::attach(&mut findings, &user, &self.config.policy, &self.config.stale_keys, opts.now);
         findings.extend(root_use);
         let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
+        let (opt_in, failed) = self.judge_opt_in(&change, &user, &scope, opts).await;
+        findings.extend(opt_in);
+        failures.extend(failed);
         if change.event_name.contains("AccessKey") {
             // A key changed: an opted-in user's rotation may have a step to take now.
             let (rotated, failed) = self.rotate_keys(&[&user], &scope, opts).await;

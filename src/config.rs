@@ -107,6 +107,19 @@ pub struct Rotation {
     pub delete_after_days: i64,
     /// KMS key for new rotation secrets (the stack's key); `None`: Secrets Manager's default.
     pub kms_key_id: Option<String>,
+    /// The opt-in tag's value (`ROTATION_TAG_VALUE`, default `auto`); the template feeds it and
+    /// the role's condition from one parameter.
+    pub tag_value: String,
+    /// Principals that may read every rotation secret besides its user (`ROTATION_SECRET_READERS`).
+    pub secret_readers: Vec<String>,
+}
+
+impl Rotation {
+    /// Whether `tags` opt a user in (`tag_key` = `tag_value`, both matched ignoring case).
+    #[must_use]
+    pub fn opts_in(&self, tags: &[crate::snapshot::Tag]) -> bool {
+        tags.iter().any(|t| t.key.eq_ignore_ascii_case(&self.tag_key) && t.value.eq_ignore_ascii_case(&self.tag_value))
+    }
 }
 
 impl Default for Rotation {
@@ -117,6 +130,8 @@ impl Default for Rotation {
             deactivate_after_days: 10,
             delete_after_days: 10,
             kms_key_id: None,
+            tag_value: ROTATION_OPT_IN.to_owned(),
+            secret_readers: Vec::new(),
         }
     }
 }
@@ -143,6 +158,9 @@ pub struct Config {
     pub auto_remediate: bool,
     /// The function's own role: events it caused are ignored (`SELF_ROLE_ARN`).
     pub self_role_arn: Option<String>,
+    /// The session name the function's own sessions of `self_role_arn` carry (organization mode:
+    /// `iam-sentinel` in the member role); `None`: any session of that role is the function's.
+    pub self_session_name: Option<String>,
     /// Import findings into AWS Security Hub and resolve them there after each scan (`SECURITY_HUB`).
     pub security_hub: bool,
     /// Opt-in key rotation.
@@ -198,8 +216,9 @@ pub struct StaleKeys {
     pub grace_days: i64,
     /// A user carrying this tag (any value) never has a key deactivated (`STALE_KEY_EXEMPT_TAG`).
     pub exempt_tag: String,
-    /// Users opted in to key rotation (this tag `=auto`) are the rotation's, never deactivated here.
-    pub rotation_tag: String,
+    /// When key rotation runs (`ROTATE_KEYS=true`), the users it opted in are the rotation's,
+    /// never deactivated here; with rotation off, the opt-in tag exempts nothing.
+    pub rotation: Option<Rotation>,
 }
 
 impl Default for StaleKeys {
@@ -208,7 +227,7 @@ impl Default for StaleKeys {
             mode: StaleKeyMode::Off,
             grace_days: 30,
             exempt_tag: "iam-sentinel:keep-keys".to_owned(),
-            rotation_tag: Rotation::default().tag_key,
+            rotation: None,
         }
     }
 }
@@ -418,6 +437,16 @@ impl Config {
             deactivate_after_days: days("ROTATION_DEACTIVATE_DAYS", 10, 365),
             delete_after_days: days("ROTATION_DELETE_DAYS", 10, 365),
             kms_key_id: get("ROTATION_KMS_KEY_ID"),
+            tag_value: match get("ROTATION_TAG_VALUE") {
+                None => ROTATION_OPT_IN.to_owned(),
+                Some(v) if v.len() <= 256 => v,
+                Some(v) => report(
+                    &errors,
+                    Err(bad("ROTATION_TAG_VALUE", &v, "an IAM tag value of at most 256 characters")),
+                    ROTATION_OPT_IN.to_owned(),
+                ),
+            },
+            secret_readers: arn_list("ROTATION_SECRET_READERS"),
         };
         let stale_keys = StaleKeys {
             mode: match get("DEACTIVATE_STALE_KEYS").map(|v| v.to_ascii_lowercase()).as_deref() {
@@ -444,7 +473,7 @@ impl Config {
                     StaleKeys::default().exempt_tag,
                 ),
             },
-            rotation_tag: rotation.tag_key.clone(),
+            rotation: rotation.enabled.then(|| rotation.clone()),
         };
         let organization = organization(&get, &errors, &rotation, &stale_keys, security_hub);
         let state_table = match get("STATE_TABLE") {
@@ -481,6 +510,7 @@ impl Config {
             approvals_secret_id,
             auto_remediate,
             self_role_arn,
+            self_session_name: None,
             security_hub,
             rotation,
             stale_keys,
@@ -573,8 +603,13 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PASSWORD_REUSE_PREVENTION", "previous passwords the account policy must remember (default 24)"),
     ("PASSWORD_MAX_AGE_DAYS", "longest password age the account policy must enforce (default 0: not judged)"),
     ("BREAK_GLASS_ROLE_ARNS", "comma-separated break-glass role ARNs: every assumption is reported"),
-    ("ROTATE_KEYS", "true: rotate the keys of users tagged ROTATION_TAG_KEY=auto (default false: dry-run)"),
-    ("ROTATION_TAG_KEY", "the opt-in tag key (default iam-sentinel:rotation, value auto)"),
+    (
+        "ROTATE_KEYS",
+        "true: rotate the keys of users tagged ROTATION_TAG_KEY=ROTATION_TAG_VALUE (default false: dry-run)",
+    ),
+    ("ROTATION_TAG_KEY", "the opt-in tag key (default iam-sentinel:rotation)"),
+    ("ROTATION_TAG_VALUE", "the opt-in tag's value (default auto)"),
+    ("ROTATION_SECRET_READERS", "comma-separated principal ARNs that may read rotation secrets besides the user"),
     ("ROTATION_DEACTIVATE_DAYS", "days the old key stays active after rotation (default 10)"),
     ("ROTATION_DELETE_DAYS", "days an old key stays inactive before deletion (default 10)"),
     ("ROTATION_KMS_KEY_ID", "KMS key for new rotation secrets (default: Secrets Manager's own key)"),

@@ -152,6 +152,8 @@ pub struct IamChange {
     pub actor: Actor,
     /// The exception tag value the call set (`TagUser`, `CreateUser`), if any.
     pub exception_value_set: Option<String>,
+    /// Every tag the call set (`TagUser`, `CreateUser`), as (key, value).
+    pub tags_set: Vec<(String, String)>,
     /// The access key the call was about, if any.
     pub access_key_id: Option<String>,
     /// Account from the event.
@@ -372,6 +374,23 @@ fn parse_sign_in(envelope: EventBridgeEvent<Value>) -> Result<Parsed, EventError
     })))
 }
 
+/// The tags a `TagUser` or `CreateUser` call set, as (key, value); none for other calls.
+fn tags_set(name: &str, request: Option<&Value>) -> Vec<(String, String)> {
+    if !matches!(name, "TagUser" | "CreateUser") {
+        return Vec::new();
+    }
+    request
+        .and_then(|r| r.get("tags"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let key = t.get("key").and_then(Value::as_str)?;
+            Some((key.to_owned(), t.get("value").and_then(Value::as_str).unwrap_or_default().to_owned()))
+        })
+        .collect()
+}
+
 fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) -> Result<Parsed, EventError> {
     let record = CloudTrailRecord::from_detail(envelope.detail)?;
     let name = record.event_name.as_str();
@@ -457,22 +476,16 @@ fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) 
         return Err(EventError::Malformed(format!("{name}: {user_name:?} is not a valid IAM user name")));
     }
 
-    let exception_value_set = match name {
-        "TagUser" | "CreateUser" => request
-            .and_then(|r| r.get("tags"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|t| t.get("key").and_then(Value::as_str).is_some_and(|k| k.eq_ignore_ascii_case(exception_tag_key)))
-            .map(|t| t.get("value").and_then(Value::as_str).unwrap_or_default().to_owned()),
-        _ => None,
-    };
+    let tags_set = tags_set(name, request);
+    let exception_value_set =
+        tags_set.iter().find(|(k, _)| k.eq_ignore_ascii_case(exception_tag_key)).map(|(_, v)| v.clone());
 
     Ok(Parsed::Trigger(Trigger::IamChange(IamChange {
         event_name: name.to_owned(),
         user_name,
         actor: record.actor(name)?,
         exception_value_set,
+        tags_set,
         access_key_id,
         account: record.account(envelope.account, name)?,
         region: record.region(envelope.region),

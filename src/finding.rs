@@ -148,6 +148,9 @@ check_ids! {
     ScpWeakened => "scp-weakened", Critical;
     /// Organization mode: IAM users in the management account, where SCPs never apply.
     ManagementAccountIamUsers => "management-account-iam-users", High;
+    /// Event path: someone set a user's key-rotation opt-in tag (who opted whom in); with
+    /// `APPROVER_PRINCIPALS` set, an opt-in by anyone else is not honoured (the tag is removed).
+    RotationOptIn => "rotation-opt-in", Low;
 }
 
 impl std::fmt::Display for CheckId {
@@ -222,7 +225,8 @@ impl CheckId {
             | CheckId::RotationStalled
             | CheckId::ScpNotAttached
             | CheckId::ScpWeakened
-            | CheckId::ManagementAccountIamUsers => return None,
+            | CheckId::ManagementAccountIamUsers
+            | CheckId::RotationOptIn => return None,
         };
         Some(CisControl { id, title })
     }

@@ -220,17 +220,33 @@ pub struct NewKey {
 
 /// What key rotation needs beyond [`UserDirectory`] (which lists and deactivates keys): key
 /// creation and deletion in IAM, and the rotation secret; a trait object, because whether it
-/// exists is decided at start-up.
+/// exists is decided at start-up. No method reads a rotated secret's value: which key a version
+/// holds travels in the version's id.
 pub trait KeyRotation: Send + Sync {
     /// When, where and to what a key was last used (`GetAccessKeyLastUsed`).
     fn last_use<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<crate::domain::keys::LastUse, CallError>>;
-    /// What the user's rotation secret holds (`DescribeSecret`, `GetSecretValue` of the current
-    /// version: only its key id is kept).
+    /// What the user's rotation secret holds (`DescribeSecret` only: the current version's key
+    /// id and the deactivation records; never the value).
     fn vault<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<crate::domain::keys::Vault, CallError>>;
+    /// Why the secret at `secret` is not one the rotation created for the user `user_arn` (its
+    /// marker tag, KMS key or resource policy differ); `None` when it is, or does not exist.
+    fn not_ours<'a>(&'a self, secret: &'a str, user_arn: &'a str) -> BoxFuture<'a, Result<Option<String>, CallError>>;
+    /// The key id the version at `stage` (`AWSCURRENT`, `AWSPREVIOUS`) holds, from the version's
+    /// id (`DescribeSecret`), without reading the value; `None` when no version has that stage
+    /// or the version was not written by the rotation.
+    fn stage_key<'a>(&'a self, secret: &'a str, stage: &'a str) -> BoxFuture<'a, Result<Option<String>, CallError>>;
     /// Creates a key for `user` (`CreateAccessKey`).
     fn create_key<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<NewKey, CallError>>;
-    /// Stores `key` as the secret's current version, creating the secret on first use.
-    fn store<'a>(&'a self, secret: &'a str, user: &'a str, key: &'a NewKey) -> BoxFuture<'a, Result<(), CallError>>;
+    /// Stores `key` as the secret's current version; on first use creates the secret with the
+    /// stack's KMS key, the marker tag and a resource policy letting only `user_arn` (and the
+    /// configured readers) read it and only the function write it.
+    fn store<'a>(
+        &'a self,
+        secret: &'a str,
+        user: &'a str,
+        user_arn: &'a str,
+        key: &'a NewKey,
+    ) -> BoxFuture<'a, Result<(), CallError>>;
     /// Records on the secret that `key_id` was deactivated `at` (a tag), before deactivating it.
     fn record_deactivation<'a>(
         &'a self,
@@ -238,6 +254,8 @@ pub trait KeyRotation: Send + Sync {
         key_id: &'a str,
         at: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<(), CallError>>;
+    /// Removes the deactivation record of `key_id` (`UntagResource`), once the key is deleted.
+    fn forget_deactivation<'a>(&'a self, secret: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>>;
     /// Deletes a key (`DeleteAccessKey`); a key already gone is not an error.
     fn delete_key<'a>(&'a self, user: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>>;
     /// Undoes a rotation's write to the secret: the previous version becomes current again

@@ -57,11 +57,13 @@ fn assemble(
     });
     // The member role cannot change keys: rotation runs only in single-account mode.
     let key_rotation = member.is_none().then(|| {
-        Box::new(crate::aws::rotation::AwsKeyRotation::new(
-            iam.clone(),
-            secrets.clone(),
-            config.rotation.kms_key_id.clone(),
-        )) as Box<dyn crate::ports::KeyRotation>
+        Box::new(
+            crate::aws::rotation::AwsKeyRotation::new(iam.clone(), secrets.clone(), config.rotation.kms_key_id.clone())
+                .with_access(crate::aws::rotation::SecretAccess {
+                    readers: config.rotation.secret_readers.clone(),
+                    writer: config.self_role_arn.clone(),
+                }),
+        ) as Box<dyn crate::ports::KeyRotation>
     });
     let mut approvals = SecretApprovals::new(secrets, config.approvals_secret_id.clone());
     if let Some((account, _)) = &member {
@@ -210,7 +212,10 @@ impl Deployment {
         };
         let mut config = self.central.config.clone();
         // Events the function caused in the member (through the member role) are its own.
+        // Only the sessions the function opens (by role and session name): an administrator's
+        // session of the same role is judged like anyone else's.
         config.self_role_arn = Some(org.members.role_arn(account));
+        config.self_session_name = Some(crate::aws::members::SESSION_NAME.to_owned());
         let context = OrgContext { reader: org.reader.clone(), account_name, management };
         Ok(AccountApp::Member(Box::new(assemble(
             config,

@@ -1,4 +1,4 @@
-//! No secrets leak: the logs of a full run (events, remediation, scan, a registry write
+//! No secrets leak: the logs of a full run at TRACE level (SDK trace logging on) (events, remediation, scan, a registry write
 //! compared version to version, a key rotation, a broken registry) and the findings never contain secret values, the AWS secret key or the
 //! registry's raw content.
 //!
@@ -37,8 +37,10 @@ impl Write for Captured {
 async fn logs_and_findings_carry_no_secret() {
     let logs = Captured::default();
     let writer = logs.clone();
+    // TRACE, as RUST_LOG=trace would: the SDK's own trace logging (requests, responses, the
+    // credentials it signs with) is on for the whole run, the key rotation included.
     let subscriber =
-        tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_writer(move || writer.clone()).finish();
+        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let acct = Account::new().await;
@@ -100,6 +102,7 @@ async fn logs_and_findings_carry_no_secret() {
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains("removed exception tag") && text.contains("checked"), "the capture works:\n{text}");
+    assert!(text.contains("TRACE") && text.contains("CreateAccessKey"), "SDK trace logging was on during the rotation");
     let published = serde_json::to_string(&findings).unwrap()
         + &serde_json::to_string(&acct.received().await.iter().map(|r| r.finding.clone()).collect::<Vec<_>>()).unwrap();
     for (what, haystack) in [("logs", &text), ("findings", &published)] {

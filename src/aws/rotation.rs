@@ -1,9 +1,10 @@
 //! Key rotation's AWS side: the user's keys in IAM, the new key in the user's Secrets Manager
 //! secret. The secret access key is read from `CreateAccessKey` and written to Secrets
-//! Manager; it is never logged, kept or returned anywhere else.
+//! Manager; it is never logged, kept or returned anywhere else, and never read back: which key a
+//! version holds is in the version's id.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde_json::{Value, json};
 
 use super::{call_error, to_utc};
 use crate::ports::{BoxFuture, CallError, KeyRotation, KeySecret, NewKey};
@@ -12,12 +13,85 @@ use crate::remediate::rotation::{LastUse, Vault};
 /// The tag on a rotation secret that records which old key the rotation deactivated, and when.
 const DEACTIVATED_TAG_PREFIX: &str = "iam-sentinel:deactivated:";
 
+/// The tag that marks a secret the rotation created.
+pub const MARKER_TAG: (&str, &str) = ("iam-sentinel:managed-by", "key-rotation");
+
+/// A version the rotation writes has this id followed by the key id it holds, so which key a
+/// version holds is known without reading its value (version ids are 32 to 64 characters).
+const VERSION_PREFIX: &str = "iam-sentinel-key-";
+
+/// The version id of a rotation write for `key_id`; `None` when it would not fit the limits.
+fn version_id(key_id: &str) -> Option<String> {
+    let id = format!("{VERSION_PREFIX}{key_id}");
+    (32..=64).contains(&id.len()).then_some(id)
+}
+
+/// The key id a rotation version id names.
+fn key_of_version(version_id: &str) -> Option<String> {
+    version_id.strip_prefix(VERSION_PREFIX).filter(|k| !k.is_empty()).map(str::to_owned)
+}
+
+/// The actions only the function may take on a rotation secret.
+const WRITES: [&str; 4] = [
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:PutResourcePolicy",
+    "secretsmanager:DeleteResourcePolicy",
+];
+
+/// Who may read and write the rotation secrets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretAccess {
+    /// Principal ARNs that may read every rotation secret besides the user itself
+    /// (`ROTATION_SECRET_READERS`).
+    pub readers: Vec<String>,
+    /// The function's role (`SELF_ROLE_ARN`): the only principal that writes the secret. `None`
+    /// (a run outside the deployment): no write restriction is expressed.
+    pub writer: Option<String>,
+}
+
+/// The resource policy of `user_arn`'s rotation secret: reading it is denied to everyone but
+/// the user and the configured readers, writing it (and changing this policy) to everyone but
+/// the function; the user and the readers are allowed to read it.
+#[must_use]
+pub fn secret_policy(user_arn: &str, access: &SecretAccess) -> Value {
+    let mut readers = vec![user_arn.to_owned()];
+    readers.extend(access.readers.iter().filter(|r| *r != user_arn).cloned());
+    let mut statements = vec![json!({
+        "Sid": "OnlyTheUserAndNamedReadersRead",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": "*",
+        "Condition": { "StringNotEquals": { "aws:PrincipalArn": readers } },
+    })];
+    if let Some(writer) = &access.writer {
+        statements.push(json!({
+            "Sid": "OnlyTheFunctionWrites",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": WRITES,
+            "Resource": "*",
+            "Condition": { "StringNotEquals": { "aws:PrincipalArn": [writer] } },
+        }));
+    }
+    statements.push(json!({
+        "Sid": "TheUserReads",
+        "Effect": "Allow",
+        "Principal": { "AWS": readers },
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": "*",
+    }));
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
 /// The AWS adapter for key rotation.
 #[derive(Debug, Clone)]
 pub struct AwsKeyRotation {
     iam: aws_sdk_iam::Client,
     secrets: aws_sdk_secretsmanager::Client,
     kms_key_id: Option<String>,
+    access: SecretAccess,
 }
 
 impl AwsKeyRotation {
@@ -25,7 +99,54 @@ impl AwsKeyRotation {
     /// stack's key) when given, else with Secrets Manager's default key.
     #[must_use]
     pub fn new(iam: aws_sdk_iam::Client, secrets: aws_sdk_secretsmanager::Client, kms_key_id: Option<String>) -> Self {
-        AwsKeyRotation { iam, secrets, kms_key_id }
+        AwsKeyRotation { iam, secrets, kms_key_id, access: SecretAccess::default() }
+    }
+
+    /// Who may read and write the secrets this adapter creates (and accepts as its own).
+    #[must_use]
+    pub fn with_access(mut self, access: SecretAccess) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// `DescribeSecret`; `None` when the secret does not exist.
+    async fn describe(
+        &self,
+        secret: &str,
+    ) -> Result<Option<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput>, CallError> {
+        use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
+        match self.secrets.describe_secret().secret_id(secret).send().await {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.as_service_error().is_some_and(DescribeSecretError::is_resource_not_found_exception) => {
+                Ok(None)
+            }
+            Err(e) => Err(call_error("secretsmanager:DescribeSecret", secret, &e)),
+        }
+    }
+
+    /// Creates the secret without a value, with the KMS key and the marker, and gives it its
+    /// resource policy before any value is written.
+    async fn create(&self, secret: &str, user: &str, user_arn: &str) -> Result<(), CallError> {
+        let marker = aws_sdk_secretsmanager::types::Tag::builder().key(MARKER_TAG.0).value(MARKER_TAG.1).build();
+        let mut create = self
+            .secrets
+            .create_secret()
+            .name(secret)
+            .description(format!("Access key of IAM user {user}, rotated by iam-sentinel"))
+            .tags(marker);
+        if let Some(kms) = &self.kms_key_id {
+            create = create.kms_key_id(kms);
+        }
+        create.send().await.map_err(|e| call_error("secretsmanager:CreateSecret", secret, &e))?;
+        self.secrets
+            .put_resource_policy()
+            .secret_id(secret)
+            .resource_policy(secret_policy(user_arn, &self.access).to_string())
+            .block_public_policy(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| call_error("secretsmanager:PutResourcePolicy", secret, &e))
     }
 }
 
@@ -38,11 +159,14 @@ struct Stored<'a> {
     secret_access_key: &'a str,
 }
 
-/// Only the key id is read back; the secret half is not even deserialised.
-#[derive(Deserialize)]
-struct StoredId {
-    #[serde(rename = "AccessKeyId")]
-    access_key_id: String,
+/// The version (id) that holds `stage`.
+fn holding(
+    described: &aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput,
+    stage: &str,
+) -> Option<String> {
+    described
+        .version_ids_to_stages()
+        .and_then(|m| m.iter().find(|(_, stages)| stages.iter().any(|s| s == stage)).map(|(v, _)| v.clone()))
 }
 
 impl KeyRotation for AwsKeyRotation {
@@ -68,32 +192,61 @@ impl KeyRotation for AwsKeyRotation {
 
     fn vault<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, Result<Vault, CallError>> {
         Box::pin(async move {
-            use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
-            let described = match self.secrets.describe_secret().secret_id(secret).send().await {
-                Ok(d) => d,
-                Err(e) if e.as_service_error().is_some_and(DescribeSecretError::is_resource_not_found_exception) => {
-                    return Ok(Vault::default());
-                }
-                Err(e) => return Err(call_error("secretsmanager:DescribeSecret", secret, &e)),
-            };
-            let deactivated = described.tags().iter().find_map(|t| {
-                let id = t.key()?.strip_prefix(DEACTIVATED_TAG_PREFIX)?;
-                let at = t.value()?.parse::<DateTime<Utc>>().ok()?;
-                Some((id.to_owned(), at))
-            });
-            let current = self
+            let Some(described) = self.describe(secret).await? else { return Ok(Vault::default()) };
+            let deactivated = described
+                .tags()
+                .iter()
+                .filter_map(|t| {
+                    let id = t.key()?.strip_prefix(DEACTIVATED_TAG_PREFIX)?;
+                    let at = t.value()?.parse::<DateTime<Utc>>().ok()?;
+                    Some((id.to_owned(), at))
+                })
+                .collect();
+            let current_key = holding(&described, "AWSCURRENT").as_deref().and_then(key_of_version);
+            Ok(Vault { current_key, deactivated, not_ours: None })
+        })
+    }
+
+    fn not_ours<'a>(&'a self, secret: &'a str, user_arn: &'a str) -> BoxFuture<'a, Result<Option<String>, CallError>> {
+        Box::pin(async move {
+            let Some(described) = self.describe(secret).await? else { return Ok(None) };
+            let marked =
+                described.tags().iter().any(|t| t.key() == Some(MARKER_TAG.0) && t.value() == Some(MARKER_TAG.1));
+            if !marked {
+                return Ok(Some(format!("it has no {}={} tag", MARKER_TAG.0, MARKER_TAG.1)));
+            }
+            let kms = described.kms_key_id().filter(|k| *k != "alias/aws/secretsmanager");
+            if kms != self.kms_key_id.as_deref() {
+                return Ok(Some(format!(
+                    "it is encrypted with {} instead of {}",
+                    kms.unwrap_or("Secrets Manager's default key"),
+                    self.kms_key_id.as_deref().unwrap_or("Secrets Manager's default key")
+                )));
+            }
+            let policy = self
                 .secrets
-                .get_secret_value()
+                .get_resource_policy()
                 .secret_id(secret)
-                .version_stage("AWSCURRENT")
                 .send()
                 .await
-                .map_err(|e| call_error("secretsmanager:GetSecretValue", secret, &e))?;
-            let current_key = current
-                .secret_string()
-                .and_then(|text| serde_json::from_str::<StoredId>(text).ok())
-                .map(|s| s.access_key_id);
-            Ok(Vault { current_key, deactivated })
+                .map_err(|e| call_error("secretsmanager:GetResourcePolicy", secret, &e))?;
+            let found = policy.resource_policy().and_then(|p| serde_json::from_str::<Value>(p).ok());
+            match found {
+                None => Ok(Some("it has no resource policy".into())),
+                Some(p) if p != secret_policy(user_arn, &self.access) => Ok(Some(
+                    "its resource policy is not the rotation's (only the user and the named readers read, only the \
+                     function writes)"
+                        .into(),
+                )),
+                Some(_) => Ok(None),
+            }
+        })
+    }
+
+    fn stage_key<'a>(&'a self, secret: &'a str, stage: &'a str) -> BoxFuture<'a, Result<Option<String>, CallError>> {
+        Box::pin(async move {
+            let Some(described) = self.describe(secret).await? else { return Ok(None) };
+            Ok(holding(&described, stage).as_deref().and_then(key_of_version))
         })
     }
 
@@ -115,37 +268,43 @@ impl KeyRotation for AwsKeyRotation {
         })
     }
 
-    fn store<'a>(&'a self, secret: &'a str, user: &'a str, key: &'a NewKey) -> BoxFuture<'a, Result<(), CallError>> {
+    fn store<'a>(
+        &'a self,
+        secret: &'a str,
+        user: &'a str,
+        user_arn: &'a str,
+        key: &'a NewKey,
+    ) -> BoxFuture<'a, Result<(), CallError>> {
         Box::pin(async move {
-            use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError;
+            let failed = |message: String| CallError {
+                action: "secretsmanager:PutSecretValue",
+                target: secret.to_owned(),
+                message,
+            };
+            let version = version_id(&key.id)
+                .ok_or_else(|| failed(format!("key id {} does not fit a version id (32 to 64 characters)", key.id)))?;
             let value = serde_json::to_string(&Stored {
                 user_name: user,
                 access_key_id: &key.id,
                 secret_access_key: &key.secret.0,
             })
-            .map_err(|e| CallError {
-                action: "secretsmanager:PutSecretValue",
-                target: secret.to_owned(),
-                message: format!("cannot encode the secret: {e}"),
-            })?;
+            .map_err(|e| failed(format!("cannot encode the secret: {e}")))?;
+            if self.describe(secret).await?.is_none() {
+                self.create(secret, user, user_arn).await?;
+            } else if let Some(why) = self.not_ours(secret, user_arn).await? {
+                // Planted since the step was decided: never written into.
+                return Err(failed(format!("not written: the secret was not created by the rotation ({why})")));
+            }
             // PutSecretValue moves AWSCURRENT to the new version and AWSPREVIOUS to the old one.
-            match self.secrets.put_secret_value().secret_id(secret).secret_string(&value).send().await {
-                Ok(_) => return Ok(()),
-                Err(e) if !e.as_service_error().is_some_and(PutSecretValueError::is_resource_not_found_exception) => {
-                    return Err(call_error("secretsmanager:PutSecretValue", secret, &e));
-                }
-                Err(_) => {}
-            }
-            let mut create = self
-                .secrets
-                .create_secret()
-                .name(secret)
-                .description(format!("Access key of IAM user {user}, rotated by iam-sentinel"))
-                .secret_string(value);
-            if let Some(kms) = &self.kms_key_id {
-                create = create.kms_key_id(kms);
-            }
-            create.send().await.map(|_| ()).map_err(|e| call_error("secretsmanager:CreateSecret", secret, &e))
+            self.secrets
+                .put_secret_value()
+                .secret_id(secret)
+                .client_request_token(version)
+                .secret_string(value)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| call_error("secretsmanager:PutSecretValue", secret, &e))
         })
     }
 
@@ -171,6 +330,19 @@ impl KeyRotation for AwsKeyRotation {
         })
     }
 
+    fn forget_deactivation<'a>(&'a self, secret: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>> {
+        Box::pin(async move {
+            self.secrets
+                .untag_resource()
+                .secret_id(secret)
+                .tag_keys(format!("{DEACTIVATED_TAG_PREFIX}{key_id}"))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| call_error("secretsmanager:UntagResource", secret, &e))
+        })
+    }
+
     fn delete_key<'a>(&'a self, user: &'a str, key_id: &'a str) -> BoxFuture<'a, Result<(), CallError>> {
         Box::pin(async move {
             use aws_sdk_iam::operation::delete_access_key::DeleteAccessKeyError;
@@ -191,10 +363,9 @@ impl KeyRotation for AwsKeyRotation {
                 .send()
                 .await
                 .map_err(|e| call_error("secretsmanager:DescribeSecret", secret, &e))?;
-            let stages = described.version_ids_to_stages.unwrap_or_default();
-            let holding =
-                |stage: &str| stages.iter().find(|(_, s)| s.iter().any(|x| x == stage)).map(|(v, _)| v.clone());
-            if let (Some(current), Some(previous)) = (holding("AWSCURRENT"), holding("AWSPREVIOUS")) {
+            if let (Some(current), Some(previous)) =
+                (holding(&described, "AWSCURRENT"), holding(&described, "AWSPREVIOUS"))
+            {
                 self.secrets
                     .update_secret_version_stage()
                     .secret_id(secret)

@@ -19,6 +19,21 @@ impl Actor {
     pub fn is(&self, principal: &str) -> bool {
         self.arn == principal || self.issuer_arn.as_deref() == Some(principal)
     }
+
+    /// Whether this actor is the function itself: a session of `role_arn` and, when `session` is
+    /// given, one carrying that session name (`…:assumed-role/ROLE/SESSION`), so that another
+    /// session of the same role (an administrator's) is not mistaken for the function's.
+    #[must_use]
+    pub fn is_own(&self, role_arn: &str, session: Option<&str>) -> bool {
+        match session {
+            None => self.is(role_arn),
+            Some(name) => {
+                self.issuer_arn.as_deref() == Some(role_arn)
+                    && self.arn.contains(":assumed-role/")
+                    && self.arn.rsplit('/').next() == Some(name)
+            }
+        }
+    }
 }
 
 /// Where and how a call was made: the evidence a person needs to judge it.

@@ -33,6 +33,18 @@ pub struct LastUse {
 pub struct Vault {
     /// The key id of the secret's current version; `None` when there is no secret yet.
     pub current_key: Option<String>,
-    /// The old key the rotation deactivated, and when.
-    pub deactivated: Option<(String, DateTime<Utc>)>,
+    /// The old keys the rotation deactivated, and when (one per cycle until the key is deleted).
+    pub deactivated: Vec<(String, DateTime<Utc>)>,
+    /// Why the secret at the rotation's name is not one the rotation created (its marker tag,
+    /// KMS key or resource policy differ); `None` when it is, or when there is no secret.
+    pub not_ours: Option<String>,
+}
+
+/// The last use of both keys of a rotation in flight: the evidence that the consumer moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uses {
+    /// The replaced key's last use.
+    pub old: LastUse,
+    /// The new key's last use.
+    pub new: LastUse,
 }

@@ -1,7 +1,10 @@
 //! Stale keys of everyone else (`DEACTIVATE_STALE_KEYS`, opt-in per account): an active key
-//! older than `KEY_MAX_AGE_DAYS + STALE_GRACE_DAYS`, or unused for `KEY_UNUSED_DAYS +
-//! STALE_GRACE_DAYS`, is deactivated — never deleted — unless its user is a break-glass user
-//! or carries `STALE_KEY_EXEMPT_TAG`.
+//! unused for `KEY_UNUSED_DAYS + STALE_GRACE_DAYS` is deactivated — never deleted — unless its
+//! user is a break-glass user or carries `STALE_KEY_EXEMPT_TAG`. A key that is only old (past
+//! `KEY_MAX_AGE_DAYS + STALE_GRACE_DAYS` but in use) keeps its finding and is never
+//! deactivated: that would break whatever uses it. Right before acting, the key's last use is
+//! read again (`GetAccessKeyLastUsed`: the credential report can be hours old), and a key used
+//! within `KEY_UNUSED_DAYS` is left active.
 //!
 //! [`plan`] decides purely; [`attach`] puts the decision on the `access-key-stale` or
 //! `access-key-unused` finding that names the key; [`execute`] re-reads the user's keys, acts
@@ -14,7 +17,7 @@ use super::undo::{UndoRecord, record};
 use crate::checks::whole_days;
 use crate::config::{Policy, StaleKeyMode, StaleKeys};
 use crate::finding::{Action, CheckId, Finding, Remediation, RemediationStatus};
-use crate::ports::{CallError, KeyState, UserDirectory};
+use crate::ports::{CallError, KeyRotation, KeyState, UserDirectory};
 use crate::snapshot::{AccessKey, KeyRef, UserSnapshot};
 
 /// The remediation's name in findings.
@@ -39,6 +42,8 @@ pub enum Decision {
     Deactivate(String),
     /// The user is exempt (break-glass, or the exemption tag): the key stays active.
     Exempt(String),
+    /// The key is only old, and in use: reported, never deactivated (it would break its consumer).
+    InUse(String),
 }
 
 /// The keys of `user` past their limit plus the grace, and what to do about each. Inactive
@@ -47,7 +52,7 @@ pub enum Decision {
 pub fn plan(user: &UserSnapshot, policy: &Policy, rules: &StaleKeys, now: DateTime<Utc>) -> Vec<KeyPlan> {
     let exempt = if policy.is_break_glass_user(&user.name) {
         Some(format!("{} is a break-glass user (BREAK_GLASS_USERS): its keys are never deactivated", user.name))
-    } else if crate::config::opted_in_to_rotation(&user.tags, &rules.rotation_tag) {
+    } else if rules.rotation.as_ref().is_some_and(|r| r.opts_in(&user.tags)) {
         Some(format!("{} is opted in to key rotation: the rotation retires its old keys", user.name))
     } else {
         user.tag(&rules.exempt_tag).map(|t| format!("{} carries the exemption tag {}", user.name, t.key))
@@ -59,25 +64,26 @@ pub fn plan(user: &UserSnapshot, policy: &Policy, rules: &StaleKeys, now: DateTi
             let age = whole_days(k.created, now);
             let idle = whole_days(k.last_used.unwrap_or(k.created), now);
             // The same comparisons as the checks (age > limit, idle >= limit), shifted by the grace.
-            let (check, reason) = if age > policy.key_max_age_days + rules.grace_days {
-                (
-                    CheckId::AccessKeyStale,
-                    format!(
-                        "{age} days old, past KEY_MAX_AGE_DAYS ({}) + STALE_GRACE_DAYS ({})",
-                        policy.key_max_age_days, rules.grace_days
-                    ),
-                )
-            } else if idle >= policy.key_unused_days + rules.grace_days {
-                (
-                    CheckId::AccessKeyUnused,
-                    format!(
-                        "unused for {idle} days, at least KEY_UNUSED_DAYS ({}) + STALE_GRACE_DAYS ({})",
-                        policy.key_unused_days, rules.grace_days
-                    ),
-                )
-            } else {
-                return None;
-            };
+            let old = age > policy.key_max_age_days + rules.grace_days;
+            let unused = idle >= policy.key_unused_days + rules.grace_days;
+            let check = if old { CheckId::AccessKeyStale } else { CheckId::AccessKeyUnused };
+            if !unused {
+                if !old {
+                    return None;
+                }
+                let why = format!(
+                    "{age} days old, past KEY_MAX_AGE_DAYS ({}) + STALE_GRACE_DAYS ({}), but used {idle} days ago: a \
+                     key in use is never deactivated (rotate it)",
+                    policy.key_max_age_days, rules.grace_days
+                );
+                return Some(KeyPlan { key: k.clone(), check, decision: Decision::InUse(why) });
+            }
+            let reason = format!(
+                "unused for {idle} days, at least KEY_UNUSED_DAYS ({}) + STALE_GRACE_DAYS ({}){}",
+                policy.key_unused_days,
+                rules.grace_days,
+                if old { format!(", and {age} days old") } else { String::new() }
+            );
             let decision = exempt.clone().map_or(Decision::Deactivate(reason), Decision::Exempt);
             Some(KeyPlan { key: k.clone(), check, decision })
         })
@@ -108,7 +114,7 @@ pub fn attach(findings: &mut [Finding], user: &UserSnapshot, policy: &Policy, ru
                     created: p.key.created,
                 });
             }
-            Decision::Exempt(why) => {
+            Decision::Exempt(why) | Decision::InUse(why) => {
                 f.remediation =
                     Some(Remediation { action: ACTION.into(), status: RemediationStatus::Skipped, detail: Some(why) });
             }
@@ -149,12 +155,24 @@ pub struct Stopped {
     pub total: usize,
 }
 
+/// What the executor re-checks right before acting.
+#[derive(Debug, Clone, Copy)]
+pub struct Recheck {
+    /// A key used within this many days of `now` is never deactivated (`KEY_UNUSED_DAYS`).
+    pub unused_days: i64,
+    /// The moment judged.
+    pub now: DateTime<Utc>,
+}
+
 /// Carries out the findings' deactivations: `dry-run` (the mode or `--dry-run`) only says what
-/// would happen; otherwise, per key, `ListAccessKeys` (the state now) then `UpdateAccessKey`
+/// would happen; otherwise, per key, `ListAccessKeys` (the state now), `GetAccessKeyLastUsed`
+/// (through `last_use`; without it nothing is deactivated) and only then `UpdateAccessKey`
 /// (Inactive), checking `must_stop` before each key. Returns the failed calls.
 pub async fn execute(
     directory: &impl UserDirectory,
+    last_use: Option<&dyn KeyRotation>,
     findings: &mut [Finding],
+    recheck: Recheck,
     mode: StaleKeyMode,
     dry_run: bool,
     must_stop: impl Fn() -> bool,
@@ -200,6 +218,33 @@ pub async fn execute(
                 continue;
             }
         };
+        let Some(reader) = last_use else {
+            set(f, RemediationStatus::Skipped, format!("{user}'s key {target}: its last use cannot be read here"));
+            continue;
+        };
+        match reader.last_use(&target).await {
+            Ok(used) => {
+                if let Some(at) = used.at.filter(|at| whole_days(*at, recheck.now) < recheck.unused_days) {
+                    set(
+                        f,
+                        RemediationStatus::Skipped,
+                        format!(
+                            "{user}'s key {target} was used {} ({} days ago, within KEY_UNUSED_DAYS = {}): a key in \
+                             use is never deactivated",
+                            at.format("%Y-%m-%dT%H:%M:%SZ"),
+                            whole_days(at, recheck.now),
+                            recheck.unused_days
+                        ),
+                    );
+                    continue;
+                }
+            }
+            Err(e) => {
+                set(f, RemediationStatus::Failed, format!("not deactivated: {e}"));
+                failures.push(e);
+                continue;
+            }
+        }
         match directory.set_key_status(&user, &target, false).await {
             Ok(()) => {
                 tracing::warn!(user = %user, key_id = %target, check = %f.check, "deactivated stale access key");
@@ -230,6 +275,8 @@ pub async fn execute(
 mod tests {
     use super::*;
     use crate::checks::fixtures::{days_ago, key, now, tagged, user};
+    use crate::ports::BoxFuture;
+    use crate::remediate::rotation::LastUse;
     use crate::snapshot::Tag;
 
     fn rules() -> StaleKeys {
@@ -250,15 +297,21 @@ mod tests {
     }
 
     #[test]
-    fn age_is_deactivated_only_past_the_limit_plus_the_grace_day_by_day() {
-        // Used yesterday: only age matters. Limit 90 + grace 30: day 120 is still within.
-        for (age, expected) in [(91, false), (119, false), (120, false), (121, true), (400, true)] {
+    fn a_key_in_use_is_never_deactivated_however_old_day_by_day() {
+        // Used yesterday: past the age limit plus the grace it keeps its finding, marked in use.
+        for age in [91, 120, 121, 400] {
             let p = plan_keys(vec![key("AKIA1", true, age, Some(1))]);
-            assert_eq!(!deactivated(&p).is_empty(), expected, "age {age}");
-            if expected {
-                assert_eq!(deactivated(&p), [("AKIA1".to_owned(), CheckId::AccessKeyStale)]);
-            }
+            assert!(deactivated(&p).is_empty(), "age {age}");
+            let in_use = age > 120;
+            assert_eq!(
+                p.iter().any(|p| matches!(&p.decision, Decision::InUse(why) if why.contains("never deactivated"))),
+                in_use,
+                "age {age}"
+            );
         }
+        // Old and unused: deactivated, on its stale finding.
+        let p = plan_keys(vec![key("AKIA1", true, 400, Some(75))]);
+        assert_eq!(deactivated(&p), [("AKIA1".to_owned(), CheckId::AccessKeyStale)]);
     }
 
     #[test]
@@ -285,7 +338,7 @@ mod tests {
     #[test]
     fn the_grace_is_configurable() {
         let mut u = user("svc");
-        u.keys = vec![key("AKIA1", true, 91, Some(1))];
+        u.keys = vec![key("AKIA1", true, 91, Some(46))];
         let zero = StaleKeys { grace_days: 0, ..rules() };
         assert_eq!(plan(&u, &Policy::default(), &zero, now()).len(), 1);
         assert!(plan(&u, &Policy::default(), &rules(), now()).is_empty());
@@ -298,7 +351,7 @@ mod tests {
 
     #[test]
     fn of_two_keys_only_the_stale_one_is_planned() {
-        let p = plan_keys(vec![key("AKIA-OLD", true, 300, Some(1)), key("AKIA-NEW", true, 10, Some(1))]);
+        let p = plan_keys(vec![key("AKIA-OLD", true, 300, Some(100)), key("AKIA-NEW", true, 10, Some(1))]);
         assert_eq!(deactivated(&p), [("AKIA-OLD".to_owned(), CheckId::AccessKeyStale)]);
     }
 
@@ -314,11 +367,16 @@ mod tests {
         kept.keys = vec![key("AKIA1", true, 400, None)];
         let p = plan(&kept, &policy, &rules(), now());
         assert!(matches!(&p[0].decision, Decision::Exempt(why) if why.contains("exemption tag")), "{p:?}");
-        // Users opted in to key rotation are the rotation's to retire keys from.
+        // Users opted in to key rotation are the rotation's to retire keys from, when it runs.
         let mut rotated = tagged("svc-build", "iam-sentinel:rotation", "auto");
         rotated.keys = vec![key("AKIA1", true, 400, None)];
-        let p = plan(&rotated, &policy, &rules(), now());
+        let rotation = crate::config::Rotation { enabled: true, ..crate::config::Rotation::default() };
+        let rotating = StaleKeys { rotation: Some(rotation), ..rules() };
+        let p = plan(&rotated, &policy, &rotating, now());
         assert!(matches!(&p[0].decision, Decision::Exempt(why) if why.contains("opted in to key rotation")), "{p:?}");
+        // With rotation off, the opt-in tag exempts nothing: the key is judged like any other.
+        let p = plan(&rotated, &policy, &rules(), now());
+        assert!(matches!(&p[0].decision, Decision::Deactivate(_)), "{p:?}");
     }
 
     fn finding_for(check: CheckId, resource: &str) -> Finding {
@@ -332,7 +390,7 @@ mod tests {
     fn attach_marks_exactly_the_named_finding_and_nothing_when_off() {
         let mut u = user("svc");
         let old =
-            AccessKey { key: KeyRef::Slot(1), active: true, created: days_ago(300), last_used: Some(days_ago(1)) };
+            AccessKey { key: KeyRef::Slot(1), active: true, created: days_ago(300), last_used: Some(days_ago(100)) };
         let new = AccessKey { key: KeyRef::Slot(2), active: true, created: days_ago(5), last_used: None };
         u.keys = vec![old.clone(), new.clone()];
         let fresh = || {
@@ -417,11 +475,76 @@ mod tests {
         InMemory { keys: vec![state("AKIA1", active, days_ago(300))], fail, changed: std::sync::Mutex::new(Vec::new()) }
     }
 
+    /// Answers `GetAccessKeyLastUsed` with one date; the rotation's other calls are not made here.
+    struct LastUsed(Result<Option<DateTime<Utc>>, ()>);
+
+    impl KeyRotation for LastUsed {
+        fn last_use<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<LastUse, CallError>> {
+            Box::pin(async move {
+                match self.0 {
+                    Ok(at) => Ok(LastUse { at, ..LastUse::default() }),
+                    Err(()) => Err(CallError {
+                        action: "iam:GetAccessKeyLastUsed",
+                        target: key_id.to_owned(),
+                        message: "Throttling".into(),
+                    }),
+                }
+            })
+        }
+        fn vault<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<crate::remediate::rotation::Vault, CallError>> {
+            unreachable!("not a stale-key call")
+        }
+        fn not_ours<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Option<String>, CallError>> {
+            unreachable!("not a stale-key call")
+        }
+        fn stage_key<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Option<String>, CallError>> {
+            unreachable!("not a stale-key call")
+        }
+        fn create_key<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<crate::ports::NewKey, CallError>> {
+            unreachable!("not a stale-key call")
+        }
+        fn store<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: &'a str,
+            _: &'a crate::ports::NewKey,
+        ) -> BoxFuture<'a, Result<(), CallError>> {
+            unreachable!("not a stale-key call")
+        }
+        fn record_deactivation<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: DateTime<Utc>,
+        ) -> BoxFuture<'a, Result<(), CallError>> {
+            unreachable!("not a stale-key call")
+        }
+        fn forget_deactivation<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), CallError>> {
+            unreachable!("not a stale-key call")
+        }
+        fn delete_key<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), CallError>> {
+            unreachable!("not a stale-key call")
+        }
+        fn restore_previous<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool, CallError>> {
+            unreachable!("not a stale-key call")
+        }
+    }
+
+    const RECHECK: fn() -> Recheck = || Recheck { unused_days: 45, now: now() };
+
+    async fn run(dir: &InMemory, used: &LastUsed, findings: &mut [Finding], dry_run: bool) -> Vec<CallError> {
+        execute(dir, Some(used), findings, RECHECK(), StaleKeyMode::On, dry_run, || false).await.unwrap()
+    }
+
+    const NEVER: LastUsed = LastUsed(Ok(None));
+
     #[tokio::test]
     async fn the_executor_stops_at_the_deadline_before_any_call() {
         let dir = keys(true, false);
         let mut findings = planned("AKIA1");
-        let stopped = execute(&dir, &mut findings, StaleKeyMode::On, false, || true).await.unwrap_err();
+        let stopped =
+            execute(&dir, Some(&NEVER), &mut findings, RECHECK(), StaleKeyMode::On, false, || true).await.unwrap_err();
         assert_eq!(stopped, Stopped { applied: 0, total: 1 });
         assert!(dir.changed.lock().unwrap().is_empty());
     }
@@ -431,28 +554,57 @@ mod tests {
         // Already inactive when re-read: nothing to do, nothing to undo.
         let dir = keys(false, false);
         let mut findings = planned("AKIA1");
-        assert!(execute(&dir, &mut findings, StaleKeyMode::On, false, || false).await.unwrap().is_empty());
+        assert!(run(&dir, &NEVER, &mut findings, false).await.is_empty());
         assert_eq!(findings[0].remediation.as_ref().unwrap().status, RemediationStatus::Skipped);
         assert!(findings[0].evidence.get("undo").is_none());
         assert!(dir.changed.lock().unwrap().is_empty());
         // A failed call is a failure of the invocation, and leaves no undo record.
         let dir = keys(true, true);
         let mut findings = planned("AKIA1");
-        let failures = execute(&dir, &mut findings, StaleKeyMode::On, false, || false).await.unwrap();
+        let failures = run(&dir, &NEVER, &mut findings, false).await;
         assert_eq!(failures.len(), 1);
         assert_eq!(findings[0].remediation.as_ref().unwrap().status, RemediationStatus::Failed);
         assert!(findings[0].evidence.get("undo").is_none());
         // Dry-run (the mode or the flag): no call at all.
         let dir = keys(true, false);
         let mut findings = planned("AKIA1");
-        execute(&dir, &mut findings, StaleKeyMode::On, true, || false).await.unwrap();
+        run(&dir, &NEVER, &mut findings, true).await;
         assert_eq!(findings[0].remediation.as_ref().unwrap().status, RemediationStatus::DryRun);
         assert!(dir.changed.lock().unwrap().is_empty());
         // On: exactly that key, made inactive.
         let mut findings = planned("AKIA1");
-        execute(&dir, &mut findings, StaleKeyMode::On, false, || false).await.unwrap();
+        run(&dir, &NEVER, &mut findings, false).await;
         assert_eq!(*dir.changed.lock().unwrap(), [("AKIA1".to_owned(), false)]);
         assert_eq!(findings[0].evidence["undo"]["previous_status"], "Active");
+    }
+
+    /// The report judged the key unused; re-read right before acting, it was used since: a key
+    /// used within KEY_UNUSED_DAYS is never deactivated, day by day around the limit.
+    #[tokio::test]
+    async fn a_key_used_since_the_report_is_left_active_day_by_day() {
+        for (days_ago_used, deactivated) in [(0, false), (1, false), (44, false), (45, true), (200, true)] {
+            let dir = keys(true, false);
+            let mut findings = planned("AKIA1");
+            let used = LastUsed(Ok(Some(days_ago(days_ago_used))));
+            assert!(run(&dir, &used, &mut findings, false).await.is_empty());
+            let r = findings[0].remediation.clone().unwrap();
+            assert_eq!(!dir.changed.lock().unwrap().is_empty(), deactivated, "used {days_ago_used} days ago: {r:?}");
+            if !deactivated {
+                assert_eq!(r.status, RemediationStatus::Skipped);
+                assert!(r.detail.unwrap().contains("a key in use is never deactivated"));
+            }
+        }
+        // The last use cannot be read: nothing deactivated, the failure named.
+        let dir = keys(true, false);
+        let mut findings = planned("AKIA1");
+        let failures = run(&dir, &LastUsed(Err(())), &mut findings, false).await;
+        assert_eq!(failures[0].action, "iam:GetAccessKeyLastUsed");
+        assert!(dir.changed.lock().unwrap().is_empty());
+        // Without a reader at all: nothing deactivated.
+        let mut findings = planned("AKIA1");
+        execute(&dir, None, &mut findings, RECHECK(), StaleKeyMode::On, false, || false).await.unwrap();
+        assert_eq!(findings[0].remediation.as_ref().unwrap().status, RemediationStatus::Skipped);
+        assert!(dir.changed.lock().unwrap().is_empty());
     }
 
     #[test]

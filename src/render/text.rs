@@ -85,6 +85,7 @@ pub fn what_to_do(check: CheckId) -> &'static str {
             "Nothing to do if the key's consumers read it from the rotation secret; the old key is deactivated, \
              then deleted, on schedule."
         }
+        CheckId::RotationOptIn => "Confirm the opt-in; one by a non-approver was removed: an approver sets it again.",
         CheckId::RotationStalled => {
             "Move the consumer still using the old key to the rotation secret (or clear the blocking state the \
              finding names); the rotation resumes by itself."

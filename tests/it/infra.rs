@@ -99,7 +99,13 @@ fn scalar(s: &str) -> Value {
 
 /// `key: rest` → (key, rest); `None` for a line that is not a mapping entry.
 fn mapping_entry(text: &str) -> Option<(&str, &str)> {
-    if text.starts_with(['"', '\'', '[', '{', '!']) {
+    // A double-quoted key (`"Null":`, which YAML would otherwise read as null).
+    if let Some(rest) = text.strip_prefix('"') {
+        let end = rest.find('"')?;
+        let after = &rest[end + 1..];
+        return (after == ":" || after.starts_with(": ")).then(|| (&rest[..end], after[1..].trim()));
+    }
+    if text.starts_with(['\'', '[', '{', '!']) {
         return None;
     }
     let colon = text.find(": ").or_else(|| text.strip_suffix(':').map(str::len))?;
@@ -237,6 +243,20 @@ fn parameter_default<'a>(t: &'a Value, name: &str) -> &'a str {
 /// Evaluates a condition expression (`!Equals`, `!Not`, `!And`, `!Or`, `!Condition`, `!Ref`) with
 /// every parameter at its default.
 fn evaluate(t: &Value, expr: &str) -> Value {
+    evaluate_with(t, expr, &[])
+}
+
+/// A parameter's value: from `params` when given there, else its default.
+fn parameter<'a>(t: &'a Value, params: &[(&'a str, &'a str)], name: &str) -> &'a str {
+    params.iter().find(|(n, _)| *n == name).map_or_else(|| parameter_default(t, name), |(_, v)| v)
+}
+
+/// [`evaluate`] with the parameters in `params` set, the others at their default.
+fn evaluate_with(t: &Value, expr: &str, params: &[(&str, &str)]) -> Value {
+    let evaluate = |t: &Value, e: &str| evaluate_with(t, e, params);
+    let condition = |t: &Value, name: &str| {
+        evaluate_with(t, t["Conditions"][name].as_str().unwrap_or_else(|| panic!("no condition {name}")), params)
+    };
     let expr = expr.trim();
     let (tag, arg) = expr.split_once(' ').unwrap_or((expr, ""));
     let list = || match scalar(arg) {
@@ -245,7 +265,7 @@ fn evaluate(t: &Value, expr: &str) -> Value {
     };
     let truth = |v: Value| v.as_bool().unwrap_or_else(|| panic!("not a condition: {v}"));
     match tag {
-        "!Ref" => Value::String(parameter_default(t, arg).to_owned()),
+        "!Ref" => Value::String(parameter(t, params, arg).to_owned()),
         "!Equals" => {
             let args = list();
             Value::Bool(evaluate(t, &args[0]) == evaluate(t, &args[1]))
@@ -319,8 +339,14 @@ fn untag_is_limited_to_the_exception_tag_and_to_remediation() {
     assert_eq!(condition_name, "RemediationEnabled");
     assert_eq!(condition(&t, condition_name), json!(false), "remediation is off by default");
     assert_eq!(actions(statement), ["iam:UntagUser"]);
-    let every_untag = role_statements(&t).into_iter().filter(|s| actions(s).contains(&"iam:UntagUser")).count();
-    assert_eq!(every_untag, 1, "UntagUser is granted only in the conditional statement");
+    let every_untag: Vec<&Value> =
+        role_statements(&t).into_iter().filter(|s| actions(s).contains(&"iam:UntagUser")).collect();
+    assert_eq!(every_untag.len(), 2, "UntagUser is granted only in the conditional statements");
+    // The other one removes an unapproved rotation opt-in: that tag key alone, only with rotation on.
+    let (condition_name, optin) = conditional_statement(&t, "RemoveUnapprovedRotationOptIns");
+    assert_eq!(condition_name, "RotationEnabled");
+    let rotation_key = iam_sentinel::config::Rotation::default().tag_key;
+    assert_eq!(optin["Condition"], json!({"ForAllValues:StringEqualsIgnoreCase": {"aws:TagKeys": [rotation_key]}}));
     let conditions = statement["Condition"].as_object().unwrap();
     assert_eq!(conditions.len(), 1, "{conditions:?}");
     let (operator, keys) = conditions.iter().next().unwrap();
@@ -832,13 +858,14 @@ fn key_rotation_changes_only_opted_in_users_keys_and_only_when_enabled() {
     let (condition, keys) = conditional_statement(&t, "RotateOptedInKeysOnly");
     assert_eq!(condition, "RotationEnabled");
     assert_eq!(actions(keys), ["iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey"]);
-    assert_eq!(keys["Condition"]["StringEquals"]["iam:ResourceTag/iam-sentinel:rotation"], "auto");
+    assert_eq!(keys["Condition"]["StringEquals"]["iam:ResourceTag/iam-sentinel:rotation"], "!Ref RotationTagValue");
     let (condition, secrets) = conditional_statement(&t, "WriteRotationSecrets");
     assert_eq!(condition, "RotationEnabled");
     assert!(secrets["Resource"].as_str().unwrap().ends_with(":secret:iam-sentinel/keys/*"), "{secrets}");
     // No other statement grants a key write.
     let writers: Vec<&Value> = role_statements(&t)
         .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
         .filter(|s| actions(s).iter().any(|a| ["iam:CreateAccessKey", "iam:DeleteAccessKey"].contains(a)))
         .collect();
     assert_eq!(writers.len(), 1, "{writers:?}");
@@ -1388,4 +1415,293 @@ fn the_organization_scan_may_invoke_the_function_and_run_its_own_children_only()
     assert_eq!(start.as_array().unwrap().len(), 1);
     assert_eq!(actions(&start[0]), ["states:StartExecution"]);
     assert_eq!(start[0]["Resource"], "!Ref OrganizationScan");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The role enforces what the code promises: the key changes evaluated for every kind of user
+// ---------------------------------------------------------------------------------------------
+
+/// Resolves the intrinsic functions the role's statements use (`!Ref`, `!Sub`, `!Split`,
+/// `!Join`) with `params` set and the pseudo parameters of account 123456789012 in `aws`.
+fn resolve(t: &Value, v: &Value, params: &[(&str, &str)]) -> Value {
+    let pseudo = |name: &str| match name {
+        "AWS::Partition" => "aws".to_owned(),
+        "AWS::AccountId" => "123456789012".to_owned(),
+        "AWS::Region" => "us-east-1".to_owned(),
+        p => parameter(t, params, p).to_owned(),
+    };
+    let sub = |template: &str, vars: &Map<String, Value>| {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').unwrap() + start;
+            let name = &rest[start + 2..end];
+            out.push_str(&match vars.get(name) {
+                Some(v) => resolve(t, v, params).as_str().unwrap().to_owned(),
+                None => pseudo(name),
+            });
+            rest = &rest[end + 1..];
+        }
+        out + rest
+    };
+    let function = |tag: &str, arg: Value| -> Value {
+        let list = |a: &Value| a.as_array().unwrap_or_else(|| panic!("{tag} expects a list: {a}")).clone();
+        match tag {
+            "!Ref" => Value::String(pseudo(arg.as_str().unwrap())),
+            "!Sub" => match &arg {
+                Value::String(template) => Value::String(sub(template, &Map::new())),
+                a => {
+                    let a = list(a);
+                    Value::String(sub(a[0].as_str().unwrap(), a[1].as_object().unwrap()))
+                }
+            },
+            "!Split" => {
+                let a = list(&arg);
+                let whole = resolve(t, &a[1], params);
+                Value::Array(whole.as_str().unwrap().split(a[0].as_str().unwrap()).map(|p| json!(p)).collect())
+            }
+            "!Join" => {
+                let a = list(&arg);
+                let parts = resolve(t, &a[1], params);
+                let parts: Vec<&str> = parts.as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+                Value::String(parts.join(a[0].as_str().unwrap()))
+            }
+            other => panic!("cannot resolve {other}"),
+        }
+    };
+    match v {
+        Value::String(text) if text.starts_with('!') => {
+            let (tag, arg) = text.split_once(' ').unwrap();
+            let arg = if arg.starts_with('[') { scalar(arg) } else { Value::String(arg.to_owned()) };
+            function(tag, arg)
+        }
+        Value::Object(o) if o.len() == 1 && o.keys().next().unwrap().starts_with('!') => {
+            let (tag, arg) = o.iter().next().unwrap();
+            function(tag, arg.clone())
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .flat_map(|i| match resolve(t, i, params) {
+                    Value::Array(a) => a,
+                    one => vec![one],
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// IAM's `*` wildcard (any run of characters, `/` included).
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head) && (0..=text.len() - head.len()).any(|i| glob(tail, &text[head.len() + i..]))
+        }
+    }
+}
+
+/// The FunctionRole's statements about keys (`KEY_WRITES`) as deployed with `params`: `!If`
+/// decided, intrinsics resolved.
+fn deployed_statements(t: &Value, params: &[(&str, &str)]) -> Vec<Value> {
+    let policies = resource(t, "FunctionRole")["Properties"]["Policies"].as_array().unwrap();
+    policies
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .filter_map(|s| match s.get("!If") {
+            Some(b) => {
+                let b = b.as_array().unwrap();
+                let chosen =
+                    if evaluate_with(t, &format!("!Condition {}", b[0].as_str().unwrap()), params) == json!(true) {
+                        &b[1]
+                    } else {
+                        &b[2]
+                    };
+                chosen.is_object().then_some(chosen)
+            }
+            None => Some(s),
+        })
+        .filter(|s| actions(s).iter().any(|a| KEY_WRITES.contains(a)))
+        .map(|s| {
+            let mut s = s.clone();
+            s["Resource"] = resolve(t, &s["Resource"], params);
+            if let Some(conditions) = s.get_mut("Condition").and_then(Value::as_object_mut) {
+                for keys in conditions.values_mut() {
+                    for v in keys.as_object_mut().unwrap().values_mut() {
+                        *v = resolve(t, v, params);
+                    }
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+/// Whether the deployed role lets the function take `action` on the user `user_arn` carrying
+/// `tags`: some Allow matches and no Deny does. Condition keys: `iam:ResourceTag/…` (tag keys
+/// matched ignoring case, as IAM does) with `StringEquals` and `Null`.
+fn role_allows(statements: &[Value], action: &str, user_arn: &str, tags: &[(&str, &str)]) -> bool {
+    let tag = |key: &str| {
+        let name = key.strip_prefix("iam:ResourceTag/").unwrap_or_else(|| panic!("no evaluator for {key}"));
+        tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+    };
+    let matches = |s: &Value| {
+        let resources: Vec<&str> = match &s["Resource"] {
+            Value::String(r) => vec![r.as_str()],
+            Value::Array(a) => a.iter().map(|r| r.as_str().unwrap()).collect(),
+            r => panic!("unexpected Resource {r}"),
+        };
+        actions(s).contains(&action)
+            && resources.iter().any(|r| glob(r, user_arn))
+            && s.get("Condition").and_then(Value::as_object).is_none_or(|c| {
+                c.iter().all(|(operator, keys)| {
+                    keys.as_object().unwrap().iter().all(|(key, value)| {
+                        let values: Vec<&str> = match value {
+                            Value::String(v) => vec![v.as_str()],
+                            Value::Array(a) => a.iter().map(|v| v.as_str().unwrap()).collect(),
+                            v => panic!("unexpected condition value {v}"),
+                        };
+                        match operator.as_str() {
+                            "StringEquals" => tag(key).is_some_and(|t| values.contains(&t)),
+                            "Null" => (tag(key).is_none()) == (values == ["true"]),
+                            o => panic!("no evaluator for condition operator {o}: extend the test"),
+                        }
+                    })
+                })
+            })
+    };
+    let matching: Vec<&Value> = statements.iter().filter(|s| matches(s)).collect();
+    matching.iter().any(|s| s["Effect"] == "Allow") && !matching.iter().any(|s| s["Effect"] == "Deny")
+}
+
+/// (user, path, tags, the code deactivates its stale keys, the code rotates its keys).
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], bool, bool);
+
+fn user_with(name: &str, path: &str, tags: &[(&str, &str)]) -> UserSnapshot {
+    UserSnapshot {
+        created: None,
+        name: name.into(),
+        arn: format!("arn:aws:iam::123456789012:user{path}{name}"),
+        tags: tags.iter().map(|(k, v)| Tag::new(*k, *v)).collect(),
+        keys: vec![],
+        password_enabled: false,
+        password_last_used: None,
+        password_set: None,
+        mfa_active: false,
+        policies: None,
+    }
+}
+
+/// Every kind of user the code spares or acts on, against the role as deployed: the role allows
+/// a key change exactly where the code may make it, so a buggy build cannot touch exempt or
+/// break-glass users; rotation's key calls only reach users carrying the opt-in tag with the
+/// value of the one parameter that also feeds the function.
+#[test]
+fn the_role_allows_key_changes_exactly_where_the_code_may_make_them() {
+    let t = template();
+    let env = &resource(&t, "Function")["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["ROTATION_TAG_VALUE"], json!("!Ref RotationTagValue"), "one parameter feeds the function...");
+    let (_, rotate) = conditional_statement(&t, "RotateOptedInKeysOnly");
+    let rotation_key = format!("iam:ResourceTag/{}", iam_sentinel::config::Rotation::default().tag_key);
+    assert_eq!(
+        rotate["Condition"]["StringEquals"][&rotation_key],
+        json!("!Ref RotationTagValue"),
+        "...and the condition"
+    );
+    let (_, stale) = conditional_statement(&t, "DeactivateStaleKeys");
+    let exempt_key = format!("iam:ResourceTag/{}", iam_sentinel::config::StaleKeys::default().exempt_tag);
+    assert_eq!(stale["Condition"]["Null"][&exempt_key], json!("true"));
+    assert_eq!(
+        strings(&t["Parameters"]["StaleKeyExemptTag"]["AllowedValues"]),
+        [parameter_default(&t, "StaleKeyExemptTag")]
+    );
+
+    let on = [
+        ("DeactivateStaleKeys", "true"),
+        ("RotateKeys", "true"),
+        ("BreakGlassUsers", "breakglass-admin,bg-ops"),
+        ("RotationTagValue", "weekly"),
+    ];
+    let deployed = deployed_statements(&t, &on);
+    let config = iam_sentinel::config::Config::from_lookup(|k| {
+        [
+            ("APPROVALS_SECRET_ID", "registry"),
+            ("DEACTIVATE_STALE_KEYS", "true"),
+            ("ROTATE_KEYS", "true"),
+            ("BREAK_GLASS_USERS", "breakglass-admin,bg-ops"),
+            ("ROTATION_TAG_VALUE", "weekly"),
+        ]
+        .iter()
+        .find(|(n, _)| *n == k)
+        .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let rotation = ("iam-sentinel:rotation", "weekly");
+    // (user, path, tags, the code deactivates its stale keys, the code rotates its keys)
+    let cases: &[Case] = &[
+        ("svc-plain", "/", &[], true, false),
+        ("svc-kept", "/", &[("iam-sentinel:keep-keys", "")], false, false),
+        ("svc-kept-spelled", "/", &[("IAM-Sentinel:Keep-Keys", "until 2027")], false, false),
+        ("breakglass-admin", "/", &[], false, false),
+        ("bg-ops", "/emergency/", &[rotation], false, false),
+        ("breakglass-admin", "/", &[rotation], false, false),
+        ("svc-rotated", "/", &[rotation], false, true),
+        ("svc-rotated-path", "/apps/", &[rotation], false, true),
+        ("svc-old-value", "/", &[("iam-sentinel:rotation", "auto")], true, false),
+    ];
+    for (name, path, tags, deactivates, rotates) in cases {
+        let user = user_with(name, path, tags);
+        // What the code decides for this user.
+        let mut old = user.clone();
+        old.keys = vec![iam_sentinel::snapshot::AccessKey {
+            key: iam_sentinel::snapshot::KeyRef::Id("AKIA1".into()),
+            active: true,
+            created: chrono::Utc::now() - chrono::Duration::days(400),
+            last_used: None,
+        }];
+        let plan = iam_sentinel::remediate::stale::plan(&old, &config.policy, &config.stale_keys, chrono::Utc::now());
+        let code_deactivates =
+            plan.iter().any(|p| matches!(p.decision, iam_sentinel::remediate::stale::Decision::Deactivate(_)));
+        let code_rotates = config.rotation.opts_in(&user.tags) && !config.policy.is_break_glass_user(&user.name);
+        assert_eq!((code_deactivates, code_rotates), (*deactivates, *rotates), "{name}: the code's decision");
+        // What the role allows, whatever the code decides.
+        let update = role_allows(&deployed, "iam:UpdateAccessKey", &user.arn, tags);
+        let create = role_allows(&deployed, "iam:CreateAccessKey", &user.arn, tags);
+        let delete = role_allows(&deployed, "iam:DeleteAccessKey", &user.arn, tags);
+        assert_eq!(update, deactivates | rotates, "{name}: UpdateAccessKey");
+        assert_eq!((create, delete), (*rotates, *rotates), "{name}: CreateAccessKey, DeleteAccessKey");
+    }
+    // With the defaults (nothing enabled) no key change is allowed to anyone.
+    let off = deployed_statements(&t, &[]);
+    for action in KEY_WRITES {
+        assert!(!role_allows(
+            &off,
+            action,
+            "arn:aws:iam::123456789012:user/svc-rotated",
+            &[("iam-sentinel:rotation", "auto")]
+        ));
+    }
+    // The function never reads a rotated secret's value.
+    let reads_keys = role_statements(&t).into_iter().any(|s| {
+        actions(s).contains(&"secretsmanager:GetSecretValue") && s["Resource"].to_string().contains("iam-sentinel/keys")
+    });
+    assert!(!reads_keys, "no GetSecretValue on iam-sentinel/keys/*");
+}
+
+#[test]
+fn the_evaluator_resolves_what_the_role_uses() {
+    assert!(glob("arn:*:iam::*:user/*/bg", "arn:aws:iam::1:user/a/b/bg"));
+    assert!(!glob("arn:*:iam::*:user/bg", "arn:aws:iam::1:user/x/bg"));
+    assert!(!glob("arn:*:iam::*:user/bg", "arn:aws:iam::1:user/bgx"));
+    let t = template();
+    let deny = deployed_statements(&t, &[("BreakGlassUsers", "a,b")])
+        .into_iter()
+        .find(|s| s["Sid"] == "NeverChangeBreakGlassUsersKeys")
+        .unwrap();
+    assert_eq!(
+        deny["Resource"],
+        json!(["arn:*:iam::*:user/a", "arn:*:iam::*:user/b", "arn:*:iam::*:user/*/a", "arn:*:iam::*:user/*/b"])
+    );
 }

@@ -25,6 +25,7 @@ mod privileged;
 mod remediation_safety;
 mod role_actions;
 mod rotation;
+mod rotation_safety;
 mod scan;
 mod scp_coverage;
 mod security_hub;

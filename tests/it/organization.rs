@@ -375,11 +375,23 @@ async fn a_forwarded_member_event_is_judged_in_the_member_with_its_own_approvals
         json!(format!("arn:aws:iam::{}:role/{MEMBER_ROLE}", fx.sandbox));
     own["detail"]["userIdentity"]["type"] = json!("AssumedRole");
     own["detail"]["requestParameters"]["userName"] = json!("alice");
+    let mut other_session = own.clone();
     let out = handle_deployment(&deployment, lambda_runtime::LambdaEvent::new(own, lambda_runtime::Context::default()))
         .await
         .unwrap();
     assert_eq!(out["outcome"], "ignored", "{out}");
     assert!(out["reason"].as_str().unwrap().contains("own role"), "{out}");
+    // A member administrator who added itself to the member role's trust acts through another
+    // session of the same role: judged like anyone else, not mistaken for the function.
+    other_session["detail"]["userIdentity"]["arn"] =
+        json!(format!("arn:aws:sts::{}:assumed-role/{MEMBER_ROLE}/admin-kim", fx.sandbox));
+    let out = handle_deployment(
+        &deployment,
+        lambda_runtime::LambdaEvent::new(other_session, lambda_runtime::Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["outcome"], "processed", "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

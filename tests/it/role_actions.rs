@@ -86,6 +86,9 @@ async fn role_matches_calls() {
     // An opted-in user (created before the scan above, which rotated its key) walked through the
     // rotation's later steps: deactivation, deletion, and its next rotation.
     let day0 = Utc::now();
+    // Its consumer moves to the new key: the evidence the deactivation needs.
+    let (id, secret_key, _) = crate::rotation::secret_of(&acct, "svc-rotated").await.unwrap();
+    crate::rotation::use_key(&acct, "svc-rotated", &id, &secret_key).await;
     for day in [76, 90, 100] {
         let opts = RunOptions { publish: false, ..RunOptions::at(day0 + chrono::Duration::days(day)) };
         Box::pin(app.scan(None, &opts)).await.unwrap();
@@ -115,8 +118,15 @@ async fn role_matches_calls() {
     assert!(called.contains("iam:GetRole"), "the scan looked up the break-glass role: {called:?}");
     // Once by the sample scan for the registry; the rotation scans read it and the user's secret.
     assert!(counter.snapshot().calls.get("secretsmanager:DescribeSecret").is_some_and(|n| *n >= 1));
-    for rotation in ["iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "secretsmanager:TagResource"]
-    {
+    for rotation in [
+        "iam:CreateAccessKey",
+        "iam:UpdateAccessKey",
+        "iam:DeleteAccessKey",
+        "secretsmanager:TagResource",
+        "secretsmanager:UntagResource",
+        "secretsmanager:PutResourcePolicy",
+        "secretsmanager:GetResourcePolicy",
+    ] {
         assert!(called.contains(rotation), "the rotation walk called {rotation}: {called:?}");
     }
     acct.received().await;

@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use iam_sentinel::app::RunOptions;
 use iam_sentinel::app::rotation::secret_name;
 use iam_sentinel::finding::{Finding, RemediationStatus};
+use iam_sentinel::ports::KeyRotation;
 use iam_sentinel::runtime::build_app_with;
 
 const USER: &str = "svc-app";
@@ -31,9 +32,15 @@ async fn keys(acct: &Account) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// The secret's current value (AccessKeyId, SecretAccessKey) and whether a previous version exists.
+/// The secret's current value (AccessKeyId, SecretAccessKey) and whether a previous version
+/// exists, read as the user's consumer reads it.
 async fn secret(acct: &Account) -> Option<(String, String, bool)> {
-    let name = secret_name(ACCOUNT, USER);
+    secret_of(acct, USER).await
+}
+
+/// `user`'s rotation secret, as [`secret`].
+pub(crate) async fn secret_of(acct: &Account, user: &str) -> Option<(String, String, bool)> {
+    let name = secret_name(ACCOUNT, user);
     let current = acct.secrets.get_secret_value().secret_id(&name).version_stage("AWSCURRENT").send().await.ok()?;
     let v: serde_json::Value = serde_json::from_str(current.secret_string().unwrap()).unwrap();
     let previous = acct.secrets.get_secret_value().secret_id(&name).version_stage("AWSPREVIOUS").send().await.is_ok();
@@ -104,7 +111,22 @@ async fn a_user_is_walked_through_rotation_deactivation_and_deletion() {
     assert!(!serde_json::to_string(&report.findings).unwrap().contains(&secret_key));
     assert!(received.iter().all(|r| !r.finding.to_string().contains(&secret_key)));
 
-    // Day 90: the old key, never used since, is deactivated (the new one stays).
+    // Day 90: no evidence yet that the consumer moved (the new key never used): the old key
+    // stays active, and the finding names the missing evidence.
+    counter.reset();
+    let report = app.scan(None, &at(t0, 90)).await.unwrap();
+    assert_eq!(rotation_findings(&report.findings), [("rotation-stalled".into(), None, None)]);
+    let stalled = report.findings.iter().find(|f| f.check.as_str() == "rotation-stalled").unwrap();
+    assert!(
+        stalled.message.contains(&format!("{second} has not been used since it was created")),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(keys(&acct).await, [(first.clone(), true), (second.clone(), true)]);
+    assert!(!counter.snapshot().calls.contains_key("iam:UpdateAccessKey"));
+
+    // The consumer moves: it signs a call with the new key. Now the old key is deactivated.
+    use_key(&acct, USER, &second, &secret_key).await;
     counter.reset();
     let report = app.scan(None, &at(t0, 90)).await.unwrap();
     assert_eq!(
@@ -115,11 +137,12 @@ async fn a_user_is_walked_through_rotation_deactivation_and_deletion() {
     let calls = counter.snapshot().calls;
     assert_eq!(
         (calls.get("iam:UpdateAccessKey"), calls.get("iam:GetAccessKeyLastUsed")),
-        (Some(&1), Some(&1)),
+        (Some(&1), Some(&2)),
         "{calls:?}"
     );
 
-    // Day 100: deleted, ten days after its deactivation. The secret still holds the new key.
+    // Day 100: deleted, ten days after its deactivation. The secret still holds the new key,
+    // and the deactivation record is gone with the key.
     let report = app.scan(None, &at(t0, 100)).await.unwrap();
     assert_eq!(
         rotation_findings(&report.findings),
@@ -127,7 +150,8 @@ async fn a_user_is_walked_through_rotation_deactivation_and_deletion() {
     );
     assert_eq!(keys(&acct).await, [(second.clone(), true)]);
     assert_eq!(secret(&acct).await.unwrap().0, second);
-    // What the subscriber received for days 90 and 100: each step in its scan's digest.
+    assert!(deactivation_records(&acct).await.is_empty());
+    // What the subscriber received: the stalled step, then each step in its scan's digest.
     let received = acct.received().await;
     let mut steps: Vec<&str> = received
         .iter()
@@ -139,6 +163,79 @@ async fn a_user_is_walked_through_rotation_deactivation_and_deletion() {
     steps.sort_unstable();
     assert_eq!(steps, ["deactivate", "delete"]);
     assert!(received.iter().all(|r| !r.finding.to_string().contains(&secret_key)));
+}
+
+/// Signs a call with the key, as its consumer would: IAM then records the key's last use.
+pub(crate) async fn use_key(acct: &Account, user: &str, id: &str, secret_key: &str) {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&acct.moto.url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(id, secret_key, None, None, "consumer"))
+        .load()
+        .await;
+    aws_sdk_iam::Client::new(&sdk).get_user().user_name(user).send().await.unwrap();
+}
+
+/// The `iam-sentinel:deactivated:*` tags on the user's secret.
+async fn deactivation_records(acct: &Account) -> Vec<String> {
+    let d = acct.secrets.describe_secret().secret_id(secret_name(ACCOUNT, USER)).send().await.unwrap();
+    d.tags()
+        .iter()
+        .filter_map(|t| t.key())
+        .filter(|k| k.starts_with("iam-sentinel:deactivated:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Three cycles in a row (rotate, deactivate, delete, rotate again…): each step once, the
+/// secret's stages naming the right keys without reading them, and no record left behind.
+#[tokio::test]
+async fn three_rotation_cycles_in_a_row_leave_no_state_behind() {
+    let acct = Account::new().await;
+    let mut current = opted_in(&acct).await;
+    let t0 = Utc::now();
+    let (app, _) = build_app_with(acct.config(&[("ROTATE_KEYS", "true")]), &acct.sdk);
+    let rotation = iam_sentinel::aws::rotation::AwsKeyRotation::new(acct.iam.clone(), acct.secrets.clone(), None);
+    let name = secret_name(ACCOUNT, USER);
+    let step = |report: &iam_sentinel::app::Report| rotation_findings(&report.findings);
+    let opts = |d| RunOptions { publish: false, ..at(t0, d) };
+    // moto dates each new key now: after the first cycle, the next rotation is due at once.
+    let mut day = 76;
+    for cycle in 1..=3 {
+        let report = app.scan(None, &opts(day)).await.unwrap();
+        assert_eq!(
+            step(&report),
+            [("access-key-rotated".into(), Some("rotate".into()), Some(RemediationStatus::Applied))],
+            "cycle {cycle}"
+        );
+        let k = keys(&acct).await;
+        let new = k.iter().find(|(id, _)| *id != current).unwrap().0.clone();
+        assert_eq!(rotation.stage_key(&name, "AWSCURRENT").await.unwrap().as_deref(), Some(new.as_str()));
+        if cycle > 1 {
+            assert_eq!(rotation.stage_key(&name, "AWSPREVIOUS").await.unwrap().as_deref(), Some(current.as_str()));
+        }
+        let (_, secret_key, _) = secret(&acct).await.unwrap();
+        use_key(&acct, USER, &new, &secret_key).await;
+        day += 14;
+        let report = app.scan(None, &opts(day)).await.unwrap();
+        assert_eq!(
+            step(&report),
+            [("access-key-rotated".into(), Some("deactivate".into()), Some(RemediationStatus::Applied))],
+            "cycle {cycle}"
+        );
+        assert_eq!(deactivation_records(&acct).await, [format!("iam-sentinel:deactivated:{current}")]);
+        day += 10;
+        let report = app.scan(None, &opts(day)).await.unwrap();
+        assert_eq!(
+            step(&report),
+            [("access-key-rotated".into(), Some("delete".into()), Some(RemediationStatus::Applied))],
+            "cycle {cycle}"
+        );
+        assert_eq!(keys(&acct).await, [(new.clone(), true)], "cycle {cycle}");
+        assert!(deactivation_records(&acct).await.is_empty(), "cycle {cycle}");
+        current = new;
+        day += 1;
+    }
 }
 
 #[tokio::test]

@@ -155,8 +155,12 @@ async fn each_slot_is_matched_to_its_own_key_and_a_finding_never_touches_a_sibli
         f.action = Some(Action::DeactivateKey { user: "two-keys".into(), key: KeyRef::Slot(1), created });
         f
     };
+    let reader = iam_sentinel::aws::rotation::AwsKeyRotation::new(acct.iam.clone(), acct.secrets.clone(), None);
+    let recheck = stale::Recheck { unused_days: 45, now: Utc::now() + Duration::days(200) };
     let mut findings = vec![named(created(&first).await)];
-    let failures = stale::execute(&directory, &mut findings, StaleKeyMode::On, false, || false).await.unwrap();
+    let failures = stale::execute(&directory, Some(&reader), &mut findings, recheck, StaleKeyMode::On, false, || false)
+        .await
+        .unwrap();
     assert!(failures.is_empty());
     assert_eq!(findings[0].evidence["key_id"], json!(first));
     assert_eq!(key_status(&acct, "two-keys").await, {
@@ -167,7 +171,7 @@ async fn each_slot_is_matched_to_its_own_key_and_a_finding_never_touches_a_sibli
 
     // A slot whose creation time no key has (deleted or replaced since the report): nothing happens.
     let mut findings = vec![named(created(&second).await - Duration::seconds(5))];
-    stale::execute(&directory, &mut findings, StaleKeyMode::On, false, || false).await.unwrap();
+    stale::execute(&directory, Some(&reader), &mut findings, recheck, StaleKeyMode::On, false, || false).await.unwrap();
     let r = findings[0].remediation.clone().unwrap();
     assert_eq!(r.status, RemediationStatus::Skipped);
     assert!(r.detail.unwrap().contains("nothing deactivated"));
