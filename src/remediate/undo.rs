@@ -193,24 +193,39 @@ pub async fn apply(
         }
         UndoRecord::Rotate { user, old_key_id, new_key_id, secret } => {
             let rotation = rotation.ok_or_else(|| UndoError::Refused("key rotation is not available here".into()))?;
-            let (keys, tags, vault) =
-                tokio::join!(directory.list_keys(user), directory.read_tags(user), rotation.vault(secret));
-            let (keys, tags, vault) = (keys?, tags?, vault?);
-            let rotating =
-                tags.as_deref().is_some_and(|t| crate::config::opted_in_to_rotation(t, &config.rotation.tag_key));
+            let (keys, tags, vault, previous) = tokio::join!(
+                directory.list_keys(user),
+                directory.read_tags(user),
+                rotation.vault(secret),
+                rotation.stage_key(secret, "AWSPREVIOUS")
+            );
+            let (keys, tags, vault, previous) = (keys?, tags?, vault?, previous?);
+            let rotating = tags.as_deref().is_some_and(|t| config.rotation.opts_in(t));
             check_unrotate((user, old_key_id, new_key_id), keys.as_deref(), vault.current_key.as_deref(), rotating)
                 .map_err(UndoError::Refused)?;
+            // The version to go back to must hold the old key; none at all means this rotation
+            // created the secret (the user's first), which is then scheduled for deletion.
+            if let Some(held) = previous.as_deref().filter(|held| held != old_key_id) {
+                return Err(UndoError::Refused(format!(
+                    "{secret}'s previous version holds {held}, not the old key {old_key_id}: it changed since the rotation"
+                )));
+            }
             if dry_run {
-                return Ok(format!("would restore {secret}'s previous value and delete {user}'s new key {new_key_id}"));
+                return Ok(format!(
+                    "would restore {secret}'s previous value and deactivate (not delete) {user}'s new key {new_key_id}"
+                ));
             }
             let restored = rotation.restore_previous(secret).await?;
-            rotation.delete_key(user, new_key_id).await?;
+            directory.set_key_status(user, new_key_id, false).await?;
             Ok(if restored {
-                format!("restored {secret}'s previous value and deleted {user}'s new key {new_key_id}")
+                format!(
+                    "restored {secret}'s previous value ({old_key_id}) and deactivated {user}'s new key {new_key_id} \
+                     (not deleted: delete it once nothing uses it)"
+                )
             } else {
                 format!(
-                    "scheduled {secret} (created by this rotation) for deletion in 7 days and deleted {user}'s new key \
-                     {new_key_id}; {old_key_id} stays active"
+                    "scheduled {secret} (created by this rotation) for deletion in 7 days and deactivated {user}'s new \
+                     key {new_key_id}; {old_key_id} stays active"
                 )
             })
         }

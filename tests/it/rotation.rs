@@ -330,18 +330,25 @@ async fn a_rotation_is_undone_only_once_the_user_opted_out() {
     assert!(err.contains("remove the rotation tag first"), "{err}");
     assert_eq!(keys(&acct).await.len(), 2);
 
-    // Opted out: the new key is deleted, the secret (created by this rotation) is scheduled for
-    // deletion, and the old key, still active, serves its consumers as before.
+    // Opted out: the new key is deactivated (not deleted: whoever picked it up can be found
+    // before it goes), the secret (created by this rotation) is scheduled for deletion, and the
+    // old key, still active, serves its consumers as before.
     acct.iam.untag_user().user_name(USER).tag_keys("iam-sentinel:rotation").send().await.unwrap();
+    let new_key = rotated.evidence["undo"]["new_key_id"].as_str().unwrap().to_owned();
     let (code, out, err) = crate::stale_keys::undo(&acct, &rotated.id, &file);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("scheduled") && out.contains("deleted"), "{out}");
-    assert_eq!(keys(&acct).await, [(first, true)]);
+    assert!(out.contains("scheduled") && out.contains(&format!("deactivated {USER}'s new key {new_key}")), "{out}");
+    let mut expected = vec![(first, true), (new_key, false)];
+    expected.sort();
+    let mut now = keys(&acct).await;
+    now.sort();
+    assert_eq!(now, expected);
     let described = acct.secrets.describe_secret().secret_id(secret_name(ACCOUNT, USER)).send().await.unwrap();
     assert!(described.deleted_date().is_some(), "scheduled for deletion");
 
-    // Undoing twice: the new key is gone, refused.
+    // Undoing twice: the journal holds the undo, refused.
     let (code, _, err) = crate::stale_keys::undo(&acct, &rotated.id, &file);
     assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already undone"), "{err}");
     let _ = std::fs::remove_file(file);
 }
