@@ -83,6 +83,8 @@ fn assemble(
         region,
         key_rotation,
         organization: member.map(|(_, org)| org),
+        // The state table implements the log; until it is wired, root sessions are not paired.
+        root_sessions: None,
     }
 }
 
@@ -143,7 +145,8 @@ impl Deployment {
         let reader = OrganizationReader::new(aws_sdk_organizations::Client::from_conf(
             aws_sdk_organizations::config::Builder::from(sdk).interceptor(counter.clone()).build(),
         ));
-        let context = OrgContext { reader: reader.clone(), account_name: None, management: false };
+        let context =
+            OrgContext { reader: reader.clone(), account_name: None, management: false, root_managed_centrally: None };
         let central = assemble(config, sdk, sdk, &counter, Some((&own_account, context)));
         let members = Members::new(sdk.clone(), sts, organization.member_role_name);
         let org = OrgRuntime { sdk: sdk.clone(), members, reader, own_account, names: tokio::sync::Mutex::default() };
@@ -183,7 +186,15 @@ impl Deployment {
                     &org.sdk,
                     &org.sdk,
                     &self.counter,
-                    Some((account, OrgContext { reader: org.reader.clone(), account_name: name, management })),
+                    Some((
+                        account,
+                        OrgContext {
+                            reader: org.reader.clone(),
+                            account_name: name,
+                            management,
+                            root_managed_centrally: None,
+                        },
+                    )),
                 );
                 app.region.clone_from(&self.central.region);
                 return Ok(AccountApp::Member(Box::new(app)));
@@ -198,7 +209,7 @@ impl Deployment {
         let mut config = self.central.config.clone();
         // Events the function caused in the member (through the member role) are its own.
         config.self_role_arn = Some(org.members.role_arn(account));
-        let context = OrgContext { reader: org.reader.clone(), account_name, management };
+        let context = OrgContext { reader: org.reader.clone(), account_name, management, root_managed_centrally: None };
         Ok(AccountApp::Member(Box::new(assemble(
             config,
             &org.sdk,

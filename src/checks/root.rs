@@ -9,13 +9,18 @@ use super::{Actor, CallContext};
 use crate::finding::{CheckId, Finding, Scope};
 use crate::snapshot::RootSnapshot;
 
-/// Root's credential state from `GetAccountSummary` (`AccountAccessKeysPresent`, `AccountMFAEnabled`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Root's credential state from `GetAccountSummary` (`AccountAccessKeysPresent`, `AccountMFAEnabled`,
+/// `AccountPasswordPresent`, `AccountSigningCertificatesPresent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RootSummary {
     /// Root has at least one access key (the summary does not say whether it is active).
     pub access_keys_present: bool,
     /// Root has MFA.
     pub mfa_enabled: bool,
+    /// Root has a console password.
+    pub password_present: bool,
+    /// Root has at least one X.509 signing certificate.
+    pub signing_certificates_present: bool,
 }
 
 /// Root checks on the credential report row: one finding per active root key, one if root has no MFA.
@@ -145,7 +150,7 @@ mod tests {
 
     #[test]
     fn the_account_summary_gives_root_findings_with_the_event_as_evidence() {
-        let summary = RootSummary { access_keys_present: true, mfa_enabled: false };
+        let summary = RootSummary { access_keys_present: true, mfa_enabled: false, ..RootSummary::default() };
         let f = check_root_summary(
             summary,
             "CreateAccessKey",
@@ -159,7 +164,7 @@ mod tests {
         assert_eq!(f[0].evidence["caller"], "arn:aws:iam::123456789012:root");
         assert_eq!(f[0].evidence["event"], "CreateAccessKey");
         assert_eq!(f[1].evidence["event_time"], json!(days_ago(0)));
-        let clean = RootSummary { access_keys_present: false, mfa_enabled: true };
+        let clean = RootSummary { access_keys_present: false, mfa_enabled: true, ..RootSummary::default() };
         assert!(check_root_summary(clean, "EnableMFADevice", &root_actor(), &context(None), None, &scope()).is_empty());
     }
 

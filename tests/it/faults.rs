@@ -55,6 +55,7 @@ fn build(iam: aws_sdk_iam::Client, sm: aws_sdk_secretsmanager::Client, sns: aws_
         sink: Some(SnsSink::new(sns, TOPIC.into())),
         region: "us-east-1".into(),
         key_rotation: None,
+        root_sessions: None,
         organization: None,
     }
 }

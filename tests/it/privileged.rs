@@ -188,6 +188,7 @@ async fn a_role_that_cannot_be_looked_up_fails_the_scan_instead_of_passing() {
         sink: built.sink,
         region: built.region,
         key_rotation: None,
+        root_sessions: None,
         organization: None,
     };
     let report = app.scan(None, &RunOptions::at(Utc::now())).await.unwrap();
@@ -341,6 +342,7 @@ async fn a_registry_write_whose_versions_cannot_be_read_is_still_reported_and_fa
         sink: built.sink,
         region: built.region,
         key_rotation: None,
+        root_sessions: None,
         organization: None,
     };
     let report = app.handle(sample("put-secret-value-registry.json"), &RunOptions::at(Utc::now())).await.unwrap();

@@ -64,6 +64,7 @@ fn app_with(acct: &Account, approvals: Changing) -> App<IamDirectory, Changing, 
         sink: Some(SnsSink::new(aws_sdk_sns::Client::new(&acct.sdk), acct.topic_arn.clone())),
         region: "us-east-1".into(),
         key_rotation: None,
+        root_sessions: None,
         organization: None,
     }
 }
@@ -232,7 +233,7 @@ impl AccountReader for Timed {
         })
     }
     async fn read_root_summary(&self) -> Result<RootSummary, CallError> {
-        Ok(RootSummary { access_keys_present: false, mfa_enabled: true })
+        Ok(RootSummary { access_keys_present: false, mfa_enabled: true, ..RootSummary::default() })
     }
     async fn read_access(&self) -> Result<AccessSnapshot, CallError> {
         Ok(AccessSnapshot::default())
@@ -290,6 +291,7 @@ fn timed_app(directory: Timed, per_batch: Duration) -> App<Timed, Changing, Time
         sink: Some(TimedTopic { per_batch, published: Mutex::new(0) }),
         region: "us-east-1".into(),
         key_rotation: None,
+        root_sessions: None,
         organization: None,
     }
 }
