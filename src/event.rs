@@ -843,6 +843,7 @@ pub(crate) mod samples {
         "organizations-invite-account.json",
         "assume-root-create-password.json",
         "assume-root-audit.json",
+        "assume-root-unlock-bucket-policy.json",
         "root-session-delete-bucket-policy.json",
         "root-session-delete-login-profile.json",
         "disable-organizations-root-sessions.json",

@@ -10,6 +10,7 @@ use crate::aws::approvals::SecretApprovals;
 use crate::aws::iam::IamDirectory;
 use crate::aws::members::Members;
 use crate::aws::organizations::OrganizationReader;
+use crate::aws::root_access::RootAccessReader;
 use crate::aws::securityhub::SecurityHubStore;
 use crate::aws::sns::SnsSink;
 use crate::aws::{CallCounter, Endpoint, call_error, load_sdk_config};
@@ -103,6 +104,7 @@ struct OrgRuntime {
     sdk: SdkConfig,
     members: Members,
     reader: OrganizationReader,
+    root_access: RootAccessReader,
     own_account: String,
     names: tokio::sync::Mutex<HashMap<String, Option<String>>>,
 }
@@ -149,7 +151,17 @@ impl Deployment {
             OrgContext { reader: reader.clone(), account_name: None, management: false, root_managed_centrally: None };
         let central = assemble(config, sdk, sdk, &counter, Some((&own_account, context)));
         let members = Members::new(sdk.clone(), sts, organization.member_role_name);
-        let org = OrgRuntime { sdk: sdk.clone(), members, reader, own_account, names: tokio::sync::Mutex::default() };
+        let root_access = RootAccessReader::new(aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(sdk).interceptor(counter.clone()).build(),
+        ));
+        let org = OrgRuntime {
+            sdk: sdk.clone(),
+            members,
+            reader,
+            root_access,
+            own_account,
+            names: tokio::sync::Mutex::default(),
+        };
         Ok(Deployment { central, counter, org: Some(org) })
     }
 
@@ -163,6 +175,26 @@ impl Deployment {
     #[must_use]
     pub fn organization(&self) -> Option<&OrganizationReader> {
         self.org.as_ref().map(|o| &o.reader)
+    }
+
+    /// The reader of the organization's root access features (organization mode only).
+    #[must_use]
+    pub fn root_access(&self) -> Option<&RootAccessReader> {
+        self.org.as_ref().map(|o| &o.root_access)
+    }
+
+    /// Reads the root access features with `reader` instead: another IAM client (the IAM
+    /// delegated administrator's credentials, or a stand-in where the emulator lacks the call).
+    pub fn set_root_access(&mut self, reader: RootAccessReader) {
+        if let Some(org) = self.org.as_mut() {
+            org.root_access = reader;
+        }
+    }
+
+    /// The account the function runs in (organization mode only).
+    #[must_use]
+    pub fn own_account(&self) -> Option<&str> {
+        self.org.as_ref().map(|o| o.own_account.as_str())
     }
 
     /// The app acting in `account`: the central app in single-account mode or for the function's

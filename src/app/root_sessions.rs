@@ -74,7 +74,9 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             ),
             (None, _) => {}
         }
-        self.finish(trigger, vec![finding], failures, opts, None, Lifecycle::default(), one_message_each).await
+        let mut findings = vec![finding];
+        sort_findings(&mut findings);
+        self.finish(trigger, findings, failures, opts, None, Lifecycle::default(), one_message_each).await
     }
 
     /// `Enable…`/`Disable…OrganizationsRoot…`: a finding naming who switched which feature

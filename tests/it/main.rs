@@ -23,6 +23,7 @@ mod policies;
 mod privileged;
 mod remediation_safety;
 mod role_actions;
+mod root_access;
 mod rotation;
 mod scan;
 mod scp_coverage;
