@@ -186,7 +186,9 @@ pub async fn scan_account(
 }
 
 /// The last step: judges the organization-level checks, then publishes them (one message
-/// each) and the organization digest. A map that failed is reported in the digest.
+/// each) and the organization digest. A map that failed is reported in the digest. A read the
+/// judgement needed that failed (the structure, the root access features) is named in the
+/// digest, which still goes out, and then fails the step.
 pub async fn digest(
     deployment: &Deployment,
     listed: &[String],
@@ -195,6 +197,23 @@ pub async fn digest(
     root: Option<Result<RootFeatures, CallError>>,
     opts: &RunOptions,
 ) -> Result<Digested, OrgError> {
+    let (digested, not_judged) = judge_and_publish(deployment, listed, results, failure, root, opts).await?;
+    match not_judged {
+        // The digest said so; the invocation still fails, so the run shows as failed.
+        Some(e) => Err(OrgError::Call(e)),
+        None => Ok(digested),
+    }
+}
+
+/// [`digest`]'s work; the failed read, if any, is returned beside the digest (whose summary names it).
+async fn judge_and_publish(
+    deployment: &Deployment,
+    listed: &[String],
+    results: &[AccountResult],
+    failure: Option<String>,
+    root: Option<Result<RootFeatures, CallError>>,
+    opts: &RunOptions,
+) -> Result<(Digested, Option<CallError>), OrgError> {
     let reader = deployment.organization().ok_or(OrgError::NotOrganization("org_digest"))?;
     let region = &deployment.central.region;
     // One bulk read per run gives the SCP coverage of every member and the accounts' names
@@ -263,11 +282,7 @@ pub async fn digest(
         let sink = deployment.central.sink.as_ref().ok_or(OrgError::NotOrganization("publishing"))?;
         published = sink.publish(&out, opts.stop_by).await.map_err(OrgError::Publish)?;
     }
-    if let Some(e) = not_judged.or(root_not_judged) {
-        // The digest said so; the invocation still fails, so the run shows as failed.
-        return Err(OrgError::Call(e));
-    }
-    Ok(Digested { summary, results: counted, org_findings, published })
+    Ok((Digested { summary, results: counted, org_findings, published }, not_judged.or(root_not_judged)))
 }
 
 /// What the digest step did.
@@ -337,7 +352,9 @@ pub async fn scan_organization(
     let failed: Vec<String> =
         results.iter().filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.account))).collect();
     let failure = (!failed.is_empty()).then(|| format!("{} account(s) failed: {}", failed.len(), failed.join("; ")));
-    let digested = digest(deployment, &listed, &results, failure, root, opts).await?;
+    // A failed read is in the summary's failure line: the findings are still returned (and
+    // printed), and the command fails on that line.
+    let (digested, _) = judge_and_publish(deployment, &listed, &results, failure, root, opts).await?;
     findings.extend(digested.org_findings);
     crate::finding::sort_findings(&mut findings);
     Ok(OrganizationScan {
