@@ -55,9 +55,7 @@ impl RootAccessReader {
 mod tests {
     use super::*;
     use aws_sdk_iam::operation::list_organizations_features::ListOrganizationsFeaturesOutput;
-    use aws_sdk_iam::types::error::{
-        AccountNotManagementOrDelegatedAdministratorException, ServiceAccessNotEnabledException,
-    };
+    use aws_sdk_iam::types::error::ServiceAccessNotEnabledException;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     #[tokio::test]
@@ -101,13 +99,9 @@ mod tests {
         let f = reader.features().await.unwrap();
         assert!(!f.trusted_access && !f.credentials_management && !f.sessions);
 
-        let not_admin = mock!(Client::list_organizations_features).then_error(|| {
-            ListOrganizationsFeaturesError::AccountNotManagementOrDelegatedAdministratorException(
-                AccountNotManagementOrDelegatedAdministratorException::builder()
-                    .message("not the management account")
-                    .build(),
-            )
-        });
+        let not_admin = "<ErrorResponse><Error><Type>Sender</Type><Code>AccountNotManagementOrDelegatedAdministratorException</Code><Message>not the management account</Message></Error></ErrorResponse>";
+        let not_admin =
+            mock!(Client::list_organizations_features).sequence().http_status(400, Some(not_admin.into())).build();
         let reader = RootAccessReader::new(mock_client!(aws_sdk_iam, RuleMode::Sequential, [&not_admin]));
         let e = reader.features().await.unwrap_err();
         assert_eq!(e.action, "iam:ListOrganizationsFeatures");
