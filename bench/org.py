@@ -109,7 +109,10 @@ def rss_run(cmd, env):
     start = time.monotonic()
     proc = subprocess.run(wrapped, env=env, capture_output=True, text=True)
     wall = time.monotonic() - start
-    if proc.returncode != 0:
+    # moto has no iam:ListOrganizationsFeatures: the organization digest names that failed read and
+    # exits 1 after doing everything else, which is what is measured here.
+    moto_lacks_root_features = proc.returncode == 1 and "iam:ListOrganizationsFeatures" in proc.stderr
+    if proc.returncode != 0 and not moto_lacks_root_features:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     rss = next(json.loads(l) for l in proc.stderr.splitlines() if l.startswith('{"peak_rss_kib"'))
     return wall, proc.stdout, proc.stderr, rss["peak_rss_kib"] / 1024

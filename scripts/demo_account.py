@@ -1,7 +1,7 @@
 """Creates the demo account in the local emulator: users in interesting states,
 the approvals registry, and the findings topic with an SQS queue subscribed.
 
-Usage: demo_account.py setup | change | tags | organization | fix-mfa USER
+Usage: demo_account.py setup | change | tags | organization | fix-mfa USER | root-session DIR
        demo_account.py state-table                      the state table, as infra/template.yaml defines it
        demo_account.py receive [QUEUE] [--tally FILE]   what a subscriber received (default: security-channel)
        demo_account.py subscribe QUEUE [SEVERITY...]    an SQS queue subscribed to the findings topic
@@ -272,6 +272,27 @@ def organization():
         print(f"# {name}: {account}")
 
 
+def root_session(directory):
+    """Writes two events of one root session into `directory`, from the samples in events/: the
+    management account's AssumeRoot into payments-prod (task S3UnlockBucketPolicy), then
+    payments-prod's record of the bucket policy the session deleted, with the same temporary key."""
+    orgs = boto3.client("organizations")
+    member = next(a["Id"] for a in orgs.list_accounts()["Accounts"] if a["Name"] == "payments-prod")
+    now = dt.datetime.now(dt.timezone.utc)
+    started, called = now - dt.timedelta(minutes=2), now - dt.timedelta(minutes=1)
+    stamp = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assume = json.loads(pathlib.Path("events/assume-root-unlock-bucket-policy.json").read_text())
+    assume["time"] = assume["detail"]["eventTime"] = stamp(started)
+    assume["detail"]["requestParameters"]["targetPrincipal"] = member
+    call = json.loads(pathlib.Path("events/root-session-delete-bucket-policy.json").read_text())
+    call["time"] = call["detail"]["eventTime"] = stamp(called)
+    text = json.dumps(call).replace("444455556666", member)
+    pathlib.Path(directory, "assume-root.json").write_text(json.dumps(assume))
+    pathlib.Path(directory, "root-session-call.json").write_text(text)
+    print(f"# AssumeRoot by RootTaskOperator/dana into payments-prod ({member}), S3UnlockBucketPolicy;")
+    print("# then payments-prod records DeleteBucketPolicy by its root user, with the session's key")
+
+
 def main(args):
     command, rest = args[0], args[1:]
     if command == "receive":
@@ -284,7 +305,7 @@ def main(args):
     else:
         {"setup": setup, "tags": tags, "change": change, "subscribe": subscribe, "summary": summary,
          "organization": organization, "state-table": state_table, "fix-mfa": fix_mfa,
-         "change-again": change_again}[command](*rest)
+         "change-again": change_again, "root-session": root_session}[command](*rest)
 
 
 if __name__ == "__main__":

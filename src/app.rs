@@ -6,6 +6,7 @@ pub use crate::state::resolution as lifecycle;
 mod organization;
 mod policy_events;
 mod privileged;
+mod root_sessions;
 pub mod rotation;
 mod stale_keys;
 
@@ -159,6 +160,10 @@ pub enum Failure {
     /// Root's account summary could not be read after a root event (`root-used` still went out).
     #[error(transparent)]
     RootSummary(CallError),
+    /// A root session could not be remembered, or looked up to pair a member's root call (the
+    /// findings still went out, unpaired).
+    #[error("root sessions: {0}")]
+    RootSessionLog(CallError),
     /// Some findings were not published.
     #[error(transparent)]
     Publish(PublishError),
@@ -184,7 +189,7 @@ impl Failure {
             Failure::RegistryUnavailable(_) | Failure::RegistryReRead(_) => "RegistryUnavailable",
             Failure::Remediation(_) => "RemediationFailed",
             Failure::Rotation(_) => "RotationFailed",
-            Failure::RootSummary(_) | Failure::NotJudged(_) => "AwsCallFailed",
+            Failure::RootSummary(_) | Failure::NotJudged(_) | Failure::RootSessionLog(_) => "AwsCallFailed",
             Failure::Publish(_) => "FindingsIncomplete",
             Failure::SecurityHub(e) if e.not_enabled => "SecurityHubNotEnabled",
             Failure::SecurityHub(_) => "SecurityHubIncomplete",
@@ -244,6 +249,9 @@ pub struct App<D, A, S> {
     pub organization: Option<crate::org::OrgContext>,
     /// The state table (`STATE_TABLE`); `None`: stateless.
     pub state: Option<Arc<dyn crate::ports::StateStore>>,
+    /// Where `AssumeRoot` sessions are remembered, so a member's root calls can be paired with
+    /// the session that made them; `None`: no pairing (a member's root call is plain `root-used`).
+    pub root_sessions: Option<std::sync::Arc<dyn crate::ports::RootSessionLog>>,
 }
 
 impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D, A, S> {
@@ -324,6 +332,12 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             Parsed::Trigger(Trigger::UserSignIn(s)) => Box::pin(self.handle_user_sign_in(s, opts)).await,
             Parsed::Trigger(Trigger::SecretChanged(c)) => Box::pin(self.handle_secret_changed(c, opts)).await,
             Parsed::Trigger(Trigger::OrganizationChange(c)) => Box::pin(self.handle_organization_change(c, opts)).await,
+            Parsed::Trigger(Trigger::RootSessionStarted(c)) => {
+                Box::pin(self.handle_root_session_started(c, opts)).await
+            }
+            Parsed::Trigger(Trigger::RootFeatureChanged(c)) => {
+                Box::pin(self.handle_root_feature_changed(c, opts)).await
+            }
         }
     }
 
@@ -397,11 +411,15 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             trigger: trigger.clone(),
             now: opts.now,
         };
-        let mut findings = vec![root_used(&activity.event_name, &activity.actor, &activity.context, &scope)];
         // The root-used alert goes out even if the summary cannot be read; the failure is reported.
         let mut failures = Vec::new();
-        match self.directory.read_root_summary().await {
-            Ok(summary) => findings.extend(check_root_summary(
+        let (root_use, in_session) = self.root_use(&activity, &scope, &mut failures).await;
+        let mut findings = vec![root_use];
+        // A paired root session holds no credentials to judge: its task is the whole story.
+        let summary = if in_session { None } else { Some(self.directory.read_root_summary().await) };
+        match summary {
+            None => {}
+            Some(Ok(summary)) => findings.extend(check_root_summary(
                 summary,
                 &activity.event_name,
                 &activity.actor,
@@ -409,7 +427,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 activity.access_key_id.as_deref(),
                 &scope,
             )),
-            Err(e) => failures.push(Failure::RootSummary(e)),
+            Some(Err(e)) => failures.push(Failure::RootSummary(e)),
         }
         sort_findings(&mut findings);
         self.finish(trigger, findings, failures, opts, None, Lifecycle::default(), one_message_each).await
@@ -476,6 +494,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             });
         }
         let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
+        self.scan_member_root(&scope, &mut findings, &mut failures).await;
         let privileged = self.scan_privileged(&snapshot, &scope, &mut findings, &mut failures).await;
         self.rotate_scanned(&snapshot, &scope, opts, &mut findings, &mut failures).await;
         sort_findings(&mut findings);

@@ -16,7 +16,9 @@ mod organizations;
 mod privileged;
 pub use crate::domain::names::{is_account_id, is_valid_user_name};
 pub use organizations::{ChangeReach, ORGANIZATIONS_EVENT_NAMES, OrganizationChange};
+mod root;
 pub use privileged::{REGISTRY_WRITE_EVENT_NAMES, RoleAssumption, SecretChange, UserSignIn};
+pub use root::{AssumeRootCall, ROOT_FEATURE_EVENT_NAMES, ROOT_SESSION_EVENT_SOURCES, RootFeatureChange};
 
 /// `detail-type` of CloudTrail API calls forwarded by EventBridge.
 pub const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
@@ -98,6 +100,10 @@ pub enum Trigger {
     SecretChanged(SecretChange),
     /// An Organizations call that may change which accounts the SCP protects (organization mode).
     OrganizationChange(OrganizationChange),
+    /// `sts:AssumeRoot`: a root session started in a member account (caller side).
+    RootSessionStarted(AssumeRootCall),
+    /// A centralized root access feature was enabled or disabled.
+    RootFeatureChanged(RootFeatureChange),
 }
 
 /// A successful call about the account as a whole: who, where, when.
@@ -135,6 +141,9 @@ pub struct RootActivity {
     pub context: CallContext,
     /// The access key the call was about, if any (root's own key).
     pub access_key_id: Option<String>,
+    /// The access key root made the call with (`userIdentity.accessKeyId`): a temporary `ASIA…`
+    /// key may be a root session's, which the app pairs with the `AssumeRoot` that opened it.
+    pub caller_key_id: Option<String>,
     /// Account from the event.
     pub account: String,
     /// Region from the event.
@@ -230,6 +239,8 @@ struct UserIdentity {
     #[serde(default)]
     user_name: Option<String>,
     #[serde(default)]
+    access_key_id: Option<String>,
+    #[serde(default)]
     session_context: Option<SessionContext>,
 }
 
@@ -270,6 +281,7 @@ pub fn parse_event(value: Value, exception_tag_key: &str) -> Result<Parsed, Even
         SCHEDULE_DETAIL_TYPE => {
             Ok(Parsed::Trigger(Trigger::Schedule { account: envelope.account, region: envelope.region }))
         }
+        CLOUDTRAIL_DETAIL_TYPE if root::is_root_access_event(&envelope) => root::parse(envelope),
         CLOUDTRAIL_DETAIL_TYPE if privileged::is_privileged_source(&envelope.source) => privileged::parse(envelope),
         CLOUDTRAIL_DETAIL_TYPE if organizations::is_organizations_source(&envelope.source) => {
             organizations::parse(envelope)
@@ -369,6 +381,7 @@ fn parse_sign_in(envelope: EventBridgeEvent<Value>) -> Result<Parsed, EventError
         actor: record.actor(name)?,
         context: record.context(),
         access_key_id: None,
+        caller_key_id: None,
         account: record.account(envelope.account, name)?,
         region: record.region(envelope.region),
     })))
@@ -467,6 +480,7 @@ fn parse_cloudtrail(envelope: EventBridgeEvent<Value>, exception_tag_key: &str) 
             actor: record.actor(name)?,
             context: record.context(),
             access_key_id,
+            caller_key_id: record.user_identity.access_key_id.clone(),
             account: record.account(envelope.account, name)?,
             region: record.region(envelope.region),
         })));
@@ -834,5 +848,12 @@ pub(crate) mod samples {
         "organizations-move-account.json",
         "organizations-create-account.json",
         "organizations-invite-account.json",
+        "assume-root-create-password.json",
+        "assume-root-audit.json",
+        "assume-root-unlock-bucket-policy.json",
+        "root-session-delete-bucket-policy.json",
+        "root-session-delete-login-profile.json",
+        "disable-organizations-root-sessions.json",
+        "enable-organizations-root-credentials-management.json",
     );
 }

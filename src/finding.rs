@@ -151,6 +151,14 @@ check_ids! {
     /// Event path: someone set a user's key-rotation opt-in tag (who opted whom in); with
     /// `APPROVER_PRINCIPALS` set, an opt-in by anyone else is not honoured (the tag is removed).
     RotationOptIn => "rotation-opt-in", Low;
+    /// Organization mode: `RootCredentialsManagement` or `RootSessions` is not enabled, or was just disabled.
+    RootAccessNotCentralized => "root-access-not-centralized", High;
+    /// Organization mode, root managed centrally: a member still has a root password, key, MFA device or certificate.
+    MemberRootCredentialsPresent => "member-root-credentials-present", High;
+    /// `sts:AssumeRoot` started a root session in a member account; the severity follows the task policy.
+    RootSessionStarted => "root-session-started", High;
+    /// A centralized root access feature was enabled (the audit trail of the change).
+    RootAccessCentralized => "root-access-centralized", Info;
 }
 
 impl std::fmt::Display for CheckId {
@@ -180,9 +188,15 @@ impl CheckId {
     #[must_use]
     pub fn cis_control(self) -> Option<CisControl> {
         let (id, title) = match self {
-            CheckId::RootAccessKey => ("1.3", "Ensure no 'root' user account access key exists"),
+            // A member's root access key is the same exposure, wherever it is found.
+            CheckId::RootAccessKey | CheckId::MemberRootCredentialsPresent => {
+                ("1.3", "Ensure no 'root' user account access key exists")
+            }
             CheckId::RootWithoutMfa => ("1.4", "Ensure MFA is enabled for the 'root' user account"),
-            CheckId::RootUsed => ("1.6", "Eliminate use of the 'root' user for administrative and daily tasks"),
+            // A root session is a use of root, however short.
+            CheckId::RootUsed | CheckId::RootSessionStarted => {
+                ("1.6", "Eliminate use of the 'root' user for administrative and daily tasks")
+            }
             CheckId::ConsoleWithoutMfa => (
                 "1.9",
                 "Ensure multi-factor authentication (MFA) is enabled for all IAM users that have a console password",
@@ -227,6 +241,8 @@ impl CheckId {
             | CheckId::ScpWeakened
             | CheckId::ManagementAccountIamUsers
             | CheckId::RotationOptIn => return None,
+            // CIS v7.0 2.1.1 "Ensure centralized root access"; v5.0 has no such control.
+            CheckId::RootAccessNotCentralized | CheckId::RootAccessCentralized => return None,
         };
         Some(CisControl { id, title })
     }

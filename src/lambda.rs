@@ -101,11 +101,17 @@ pub async fn org_step(
             tracing::info!(aws_calls = ?deployment.counter.snapshot().calls, "listed the organization's accounts");
             Ok(out)
         }
-        OrgRequest::ScanAccount { account, account_name, management_account } => {
-            let (report, result) =
-                crate::org::run::scan_account(deployment, &account, account_name, management_account.as_deref(), opts)
-                    .await
-                    .map_err(org_error)?;
+        OrgRequest::ScanAccount { account, account_name, management_account, root_managed_centrally } => {
+            let (report, result) = crate::org::run::scan_account(
+                deployment,
+                &account,
+                account_name,
+                management_account.as_deref(),
+                root_managed_centrally,
+                opts,
+            )
+            .await
+            .map_err(org_error)?;
             let calls = deployment.counter.snapshot();
             log_report(&report, &calls.calls);
             println!("{}", crate::metrics::document(&report, Some(&account), opts.now, started.elapsed()));
@@ -127,7 +133,7 @@ pub async fn org_step(
             let failure = input.failure.as_ref().map(crate::org::run::failure_text);
             let results = input.results.unwrap_or_default();
             let crate::org::run::Digested { summary, org_findings, published, .. } =
-                crate::org::run::digest(deployment, &input.accounts, &results, failure, opts)
+                crate::org::run::digest(deployment, &input.accounts, &results, failure, None, opts)
                     .await
                     .map_err(org_error)?;
             tracing::info!(

@@ -357,3 +357,36 @@ pub trait StateStore: Send + Sync {
         user: &'a str,
     ) -> BoxFuture<'a, Result<Vec<crate::domain::memory::JournalEntry>, StateError>>;
 }
+
+/// A root session that `sts:AssumeRoot` started, remembered so the member account's records can be paired with it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RootSession {
+    /// The member account the session acts in (`requestParameters.targetPrincipal`).
+    pub target_account: String,
+    /// The session's temporary access key (`responseElements.credentials.accessKeyId`).
+    pub access_key_id: String,
+    /// Who asked for the session (the caller's ARN).
+    pub caller: String,
+    /// The account the caller is in (the management or delegated-administrator account).
+    pub caller_account: String,
+    /// The task policy's name (`IAMDeleteRootUserCredentials`, …).
+    pub task: String,
+    /// When `AssumeRoot` was called.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Where the caller called from.
+    pub source_ip: Option<String>,
+    /// Whether the caller's session was MFA-authenticated, when CloudTrail says.
+    pub mfa: Option<bool>,
+}
+
+/// Remembers root sessions (kept for a day: AssumeRoot sessions last at most 15 minutes).
+pub trait RootSessionLog: Send + Sync {
+    /// Keeps `session` so that the target account's records can be paired with it.
+    fn record_root_session<'a>(&'a self, session: &'a RootSession) -> BoxFuture<'a, Result<(), CallError>>;
+    /// The session `access_key_id` opened in `target_account`, if one was recorded.
+    fn find_root_session<'a>(
+        &'a self,
+        target_account: &'a str,
+        access_key_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RootSession>, CallError>>;
+}

@@ -10,6 +10,7 @@ use crate::aws::approvals::SecretApprovals;
 use crate::aws::iam::IamDirectory;
 use crate::aws::members::Members;
 use crate::aws::organizations::OrganizationReader;
+use crate::aws::root_access::RootAccessReader;
 use crate::aws::securityhub::SecurityHubStore;
 use crate::aws::sns::SnsSink;
 use crate::aws::{CallCounter, Endpoint, call_error, load_sdk_config};
@@ -77,17 +78,19 @@ fn assemble(
         Box::new(SecurityHubStore::new(client, region.clone())) as Box<dyn crate::ports::FindingsStore>
     });
     // One table in the function's account; a member's app reads and writes its account's part only.
-    let state = config.state_table.clone().map(|table| {
+    let state_store = config.state_table.clone().map(|table| {
         let client = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(counter.clone()).build(),
         );
         let store = crate::aws::state::DynamoState::new(client, table);
-        let store = match &member {
+        std::sync::Arc::new(match &member {
             Some((account, _)) => store.for_account(account),
             None => store,
-        };
-        std::sync::Arc::new(store) as std::sync::Arc<dyn crate::ports::StateStore>
+        })
     });
+    let state = state_store.clone().map(|s| s as std::sync::Arc<dyn crate::ports::StateStore>);
+    // The same table pairs a member's root calls with the AssumeRoot that opened the session.
+    let root_sessions = state_store.map(|s| s as std::sync::Arc<dyn crate::ports::RootSessionLog>);
     App {
         state,
         findings_store,
@@ -98,6 +101,7 @@ fn assemble(
         region,
         key_rotation,
         organization: member.map(|(_, org)| org),
+        root_sessions,
     }
 }
 
@@ -116,6 +120,7 @@ struct OrgRuntime {
     sdk: SdkConfig,
     members: Members,
     reader: OrganizationReader,
+    root_access: RootAccessReader,
     own_account: String,
     names: tokio::sync::Mutex<HashMap<String, Option<String>>>,
 }
@@ -158,10 +163,21 @@ impl Deployment {
         let reader = OrganizationReader::new(aws_sdk_organizations::Client::from_conf(
             aws_sdk_organizations::config::Builder::from(sdk).interceptor(counter.clone()).build(),
         ));
-        let context = OrgContext { reader: reader.clone(), account_name: None, management: false };
+        let context =
+            OrgContext { reader: reader.clone(), account_name: None, management: false, root_managed_centrally: None };
         let central = assemble(config, sdk, sdk, &counter, Some((&own_account, context)));
         let members = Members::new(sdk.clone(), sts, organization.member_role_name);
-        let org = OrgRuntime { sdk: sdk.clone(), members, reader, own_account, names: tokio::sync::Mutex::default() };
+        let root_access = RootAccessReader::new(aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(sdk).interceptor(counter.clone()).build(),
+        ));
+        let org = OrgRuntime {
+            sdk: sdk.clone(),
+            members,
+            reader,
+            root_access,
+            own_account,
+            names: tokio::sync::Mutex::default(),
+        };
         Ok(Deployment { central, counter, org: Some(org) })
     }
 
@@ -175,6 +191,26 @@ impl Deployment {
     #[must_use]
     pub fn organization(&self) -> Option<&OrganizationReader> {
         self.org.as_ref().map(|o| &o.reader)
+    }
+
+    /// The reader of the organization's root access features (organization mode only).
+    #[must_use]
+    pub fn root_access(&self) -> Option<&RootAccessReader> {
+        self.org.as_ref().map(|o| &o.root_access)
+    }
+
+    /// Reads the root access features with `reader` instead: another IAM client (the IAM
+    /// delegated administrator's credentials, or a stand-in where the emulator lacks the call).
+    pub fn set_root_access(&mut self, reader: RootAccessReader) {
+        if let Some(org) = self.org.as_mut() {
+            org.root_access = reader;
+        }
+    }
+
+    /// The account the function runs in (organization mode only).
+    #[must_use]
+    pub fn own_account(&self) -> Option<&str> {
+        self.org.as_ref().map(|o| o.own_account.as_str())
     }
 
     /// The app acting in `account`: the central app in single-account mode or for the function's
@@ -198,7 +234,15 @@ impl Deployment {
                     &org.sdk,
                     &org.sdk,
                     &self.counter,
-                    Some((account, OrgContext { reader: org.reader.clone(), account_name: name, management })),
+                    Some((
+                        account,
+                        OrgContext {
+                            reader: org.reader.clone(),
+                            account_name: name,
+                            management,
+                            root_managed_centrally: None,
+                        },
+                    )),
                 );
                 app.region.clone_from(&self.central.region);
                 return Ok(AccountApp::Member(Box::new(app)));
@@ -216,7 +260,7 @@ impl Deployment {
         // session of the same role is judged like anyone else's.
         config.self_role_arn = Some(org.members.role_arn(account));
         config.self_session_name = Some(crate::aws::members::SESSION_NAME.to_owned());
-        let context = OrgContext { reader: org.reader.clone(), account_name, management };
+        let context = OrgContext { reader: org.reader.clone(), account_name, management, root_managed_centrally: None };
         Ok(AccountApp::Member(Box::new(assemble(
             config,
             &org.sdk,

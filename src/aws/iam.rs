@@ -382,6 +382,8 @@ impl AccountReader for IamDirectory {
         Ok(RootSummary {
             access_keys_present: count(SummaryKeyType::AccountAccessKeysPresent) > 0,
             mfa_enabled: count(SummaryKeyType::AccountMfaEnabled) > 0,
+            password_present: count(SummaryKeyType::AccountPasswordPresent) > 0,
+            signing_certificates_present: count(SummaryKeyType::AccountSigningCertificatesPresent) > 0,
         })
     }
 
@@ -582,16 +584,27 @@ mod tests {
         let rule = mock!(Client::get_account_summary)
             .sequence()
             .output(move || summary(1, 0))
-            .output(move || summary(0, 1))
+            .output(move || {
+                let mut out = summary(0, 1);
+                let map = out.summary_map.get_or_insert_with(Default::default);
+                map.insert(SummaryKeyType::AccountPasswordPresent, 1);
+                map.insert(SummaryKeyType::AccountSigningCertificatesPresent, 1);
+                out
+            })
             .build();
         let dir = IamDirectory::new(mock_client!(aws_sdk_iam, RuleMode::Sequential, [&rule]));
         assert_eq!(
             dir.read_root_summary().await.unwrap(),
-            RootSummary { access_keys_present: true, mfa_enabled: false }
+            RootSummary { access_keys_present: true, mfa_enabled: false, ..RootSummary::default() }
         );
         assert_eq!(
             dir.read_root_summary().await.unwrap(),
-            RootSummary { access_keys_present: false, mfa_enabled: true }
+            RootSummary {
+                access_keys_present: false,
+                mfa_enabled: true,
+                password_present: true,
+                signing_certificates_present: true
+            }
         );
         assert_eq!(rule.num_calls(), 2, "one call per read");
         let denied = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed</Message></Error></ErrorResponse>";

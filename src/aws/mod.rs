@@ -5,6 +5,7 @@ pub mod iam;
 pub mod members;
 pub mod org_structure;
 pub mod organizations;
+pub mod root_access;
 pub mod rotation;
 pub mod securityhub;
 pub mod sns;

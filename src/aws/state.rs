@@ -507,3 +507,60 @@ mod tests {
         assert!(read.malformed[0].starts_with("T#111122223333/abc: "), "{}", read.malformed[0]);
     }
 }
+
+/// Root sessions are kept a day: `AssumeRoot` sessions last at most 15 minutes.
+const ROOT_SESSION_RETENTION_HOURS: i64 = 24;
+
+/// `AssumeRoot` sessions, under `R#<target account>` / `<access key id>`, expiring after a day.
+/// A session is recorded by the caller's account (the management or delegated-administrator
+/// account) about its target, so recording is not bound to the store's account; finding one
+/// is (a member's records are paired in that member's part only).
+impl crate::ports::RootSessionLog for DynamoState {
+    fn record_root_session<'a>(
+        &'a self,
+        session: &'a crate::ports::RootSession,
+    ) -> BoxFuture<'a, Result<(), crate::ports::CallError>> {
+        Box::pin(async move {
+            let call = |message: String| crate::ports::CallError {
+                action: "dynamodb:PutItem",
+                target: format!("{} (root session {})", self.table, session.access_key_id),
+                message,
+            };
+            let mut item = item_of(session, format!("R#{}", session.target_account), session.access_key_id.clone())
+                .map_err(call)?;
+            item.insert("expires_at".into(), epoch(session.started_at + Duration::hours(ROOT_SESSION_RETENTION_HOURS)));
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(|e| call_error("dynamodb:PutItem", &self.table, &e))?;
+            Ok(())
+        })
+    }
+
+    fn find_root_session<'a>(
+        &'a self,
+        target_account: &'a str,
+        access_key_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::ports::RootSession>, crate::ports::CallError>> {
+        Box::pin(async move {
+            let call = |e: StateError| crate::ports::CallError {
+                action: e.action,
+                target: format!("{} (root session {access_key_id})", self.table),
+                message: e.message,
+            };
+            self.allowed("dynamodb:GetItem", target_account).map_err(call)?;
+            let Some(item) = self.get(format!("R#{target_account}"), access_key_id.to_owned()).await.map_err(call)?
+            else {
+                return Ok(None);
+            };
+            record_of(&item).map(Some).map_err(|e| crate::ports::CallError {
+                action: "dynamodb:GetItem",
+                target: self.table.clone(),
+                message: format!("malformed root session {e}"),
+            })
+        })
+    }
+}

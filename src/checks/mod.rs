@@ -13,6 +13,7 @@ pub mod password;
 pub mod policy;
 pub mod registry;
 mod root;
+pub mod root_access;
 
 use chrono::{DateTime, Utc};
 

@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn the_account_summary_gives_root_findings_with_the_event_as_evidence() {
-        let summary = RootSummary { access_keys_present: true, mfa_enabled: false };
+        let summary = RootSummary { access_keys_present: true, mfa_enabled: false, ..RootSummary::default() };
         let f = check_root_summary(
             summary,
             "CreateAccessKey",
@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(f[0].evidence["caller"], "arn:aws:iam::123456789012:root");
         assert_eq!(f[0].evidence["event"], "CreateAccessKey");
         assert_eq!(f[1].evidence["event_time"], json!(days_ago(0)));
-        let clean = RootSummary { access_keys_present: false, mfa_enabled: true };
+        let clean = RootSummary { access_keys_present: false, mfa_enabled: true, ..RootSummary::default() };
         assert!(check_root_summary(clean, "EnableMFADevice", &root_actor(), &context(None), None, &scope()).is_empty());
     }
 

@@ -26,6 +26,10 @@ pub struct OrgContext {
     pub account_name: Option<String>,
     /// Whether the account is the organization's management account (SCPs never apply there).
     pub management: bool,
+    /// Whether the organization manages its members' root credentials centrally
+    /// (`RootCredentialsManagement`), as the scan request carries it: read once per organization
+    /// scan in the management account; `None` when not known (the member check does not run).
+    pub root_managed_centrally: Option<bool>,
 }
 
 /// The organization scan's SCP judgement: reads the structure in bulk (see

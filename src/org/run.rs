@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::{AppError, Report, RunOptions};
+use crate::checks::root_access::RootFeatures;
 use crate::event::is_account_id;
 use crate::finding::Finding;
 use crate::message::{MAX_BODY_BYTES, Message};
@@ -51,7 +52,8 @@ pub enum OrgError {
 pub enum OrgRequest {
     /// `{"list_accounts": {}}`.
     ListAccounts,
-    /// `{"scan_account": "111122223333", "account_name"?: "…", "management_account"?: "…"}`.
+    /// `{"scan_account": "111122223333", "account_name"?: "…", "management_account"?: "…",
+    /// "root_managed_centrally"?: true}`.
     ScanAccount {
         /// The account to scan.
         account: String,
@@ -59,6 +61,10 @@ pub enum OrgRequest {
         account_name: Option<String>,
         /// The organization's management account, when the caller knows it.
         management_account: Option<String>,
+        /// Whether the organization manages root credentials centrally, as `list_accounts` read
+        /// it once for the whole run; `None` when unknown (the member's root credentials are then
+        /// not judged).
+        root_managed_centrally: Option<bool>,
     },
     /// `{"org_digest": {"accounts": [...], "results": [...]}}` or with `"failure"` instead of results.
     Digest(DigestInput),
@@ -101,10 +107,16 @@ pub fn request(payload: &Value) -> Result<Option<OrgRequest>, OrgError> {
         if let Some(m) = management_account.as_deref().filter(|m| !is_account_id(m)) {
             return Err(malformed(format!("`management_account` must be a 12-digit account id, not {m:?}")));
         }
+        let root_managed_centrally = match object.get("root_managed_centrally") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(v) => return Err(malformed(format!("`root_managed_centrally` must be true, false or null, not {v}"))),
+        };
         return Ok(Some(OrgRequest::ScanAccount {
             account: account.to_owned(),
             account_name: text("account_name")?,
             management_account,
+            root_managed_centrally,
         }));
     }
     if let Some(input) = object.get("org_digest") {
@@ -115,14 +127,33 @@ pub fn request(payload: &Value) -> Result<Option<OrgRequest>, OrgError> {
     Ok(None)
 }
 
-/// The first step: every active account (paged) and the management account.
+/// The first step: every active account (paged), the management account, and whether the
+/// organization manages root credentials centrally (`root_managed_centrally`: read here once, carried
+/// by every `scan_account` request; `null` when the read failed, which the digest reports by name).
 pub async fn list_accounts(deployment: &Deployment) -> Result<Value, OrgError> {
     let reader = deployment.organization().ok_or(OrgError::NotOrganization("list_accounts"))?;
-    let (accounts, management) = tokio::try_join!(reader.list_accounts(), reader.management_account())?;
+    let (listed, root) = tokio::join!(
+        async { tokio::try_join!(reader.list_accounts(), reader.management_account()) },
+        root_managed_centrally(deployment)
+    );
+    let (accounts, management) = listed?;
     Ok(json!({
         "accounts": accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
         "management_account": management,
+        "root_managed_centrally": root,
     }))
+}
+
+/// Whether `RootCredentialsManagement` is on; `None` (logged) when it cannot be read: the
+/// members' root credentials are then not judged, and the digest's own read names the failure.
+async fn root_managed_centrally(deployment: &Deployment) -> Option<bool> {
+    match deployment.root_access()?.features().await {
+        Ok(f) => Some(f.credentials_management),
+        Err(e) => {
+            tracing::warn!(error = %e, "root access features not read: members' root credentials are not judged");
+            None
+        }
+    }
 }
 
 /// One account's daily scan through its member role (the central account with the function's
@@ -132,6 +163,7 @@ pub async fn scan_account(
     account: &str,
     account_name: Option<String>,
     management_account: Option<&str>,
+    root_managed_centrally: Option<bool>,
     opts: &RunOptions,
 ) -> Result<(Report, AccountResult), OrgError> {
     let reader = deployment.organization().ok_or(OrgError::NotOrganization("scan_account"))?;
@@ -139,7 +171,12 @@ pub async fn scan_account(
         Some(m) => m == account,
         None => reader.management_account().await? == account,
     };
-    let app = deployment.app_for(account, account_name, management, opts.now).await?;
+    let mut app = deployment.app_for(account, account_name, management, opts.now).await?;
+    if let crate::runtime::AccountApp::Member(member) = &mut app
+        && let Some(org) = member.organization.as_mut()
+    {
+        org.root_managed_centrally = root_managed_centrally;
+    }
     let name = app.organization.as_ref().and_then(|o| o.account_name.clone());
     let report = Box::pin(app.scan(Some(account.to_owned()), opts))
         .await
@@ -149,32 +186,78 @@ pub async fn scan_account(
 }
 
 /// The last step: judges the organization-level checks, then publishes them (one message
-/// each) and the organization digest. A map that failed is reported in the digest.
+/// each) and the organization digest. A map that failed is reported in the digest. A read the
+/// judgement needed that failed (the structure, the root access features) is named in the
+/// digest, which still goes out, and then fails the step.
 pub async fn digest(
     deployment: &Deployment,
     listed: &[String],
     results: &[AccountResult],
     failure: Option<String>,
+    root: Option<Result<RootFeatures, CallError>>,
     opts: &RunOptions,
 ) -> Result<Digested, OrgError> {
+    let (digested, not_judged) = judge_and_publish(deployment, listed, results, failure, root, opts).await?;
+    match not_judged {
+        // The digest said so; the invocation still fails, so the run shows as failed.
+        Some(e) => Err(OrgError::Call(e)),
+        None => Ok(digested),
+    }
+}
+
+/// [`digest`]'s work; the failed read, if any, is returned beside the digest (whose summary names it).
+async fn judge_and_publish(
+    deployment: &Deployment,
+    listed: &[String],
+    results: &[AccountResult],
+    failure: Option<String>,
+    root: Option<Result<RootFeatures, CallError>>,
+    opts: &RunOptions,
+) -> Result<(Digested, Option<CallError>), OrgError> {
     let reader = deployment.organization().ok_or(OrgError::NotOrganization("org_digest"))?;
     let region = &deployment.central.region;
     // One bulk read per run gives the SCP coverage of every member and the accounts' names
-    // (the state machine keeps no names: every byte of its state counts).
-    let structure = reader.read_structure(None).await;
-    let (org_findings, not_judged) = match &structure {
-        Ok(org) => {
-            let mut found = crate::org::judge(org, &deployment.central.config, region, opts.now, "schedule", None);
-            crate::finding::sort_findings(&mut found);
-            (found, None)
+    // (the state machine keeps no names: every byte of its state counts); one more call says
+    // whether root access is managed centrally (unless the caller read it already).
+    let read_root = async {
+        match (root, deployment.root_access()) {
+            (Some(root), _) => root,
+            (None, Some(r)) => r.features().await,
+            (None, None) => Err(CallError {
+                action: "iam:ListOrganizationsFeatures",
+                target: "the organization".into(),
+                message: "not in organization mode".into(),
+            }),
         }
+    };
+    let (structure, root) = tokio::join!(reader.read_structure(None), read_root);
+    let (mut org_findings, not_judged) = match &structure {
+        Ok(org) => (crate::org::judge(org, &deployment.central.config, region, opts.now, "schedule", None), None),
         Err(e) => (Vec::new(), Some(e.clone())),
     };
-    let failure = match (failure, &not_judged) {
-        (f, None) => f,
-        (None, Some(e)) => Some(format!("SCP coverage not judged: {e}")),
-        (Some(f), Some(e)) => Some(format!("{f}; SCP coverage not judged: {e}")),
+    let reading_account = deployment
+        .own_account()
+        .map(str::to_owned)
+        .or_else(|| structure.as_ref().ok().map(|o| o.management_account.clone()))
+        .unwrap_or_else(|| "unknown".into());
+    let scope = crate::finding::Scope {
+        account: reading_account,
+        region: region.clone(),
+        trigger: "schedule".into(),
+        now: opts.now,
     };
+    let root_not_judged = match &root {
+        Ok(features) => {
+            org_findings.extend(crate::checks::root_access::check_root_access(features, &scope));
+            None
+        }
+        Err(e) => Some(e.clone()),
+    };
+    crate::finding::sort_findings(&mut org_findings);
+    let mut failures: Vec<String> = failure.into_iter().collect();
+    failures.extend(not_judged.iter().map(|e| format!("SCP coverage not judged: {e}")));
+    failures.extend(root_not_judged.iter().map(|e| format!("root access not judged: {e}")));
+    let failure = (!failures.is_empty()).then(|| failures.join("; "));
     let names: HashMap<&str, &str> =
         structure.iter().flat_map(|o| &o.accounts).map(|a| (a.id.as_str(), a.name.as_str())).collect();
     let mut counted = results.to_vec();
@@ -199,11 +282,7 @@ pub async fn digest(
         let sink = deployment.central.sink.as_ref().ok_or(OrgError::NotOrganization("publishing"))?;
         published = sink.publish(&out, opts.stop_by).await.map_err(OrgError::Publish)?;
     }
-    if let Some(e) = not_judged {
-        // The digest said so; the invocation still fails, so the run shows as failed.
-        return Err(OrgError::Call(e));
-    }
-    Ok(Digested { summary, results: counted, org_findings, published })
+    Ok((Digested { summary, results: counted, org_findings, published }, not_judged.or(root_not_judged)))
 }
 
 /// What the digest step did.
@@ -239,13 +318,22 @@ pub async fn scan_organization(
     keep_findings: bool,
 ) -> Result<OrganizationScan, OrgError> {
     let reader = deployment.organization().ok_or(OrgError::NotOrganization("scan --organization"))?;
-    let (accounts, management) = tokio::try_join!(reader.list_accounts(), reader.management_account())?;
+    let (listed, root) =
+        tokio::join!(async { tokio::try_join!(reader.list_accounts(), reader.management_account()) }, async {
+            match deployment.root_access() {
+                Some(r) => Some(r.features().await),
+                None => None,
+            }
+        });
+    let (accounts, management) = listed?;
     let management = management.as_str();
+    // Read once: each member's scan is told, and the digest judges the same answer.
+    let centrally = root.as_ref().and_then(|r| r.as_ref().ok()).map(|f| f.credentials_management);
     let mut findings = Vec::new();
     let mut results: Vec<AccountResult> = futures_util::stream::iter(accounts.iter())
         .map(|a| async move {
             let name = Some(a.name.clone()).filter(|n| !n.is_empty());
-            match scan_account(deployment, &a.id, name.clone(), Some(management), opts).await {
+            match scan_account(deployment, &a.id, name.clone(), Some(management), centrally, opts).await {
                 Ok((report, result)) => (result, report.findings),
                 Err(e) => (AccountResult::failed(&a.id, name, e.to_string()), Vec::new()),
             }
@@ -264,7 +352,9 @@ pub async fn scan_organization(
     let failed: Vec<String> =
         results.iter().filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.account))).collect();
     let failure = (!failed.is_empty()).then(|| format!("{} account(s) failed: {}", failed.len(), failed.join("; ")));
-    let digested = digest(deployment, &listed, &results, failure, opts).await?;
+    // A failed read is in the summary's failure line: the findings are still returned (and
+    // printed), and the command fails on that line.
+    let (digested, _) = judge_and_publish(deployment, &listed, &results, failure, root, opts).await?;
     findings.extend(digested.org_findings);
     crate::finding::sort_findings(&mut findings);
     Ok(OrganizationScan {
@@ -301,6 +391,7 @@ mod tests {
                 account: "111122223333".into(),
                 account_name: None,
                 management_account: Some("999988887777".into()),
+                root_managed_centrally: None,
             })
         );
         let events = [json!({"source": "aws.iam", "account": "111122223333"}), json!([1, 2]), json!("x")];
@@ -312,6 +403,7 @@ mod tests {
             (json!({"scan_account": "11112222333"}), "12-digit"),
             (json!({"scan_account": "111122223333", "management_account": "root"}), "management_account"),
             (json!({"scan_account": "111122223333", "account_name": 7}), "account_name"),
+            (json!({"scan_account": "111122223333", "root_managed_centrally": "yes"}), "root_managed_centrally"),
             (json!({"org_digest": {"results": []}}), "accounts"),
             (json!({"org_digest": {"accounts": [], "surprise": 1}}), "surprise"),
         ];

@@ -6,6 +6,7 @@ use crate::finding::{CheckId, Finding, FindingState, RemediationStatus, Severity
 
 /// What a person should do about a finding of `check`, in one or two sentences.
 #[must_use]
+#[allow(clippy::too_many_lines)] // one arm per check, each named: the length grows with the vocabulary
 pub fn what_to_do(check: CheckId) -> &'static str {
     // Named one by one, not `_`, so that a new check must say what to do about it.
     match check {
@@ -102,6 +103,19 @@ pub fn what_to_do(check: CheckId) -> &'static str {
             "Move the management account's IAM users to roles or to a member account, then delete them: no SCP \
              restricts them there."
         }
+        CheckId::RootAccessNotCentralized => {
+            "Enable RootCredentialsManagement and RootSessions (IAM console, Root access management), then delete \
+             the members' root credentials through AssumeRoot sessions."
+        }
+        CheckId::MemberRootCredentialsPresent => {
+            "From the management account, open an AssumeRoot session with IAMDeleteRootUserCredentials in the \
+             member and delete its root password, access keys, MFA devices and signing certificates."
+        }
+        CheckId::RootSessionStarted => {
+            "Confirm the root task was planned (ticket, caller, task); if not, revoke the caller's access and \
+             review what the session did in the member account."
+        }
+        CheckId::RootAccessCentralized => "Nothing to do: a centralized root access feature was enabled.",
         CheckId::ExceptionUnused => {
             "Ask the approver to end the exception: remove the AccessException tag and the approval."
         }

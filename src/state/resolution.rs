@@ -34,6 +34,9 @@ pub fn event_only(check: CheckId) -> bool {
             | CheckId::RootUsed
             | CheckId::BreakGlassUsed
             | CheckId::RegistryChangedByNonApprover
+            | CheckId::RootSessionStarted
+            | CheckId::RootAccessCentralized
+            | CheckId::RotationOptIn
     )
 }
 

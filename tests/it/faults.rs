@@ -56,6 +56,7 @@ fn build(iam: aws_sdk_iam::Client, sm: aws_sdk_secretsmanager::Client, sns: aws_
         region: "us-east-1".into(),
         key_rotation: None,
         state: None,
+        root_sessions: None,
         organization: None,
     }
 }

@@ -732,7 +732,7 @@ fn split_parameter(v: &Value) -> &str {
         .unwrap_or_else(|| panic!("expected !Split [\",\", !Ref PARAMETER], got {v}"))
 }
 
-fn rule_targets_function_with_retries_and_dead_letters(name: &str, rule: &Value) {
+pub(crate) fn rule_targets_function_with_retries_and_dead_letters(name: &str, rule: &Value) {
     let targets = rule["Properties"]["Targets"].as_array().unwrap();
     assert_eq!(targets.len(), 1, "{name}");
     let target = &targets[0];
@@ -1190,6 +1190,8 @@ fn the_member_role_reads_what_the_function_role_reads() {
         .into_iter()
         .flat_map(actions)
         .filter(|a| a.starts_with("iam:") && *a != "iam:UntagUser" && !KEY_WRITES.contains(a))
+        // Read in the management account only, with the function's own role.
+        .filter(|a| !crate::role_actions::ORGANIZATION_ONLY.contains(a))
         .collect();
     let member_iam: BTreeSet<&str> = member_role_statements(&member)
         .into_iter()
@@ -1222,6 +1224,8 @@ fn members_forward_exactly_what_the_central_bus_rules_match_and_only_there() {
         ("ForwardBreakGlassRoleAssumptions", "OrganizationBreakGlassRoleRule"),
         ("ForwardBreakGlassUserSignIns", "OrganizationBreakGlassUserSignInRule"),
         ("ForwardOrganizationsChanges", "OrganizationsChangesRule"),
+        ("ForwardRootAccess", "OrganizationRootAccessRule"),
+        ("ForwardRootSessionCalls", "OrganizationRootSessionCallsRule"),
     ] {
         let (pattern, state) = rule(forward);
         let central = &resource(&t, central)["Properties"];
@@ -1286,7 +1290,8 @@ fn the_organization_scan_maps_every_account_and_never_skips_a_failed_one() {
     assert_eq!(list["Parameters"], json!({"FunctionName": function, "Payload": {"list_accounts": {}}}));
     assert_eq!(
         list["ResultSelector"],
-        json!({"accounts.$": "$.Payload.accounts", "management_account.$": "$.Payload.management_account"})
+        json!({"accounts.$": "$.Payload.accounts", "management_account.$": "$.Payload.management_account",
+               "root_managed_centrally.$": "$.Payload.root_managed_centrally"})
     );
     assert_eq!(list["Next"], "ScanAccounts");
 
@@ -1296,7 +1301,8 @@ fn the_organization_scan_maps_every_account_and_never_skips_a_failed_one() {
     assert_eq!(map["ItemsPath"], "$.accounts");
     assert_eq!(
         map["ItemSelector"],
-        json!({"scan_account.$": "$$.Map.Item.Value", "management_account.$": "$.management_account"})
+        json!({"scan_account.$": "$$.Map.Item.Value", "management_account.$": "$.management_account",
+               "root_managed_centrally.$": "$.root_managed_centrally"})
     );
     assert_eq!(map["MaxConcurrency"], 37, "MaxConcurrency comes from the parameter");
     assert_eq!(parameter_default(&template(), "MaxConcurrency"), "20");

@@ -24,6 +24,7 @@ mod policies;
 mod privileged;
 mod remediation_safety;
 mod role_actions;
+mod root_access;
 mod rotation;
 mod rotation_safety;
 mod scan;

@@ -350,6 +350,7 @@ async fn a_retry_after_a_partial_publish_sends_only_what_was_not_sent() {
         key_rotation: None,
         organization: None,
         state: base.state.clone(),
+        root_sessions: None,
     };
     let mut event = sample("tag-user-access-exception.json");
     // Set by the user itself: exception-self-granted besides exception-unapproved (two messages).
@@ -485,4 +486,47 @@ async fn security_hub_follows_the_table() {
     );
     let archived: usize = second.imported - second.findings.len();
     assert_eq!(archived, 1, "the resolved finding, and nothing else, archived");
+}
+
+#[tokio::test]
+async fn the_table_pairs_a_member_root_call_with_its_assume_root_for_a_day() {
+    use iam_sentinel::ports::{RootSession, RootSessionLog};
+    let acct = Account::new().await;
+    let table = create_state_table(&acct.sdk).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&acct.sdk);
+    let central = iam_sentinel::aws::state::DynamoState::new(ddb.clone(), table.clone()).for_account(ACCOUNT);
+    let session = RootSession {
+        target_account: "222233334444".into(),
+        access_key_id: "ASIAEXAMPLEROOTSESSION".into(),
+        caller: format!("arn:aws:sts::{ACCOUNT}:assumed-role/OrgAdmin/alice"),
+        caller_account: ACCOUNT.into(),
+        task: "IAMDeleteRootUserCredentials".into(),
+        started_at: Utc::now(),
+        source_ip: Some("192.0.2.10".into()),
+        mfa: Some(true),
+    };
+    // Recorded by the management account's app about its target.
+    central.record_root_session(&session).await.unwrap();
+    let member = iam_sentinel::aws::state::DynamoState::new(ddb.clone(), table.clone()).for_account("222233334444");
+    assert_eq!(
+        member.find_root_session("222233334444", "ASIAEXAMPLEROOTSESSION").await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(member.find_root_session("222233334444", "ASIAOTHERKEY").await.unwrap(), None);
+    // Another member's store cannot look into that member's part.
+    let other = iam_sentinel::aws::state::DynamoState::new(ddb.clone(), table.clone()).for_account("555566667777");
+    assert!(other.find_root_session("222233334444", "ASIAEXAMPLEROOTSESSION").await.is_err());
+    // Kept a day (TTL), not forever.
+    let item = ddb
+        .get_item()
+        .table_name(&table)
+        .key("pk", A::S("R#222233334444".into()))
+        .key("sk", A::S("ASIAEXAMPLEROOTSESSION".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let expires: i64 = item["expires_at"].as_n().unwrap().parse().unwrap();
+    assert_eq!(expires, (session.started_at + Duration::hours(24)).timestamp());
 }

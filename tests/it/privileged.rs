@@ -189,6 +189,7 @@ async fn a_role_that_cannot_be_looked_up_fails_the_scan_instead_of_passing() {
         region: built.region,
         key_rotation: None,
         state: None,
+        root_sessions: None,
         organization: None,
     };
     let report = app.scan(None, &RunOptions::at(Utc::now())).await.unwrap();
@@ -343,6 +344,7 @@ async fn a_registry_write_whose_versions_cannot_be_read_is_still_reported_and_fa
         region: built.region,
         key_rotation: None,
         state: None,
+        root_sessions: None,
         organization: None,
     };
     let report = app.handle(sample("put-secret-value-registry.json"), &RunOptions::at(Utc::now())).await.unwrap();

@@ -65,6 +65,7 @@ fn app_with(acct: &Account, approvals: Changing) -> App<IamDirectory, Changing, 
         region: "us-east-1".into(),
         key_rotation: None,
         state: None,
+        root_sessions: None,
         organization: None,
     }
 }
@@ -234,7 +235,7 @@ impl AccountReader for Timed {
         })
     }
     async fn read_root_summary(&self) -> Result<RootSummary, CallError> {
-        Ok(RootSummary { access_keys_present: false, mfa_enabled: true })
+        Ok(RootSummary { access_keys_present: false, mfa_enabled: true, ..RootSummary::default() })
     }
     async fn read_access(&self) -> Result<AccessSnapshot, CallError> {
         Ok(AccessSnapshot::default())
@@ -294,6 +295,7 @@ fn timed_app(directory: Timed, per_batch: Duration) -> App<Timed, Changing, Time
         region: "us-east-1".into(),
         key_rotation: None,
         state: None,
+        root_sessions: None,
         organization: None,
     }
 }

@@ -21,6 +21,10 @@ fn action_of(operation: &str) -> String {
     }
 }
 
+/// Called only in organization mode, by the scan's list and digest steps in the management
+/// account (`tests/it/root_access.rs` counts the call), so never by the single-account run below.
+pub(crate) const ORGANIZATION_ONLY: &[&str] = &["iam:ListOrganizationsFeatures"];
+
 /// The `iam:`, `sns:`, `secretsmanager:` and `securityhub:` actions the template's `FunctionRole` grants.
 fn role_actions() -> BTreeSet<String> {
     let template = template();
@@ -28,6 +32,7 @@ fn role_actions() -> BTreeSet<String> {
         .into_iter()
         .flat_map(actions)
         .filter(|a| ["iam:", "sns:", "secretsmanager:", "securityhub:"].iter().any(|p| a.starts_with(p)))
+        .filter(|a| !ORGANIZATION_ONLY.contains(a))
         .map(str::to_owned)
         .collect()
 }

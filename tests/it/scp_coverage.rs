@@ -54,7 +54,12 @@ impl Org {
 
     fn app(&self) -> AwsApp {
         let (mut app, _) = build_app_with(self.acct.config(&config()), &self.acct.sdk);
-        app.organization = Some(OrgContext { reader: self.reader(), account_name: None, management: false });
+        app.organization = Some(OrgContext {
+            reader: self.reader(),
+            account_name: None,
+            management: false,
+            root_managed_centrally: None,
+        });
         app
     }
 
@@ -433,7 +438,7 @@ async fn a_failed_read_names_the_action_and_its_target_and_publishes_nothing() {
 
     // The event path fails the same way (and Lambda retries it): nothing is published.
     let (mut app, _) = build_app_with(config, &acct.sdk);
-    app.organization = Some(OrgContext { reader, account_name: None, management: false });
+    app.organization = Some(OrgContext { reader, account_name: None, management: false, root_managed_centrally: None });
     let err = app.handle(sample("organizations-move-account.json"), &RunOptions::at(Utc::now())).await.unwrap_err();
     assert!(err.to_string().starts_with("organizations:DescribeOrganization on the organization failed"), "{err}");
     assert!(acct.received().await.is_empty());

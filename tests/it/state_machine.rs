@@ -196,7 +196,7 @@ async fn organization(sdk: &SdkConfig) -> (Vec<String>, String) {
 
 /// What the function returns for `{"list_accounts": {}}`.
 fn list_accounts_payload(accounts: &[String], management: &str) -> Value {
-    json!({"accounts": accounts, "management_account": management})
+    json!({"accounts": accounts, "management_account": management, "root_managed_centrally": true})
 }
 
 /// What the function returns for `{"scan_account": …}` (the documented shape: named counts for
@@ -286,7 +286,10 @@ fn entered_with(history: &[Value], name: &str) -> Option<Value> {
 }
 
 fn scan_inputs(accounts: &[String], management: &str) -> Vec<Value> {
-    accounts.iter().map(|a| json!({"scan_account": a, "management_account": management})).collect()
+    accounts
+        .iter()
+        .map(|a| json!({"scan_account": a, "management_account": management, "root_managed_centrally": true}))
+        .collect()
 }
 
 #[tokio::test]
@@ -442,7 +445,9 @@ async fn the_real_function_answers_an_execution_from_list_to_digest() {
         ("ORGANIZATION_MODE", "true"),
     ]);
     let config = iam_sentinel::config::Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).unwrap();
-    let deployment = iam_sentinel::runtime::Deployment::build(config, &sdk).await.unwrap();
+    let mut deployment = iam_sentinel::runtime::Deployment::build(config, &sdk).await.unwrap();
+    // moto has no iam:ListOrganizationsFeatures: both features on, as AWS would answer.
+    deployment.set_root_access(crate::root_access::features(true, true).0);
     let opts = iam_sentinel::app::RunOptions::at(chrono::Utc::now());
 
     let listed = org_step(&deployment, OrgRequest::ListAccounts, &opts).await.unwrap();
@@ -471,6 +476,7 @@ async fn the_real_function_answers_an_execution_from_list_to_digest() {
             account: account.clone(),
             account_name: None,
             management_account: Some(management.clone()),
+            root_managed_centrally: listed["root_managed_centrally"].as_bool(),
         };
         outputs.push(org_step(&deployment, request, &opts).await.unwrap());
     }
