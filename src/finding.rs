@@ -240,9 +240,10 @@ impl CheckId {
             | CheckId::ScpNotAttached
             | CheckId::ScpWeakened
             | CheckId::ManagementAccountIamUsers
-            | CheckId::RotationOptIn => return None,
+            | CheckId::RotationOptIn
             // CIS v7.0 2.1.1 "Ensure centralized root access"; v5.0 has no such control.
-            CheckId::RootAccessNotCentralized | CheckId::RootAccessCentralized => return None,
+            | CheckId::RootAccessNotCentralized
+            | CheckId::RootAccessCentralized => return None,
         };
         Some(CisControl { id, title })
     }

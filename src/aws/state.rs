@@ -484,30 +484,6 @@ impl DynamoState {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attributes_round_trip_json() {
-        let v = serde_json::json!({"a": "x", "n": 3, "b": true, "l": ["y", 1], "m": {"k": "v"}, "z": null});
-        assert_eq!(to_json(&to_attribute(&v)), v);
-    }
-
-    #[test]
-    fn a_malformed_item_names_its_key() {
-        let item: Item = HashMap::from([
-            ("pk".to_owned(), s("T#111122223333")),
-            ("sk".to_owned(), s("abc")),
-            ("severity".to_owned(), s("catastrophic")),
-        ]);
-        let read = read_threads(&[item]);
-        assert!(read.records.is_empty());
-        assert_eq!(read.malformed.len(), 1);
-        assert!(read.malformed[0].starts_with("T#111122223333/abc: "), "{}", read.malformed[0]);
-    }
-}
-
 /// Root sessions are kept a day: `AssumeRoot` sessions last at most 15 minutes.
 const ROOT_SESSION_RETENTION_HOURS: i64 = 24;
 
@@ -562,5 +538,29 @@ impl crate::ports::RootSessionLog for DynamoState {
                 message: format!("malformed root session {e}"),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_round_trip_json() {
+        let v = serde_json::json!({"a": "x", "n": 3, "b": true, "l": ["y", 1], "m": {"k": "v"}, "z": null});
+        assert_eq!(to_json(&to_attribute(&v)), v);
+    }
+
+    #[test]
+    fn a_malformed_item_names_its_key() {
+        let item: Item = HashMap::from([
+            ("pk".to_owned(), s("T#111122223333")),
+            ("sk".to_owned(), s("abc")),
+            ("severity".to_owned(), s("catastrophic")),
+        ]);
+        let read = read_threads(&[item]);
+        assert!(read.records.is_empty());
+        assert_eq!(read.malformed.len(), 1);
+        assert!(read.malformed[0].starts_with("T#111122223333/abc: "), "{}", read.malformed[0]);
     }
 }

@@ -15,4 +15,5 @@ pub mod names;
 pub mod password;
 pub mod policy;
 pub mod registry;
+pub mod root;
 pub mod stored;

@@ -8,7 +8,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::Value;
 
 use super::{AccountCall, CloudTrailRecord, EventError, Parsed, RootActivity, Trigger, is_account_id};
-use crate::checks::root_access::{RootFeature, RootTask};
+use crate::domain::root::{RootFeature, RootTask};
 
 /// The IAM calls that switch a centralized root access feature on or off.
 pub const ROOT_FEATURE_EVENT_NAMES: &[&str] = &[
