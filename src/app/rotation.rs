@@ -241,7 +241,9 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                     rotation.delete_key(&user.name, &old).await?;
                     rotation.forget_deactivation(&secret, &old).await
                 };
-                carry_out(f, "delete", act.then_some(work).ok_or(why_not), None).await
+                // Journaled like every step, though a deletion cannot be undone.
+                let deleted = UndoRecord::Delete { user: user.name.clone(), key_id: old.clone() };
+                carry_out(f, "delete", act.then_some(work).ok_or(why_not), Some(&deleted)).await
             }
         }
     }

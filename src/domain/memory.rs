@@ -40,6 +40,14 @@ pub enum UndoRecord {
         /// The rotation secret.
         secret: String,
     },
+    /// The rotation deleted `key_id` of `user`, inactive since the rotation: journaled, and
+    /// never undoable (AWS keeps no copy of a deleted key).
+    Delete {
+        /// The IAM user.
+        user: String,
+        /// The deleted access key id.
+        key_id: String,
+    },
 }
 
 /// What the table remembers of one thread.
@@ -237,7 +245,10 @@ impl JournalEntry {
 #[must_use]
 pub fn user_of(action: &UndoRecord) -> &str {
     match action {
-        UndoRecord::Untag { user, .. } | UndoRecord::Deactivate { user, .. } | UndoRecord::Rotate { user, .. } => user,
+        UndoRecord::Untag { user, .. }
+        | UndoRecord::Deactivate { user, .. }
+        | UndoRecord::Rotate { user, .. }
+        | UndoRecord::Delete { user, .. } => user,
     }
 }
 
@@ -250,6 +261,7 @@ fn describe(action: &UndoRecord) -> (String, String) {
         UndoRecord::Deactivate { key_id, previous_status, .. } => {
             (format!("{key_id} {previous_status}"), format!("{key_id} Inactive"))
         }
+        UndoRecord::Delete { key_id, .. } => (format!("{key_id} Inactive"), format!("{key_id} deleted")),
         UndoRecord::Rotate { old_key_id, new_key_id, secret, .. } => {
             (format!("{old_key_id} current in {secret}"), format!("{new_key_id} current in {secret}"))
         }

@@ -191,6 +191,10 @@ pub async fn apply(
             }
             Ok(format!("{would}tag {user} {tag_key}={previous_value} again (approved in the registry)"))
         }
+        UndoRecord::Delete { user, key_id } => Err(UndoError::Refused(format!(
+            "{user}'s key {key_id} was deleted by the rotation: AWS keeps no copy of a deleted key, so it cannot \
+             be restored (the key that replaced it is in the rotation secret)"
+        ))),
         UndoRecord::Rotate { user, old_key_id, new_key_id, secret } => {
             let rotation = rotation.ok_or_else(|| UndoError::Refused("key rotation is not available here".into()))?;
             let (keys, tags, vault, previous) = tokio::join!(

@@ -194,7 +194,9 @@ async fn three_rotation_cycles_in_a_row_leave_no_state_behind() {
     let acct = Account::new().await;
     let mut current = opted_in(&acct).await;
     let t0 = Utc::now();
-    let (app, _) = build_app_with(acct.config(&[("ROTATE_KEYS", "true")]), &acct.sdk);
+    // Every step is journaled in the state table.
+    let table = crate::memory::create_state_table(&acct.sdk).await;
+    let (app, _) = build_app_with(acct.config(&[("ROTATE_KEYS", "true"), ("STATE_TABLE", &table)]), &acct.sdk);
     let rotation = iam_sentinel::aws::rotation::AwsKeyRotation::new(acct.iam.clone(), acct.secrets.clone(), None);
     let name = secret_name(ACCOUNT, USER);
     let step = |report: &iam_sentinel::app::Report| rotation_findings(&report.findings);
@@ -236,6 +238,18 @@ async fn three_rotation_cycles_in_a_row_leave_no_state_behind() {
         current = new;
         day += 1;
     }
+    // The journal holds the nine steps, in order; `history` lists them; a deletion is never undone.
+    let out = acct.cli(&["history", USER, "--format", "json"], &[("STATE_TABLE", &table)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entries: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"]["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["rotate", "deactivate", "delete"].repeat(3));
+    let deleted = entries.iter().rev().find(|e| e["action"]["action"] == "delete").unwrap();
+    assert!(deleted["after"].as_str().unwrap().ends_with(" deleted"), "{deleted}");
+    let out = acct.cli(&["undo", deleted["finding_id"].as_str().unwrap()], &[("STATE_TABLE", &table)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be restored"));
 }
 
 #[tokio::test]
