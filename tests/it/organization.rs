@@ -210,7 +210,9 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 async fn the_cli_scans_every_account_through_its_role_with_account_scoped_approvals() {
     let fx = fixture().await;
     let vars = Org::vars(&[("AUTO_REMEDIATE", "true")]);
-    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // `--organization` is organization mode: no ORGANIZATION_MODE=true beside it.
+    let refs: Vec<(&str, &str)> =
+        vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).filter(|(k, _)| *k != "ORGANIZATION_MODE").collect();
     let out =
         fx.org.account.cli(&["scan", "--organization", "--format", "json", "--stats", "--max-concurrency", "8"], &refs);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -259,12 +261,22 @@ async fn the_cli_scans_every_account_through_its_role_with_account_scoped_approv
     assert_eq!(stats["by_action"]["iam:GetCredentialReport"], 50, "{stats}");
     assert_eq!(stats["by_action"]["iam:GetAccountAuthorizationDetails"], 50, "{stats}");
     assert!(stats["by_action"].get("organizations:DescribeAccount").is_none(), "names come from ListAccounts: {stats}");
-    // Every Organizations call made is one the template grants the function's role.
-    let template = include_str!("../../infra/template.yaml");
-    for action in stats["by_action"].as_object().unwrap().keys() {
-        if action.starts_with("organizations:") {
-            assert!(template.contains(&format!("- {action}\n")), "{action} is not granted");
-        }
+    // Every Organizations and STS call made is one the template grants the function's role
+    // (its own statements, not any other resource's: the member role, the state machine's).
+    let template = crate::infra::template();
+    let granted: BTreeSet<&str> =
+        crate::infra::role_statements(&template).into_iter().flat_map(crate::infra::actions).collect();
+    let made: Vec<&String> = stats["by_action"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|a| a.starts_with("organizations:") || a.starts_with("sts:"))
+        // The CLI's credentials check: AWS allows GetCallerIdentity to everyone, ungranted.
+        .filter(|a| *a != "sts:GetCallerIdentity")
+        .collect();
+    assert!(made.iter().any(|a| a.starts_with("organizations:")) && made.contains(&&"sts:AssumeRole".to_owned()));
+    for action in made {
+        assert!(granted.contains(action.as_str()), "{action} is not granted to FunctionRole: {granted:?}");
     }
 }
 
