@@ -279,6 +279,7 @@ pub(crate) mod tests {
                     "x".repeat(200),
                 );
                 f.user = Some(format!("u{i}"));
+                f.id = format!("{i:032x}");
                 f
             })
             .collect()
