@@ -59,8 +59,9 @@ enum Command {
         /// Print the AWS calls made, as JSON on stderr.
         #[arg(long)]
         stats: bool,
-        /// Scan every active account of the organization (ORGANIZATION_MODE=true): each through
-        /// its member role, then the organization-level checks and the organization digest.
+        /// Scan every active account of the organization (organization mode, whatever
+        /// ORGANIZATION_MODE says): each through its member role, then the organization-level
+        /// checks and the organization digest.
         #[arg(long, conflicts_with = "per_user")]
         organization: bool,
         /// With --organization: at most this many accounts are scanned at once.
@@ -167,22 +168,32 @@ impl Common {
 
     /// Configuration, endpoint, region and credentials, all checked before any call is made.
     async fn prepare(&self) -> Result<(AwsApp, CallCounter, Endpoint), Failed> {
-        let (config, sdk, endpoint) = self.sdk().await?;
+        let (config, sdk, endpoint) = self.sdk(false).await?;
         let (app, counter) = crate::runtime::build_app_with(config, &sdk);
         Ok((app, counter, endpoint))
     }
 
-    /// As [`Common::prepare`], for the whole deployment (organization mode reaches members).
-    async fn deployment(&self) -> Result<(Deployment, Endpoint), Failed> {
-        let (config, sdk, endpoint) = self.sdk().await?;
+    /// As [`Common::prepare`], for the whole deployment (organization mode reaches members);
+    /// `organization` turns organization mode on whatever `ORGANIZATION_MODE` says.
+    async fn deployment(&self, organization: bool) -> Result<(Deployment, Endpoint), Failed> {
+        let (config, sdk, endpoint) = self.sdk(organization).await?;
         let deployment = Deployment::build(config, &sdk)
             .await
             .map_err(|e| Failed { code: 1, message: format!("organization mode: {e}") })?;
         Ok((deployment, endpoint))
     }
 
-    async fn sdk(&self) -> Result<(Config, aws_config::SdkConfig, Endpoint), Failed> {
-        let config = Config::from_env().map_err(|e| Failed::config(e.to_string()))?;
+    /// The configuration (organization mode forced on by `organization`, as `scan
+    /// --organization` asks), the SDK's and the endpoint.
+    async fn sdk(&self, organization: bool) -> Result<(Config, aws_config::SdkConfig, Endpoint), Failed> {
+        let config = if organization {
+            Config::from_lookup(|name| {
+                if name == "ORGANIZATION_MODE" { Some("true".to_owned()) } else { std::env::var(name).ok() }
+            })
+        } else {
+            Config::from_env()
+        }
+        .map_err(|e| Failed::config(e.to_string()))?;
         if !self.no_publish && config.findings_topic_arn.is_none() {
             return Err(Failed::config(AppError::NoTopic.to_string()));
         }
@@ -295,7 +306,7 @@ async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
             return fail(2, &format!("malformed event: {} is not JSON: {e}", file.display()));
         }
     };
-    let (deployment, endpoint) = match common.deployment().await {
+    let (deployment, endpoint) = match common.deployment(false).await {
         Ok(prepared) => prepared,
         Err(f) => return fail(f.code, &f.message),
     };
@@ -326,15 +337,15 @@ async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
     print!("{}", render(&report.findings, report.scan.as_ref(), common.format));
     let calls = counter.snapshot();
     match &report.outcome {
-        Outcome::Ignored(reason) => eprintln!("ignored: {reason}"),
-        Outcome::UserGone(reason) => eprintln!("user gone: {reason}"),
-        Outcome::Processed => eprintln!(
+        Outcome::Ignored(reason) => note(&format!("ignored: {reason}")),
+        Outcome::UserGone(reason) => note(&format!("user gone: {reason}")),
+        Outcome::Processed => note(&format!(
             "{}: {} finding(s), {} published, {} AWS call(s)",
             report.trigger,
             report.findings.len(),
             report.published,
             calls.total_calls()
-        ),
+        )),
     }
     match &report.failure {
         Some(f) => fail(1, f),
@@ -368,12 +379,12 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
         print_memory(&report, app.state.is_some(), opts.publish);
     }
     print!("{}", render(&report.findings, report.scan.as_ref(), common.format));
-    eprintln!(
+    note(&format!(
         "scan: {} finding(s), {} message(s) published, {} AWS call(s)",
         report.findings.len(),
         report.published,
         calls.total_calls()
-    );
+    ));
     if report.imported > 0 || !report.resolved.is_empty() {
         let who = |f: &crate::finding::Finding| f.user.clone().unwrap_or_else(|| f.principal.clone());
         let resolved: Vec<String> = report.resolved.iter().map(|f| format!("{} {}", f.check, who(f))).collect();
@@ -397,6 +408,15 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
     }
 }
 
+/// Writes `line` to stderr in one write, after what is printed on stdout: `eprintln!` writes
+/// an unbuffered stderr piece by piece, so a terminal showing both streams (stdout through a
+/// pipe) could split the line around rows of the table.
+fn note(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().lock().write_all(format!("{line}\n").as_bytes());
+}
+
 /// `scan --organization`: every account, the organization-level checks, the digest.
 async fn scan_organization(
     common: &Common,
@@ -404,13 +424,11 @@ async fn scan_organization(
     max_concurrency: usize,
     stats: bool,
 ) -> ExitCode {
-    let (deployment, endpoint) = match common.deployment().await {
+    // The flag is organization mode: ORGANIZATION_MODE need not say it again.
+    let (deployment, endpoint) = match common.deployment(true).await {
         Ok(prepared) => prepared,
         Err(f) => return fail(f.code, &f.message),
     };
-    if !deployment.is_organization() {
-        return fail(2, "scan --organization needs ORGANIZATION_MODE=true (and the member role in every account)");
-    }
     let opts = common.options();
     let keep = common.format == Format::Json || fail_on.is_some();
     let result = Box::pin(crate::org::run::scan_organization(&deployment, &opts, max_concurrency, keep)).await;
@@ -433,14 +451,14 @@ async fn scan_organization(
         Format::Json => print!("{}", render(&scan.findings, None, Format::Json)),
         _ => print!("{}", crate::org::digest::text(&scan.summary, &scan.results)),
     }
-    eprintln!(
+    note(&format!(
         "scan --organization: {} account(s) scanned, {} failed, {} finding(s), {} digest message(s) published, {} AWS call(s)",
         scan.summary.accounts_scanned,
         scan.summary.accounts_failed,
         scan.summary.findings,
         scan.digest_published,
         calls.total_calls()
-    );
+    ));
     if let Some(f) = &scan.summary.failure {
         return fail(1, f);
     }
@@ -459,7 +477,7 @@ async fn journal_access(
     account: Option<String>,
     common: &Common,
 ) -> Result<(AwsApp, CallCounter, String, String), Failed> {
-    let (config, sdk, _) = common.sdk().await?;
+    let (config, sdk, _) = common.sdk(false).await?;
     let (app, counter) = crate::runtime::build_app_with(config, &sdk);
     if app.state.is_none() {
         return Err(Failed::config(

@@ -168,12 +168,22 @@ fn org_error(e: OrgError) -> InvocationError {
 
 /// Handles one invocation: findings are published before the result is returned, and any
 /// failure after that (registry, remediation, publish) fails the invocation so Lambda retries.
-/// Every invocation that produced a report also prints its metrics as one EMF line on stdout
-/// ([`crate::metrics`]); one that failed earlier shows in the function's `Errors` metric.
+/// Every invocation prints its metrics as one EMF line on stdout ([`crate::metrics`]): the
+/// report's, or `InvocationsFailed` for one that failed before it had a report.
 pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink>(
     app: &App<D, A, S>,
     counter: Option<&CallCounter>,
     event: LambdaEvent<Value>,
+) -> Result<Value, InvocationError> {
+    handle_emitting(app, counter, event, &|line| println!("{line}")).await
+}
+
+/// [`handle`], giving its EMF line to `emit` instead of stdout (what a test reads).
+pub async fn handle_emitting<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink>(
+    app: &App<D, A, S>,
+    counter: Option<&CallCounter>,
+    event: LambdaEvent<Value>,
+    emit: &(dyn Fn(&str) + Sync),
 ) -> Result<Value, InvocationError> {
     let time_left_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX) - Utc::now().timestamp_millis();
     let span = tracing::info_span!("invocation", request_id = %event.context.request_id, time_left_ms);
@@ -183,20 +193,32 @@ pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: Find
         }
         let opts = RunOptions { stop_by: stop_by(event.context.deadline), ..RunOptions::at(Utc::now()) };
         let event_account = event.payload.get("account").and_then(Value::as_str).map(str::to_owned);
+        let trigger = trigger_of(&event.payload);
         let started = std::time::Instant::now();
         let result = app.handle(event.payload, &opts).await;
         let calls = counter.map(CallCounter::snapshot).unwrap_or_default();
         match result {
             Err(e) => {
                 tracing::error!(error = %e, aws_calls = ?calls.calls, "invocation failed");
-                Err(e.into())
+                let e = InvocationError::from(e);
+                emit(
+                    &crate::metrics::failure_document(
+                        &trigger,
+                        event_account.as_deref(),
+                        e.error_type,
+                        opts.now,
+                        started.elapsed(),
+                    )
+                    .to_string(),
+                );
+                Err(e)
             }
             Ok(report) => {
                 log_report(&report, &calls.calls);
                 // The EMF line: CloudWatch Logs turns it into the dashboard's metrics.
-                println!(
-                    "{}",
-                    crate::metrics::document(&report, event_account.as_deref(), opts.now, started.elapsed())
+                emit(
+                    &crate::metrics::document(&report, event_account.as_deref(), opts.now, started.elapsed())
+                        .to_string(),
                 );
                 match (&report.failure, report.failures.first()) {
                     (Some(message), Some(first)) => {
@@ -209,6 +231,18 @@ pub async fn handle<D: UserDirectory + AccountReader, A: ApprovalsStore, S: Find
     }
     .instrument(span)
     .await
+}
+
+/// The trigger an event names before it is parsed (`event:<EventName>`, `schedule`, or
+/// `event`), for the metrics of an invocation that failed before it had a report.
+fn trigger_of(payload: &Value) -> String {
+    if let Some(name) = payload.get("detail").and_then(|d| d.get("eventName")).and_then(Value::as_str) {
+        return format!("event:{name}");
+    }
+    if payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+        return "schedule".to_owned();
+    }
+    "event".to_owned()
 }
 
 /// When to stop, from the invocation's deadline (milliseconds since the epoch). A deadline

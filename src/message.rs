@@ -211,6 +211,7 @@ pub(crate) mod tests {
                     "x".repeat(200),
                 );
                 f.user = Some(format!("u{i}"));
+                f.id = format!("{i:032x}");
                 f
             })
             .collect()
@@ -232,8 +233,11 @@ pub(crate) mod tests {
         }
     }
 
-    fn check_parts(msgs: &[Message], total: usize) {
-        let mut seen = 0;
+    /// Checks each part's size and subject, and that the parts together carry exactly the ids
+    /// of `all`, each once (a multiset: a duplicate and an omission do not cancel out).
+    fn check_parts(msgs: &[Message], all: &[Finding]) {
+        let total = all.len();
+        let mut seen: Vec<String> = Vec::new();
         for (i, m) in msgs.iter().enumerate() {
             let structured = m.structured();
             assert_eq!(structured.len(), m.structured_len(), "part {i}: the length is computed exactly");
@@ -244,14 +248,17 @@ pub(crate) mod tests {
             assert!(m.subject.len() < 100, "{}", m.subject);
             let v: serde_json::Value = serde_json::from_str(&m.body).unwrap();
             assert_eq!(v["digest"]["findings_total"], total);
-            let listed = v["findings"].as_array().unwrap().len();
             for f in v["findings"].as_array().unwrap() {
                 assert!(m.email.contains(f["user"].as_str().unwrap()), "the e-mail lists every finding of its part");
+                seen.push(f["id"].as_str().unwrap().to_owned());
             }
             crate::render::chat::tests::assert_valid(&m.chat);
-            seen += listed;
         }
-        assert_eq!(seen, total, "every finding is in exactly one part");
+        let mut expected: Vec<String> = all.iter().map(|f| f.id.clone()).collect();
+        assert_eq!(expected.len(), expected.iter().collect::<std::collections::BTreeSet<_>>().len(), "distinct ids");
+        expected.sort();
+        seen.sort();
+        assert_eq!(seen, expected, "every finding is in exactly one part");
     }
 
     #[test]
@@ -259,7 +266,7 @@ pub(crate) mod tests {
         let all = findings(3000);
         let msgs = digest(&summary(), &all, MAX_BODY_BYTES);
         assert!(msgs.len() > 1);
-        check_parts(&msgs, 3000);
+        check_parts(&msgs, &all);
         let v: serde_json::Value = serde_json::from_str(&msgs[0].body).unwrap();
         assert_eq!(v["digest"]["counts_by_check"]["access-key-stale"], 3000);
     }
@@ -273,10 +280,10 @@ pub(crate) mod tests {
             f.message = format!("{} \"{}\"", "€".repeat(100), i);
         }
         let msgs = digest(&summary(), &all, MAX_BODY_BYTES);
-        check_parts(&msgs, 2000);
+        check_parts(&msgs, &all);
         let small = digest(&summary(), &all, 60_000);
         assert!(small.len() > msgs.len());
-        check_parts(&small, 2000);
+        check_parts(&small, &all);
         assert!(small.iter().all(|m| m.structured_len() <= 60_000));
     }
 

@@ -44,6 +44,10 @@ pub const REMEDIATIONS_APPLIED: &str = "RemediationsApplied";
 /// Every invocation: untag calls that failed.
 pub const REMEDIATIONS_FAILED: &str = "RemediationsFailed";
 
+/// Every invocation that failed before it had a report (malformed event, an AWS read that
+/// failed, the deadline): 1, with the invocation's `error_type` beside it.
+pub const INVOCATIONS_FAILED: &str = "InvocationsFailed";
+
 /// `Findings.severity.high`: the scan's findings of one severity.
 #[must_use]
 pub fn findings_by_severity(severity: Severity) -> String {
@@ -118,11 +122,41 @@ pub fn document(report: &Report, event_account: Option<&str>, now: DateTime<Utc>
         Outcome::Ignored(_) => "ignored",
         Outcome::UserGone(_) => "user-gone",
     };
+    finish(doc.members, &doc.definitions, account, &report.trigger, outcome, now)
+}
+
+/// The EMF document of an invocation that failed before it had a report: `InvocationsFailed`
+/// = 1 under the event's account (`unknown` when the event names none), with its trigger,
+/// `outcome: failed` and the `error_type` the invocation fails with.
+#[must_use]
+pub fn failure_document(
+    trigger: &str,
+    event_account: Option<&str>,
+    error_type: &str,
+    now: DateTime<Utc>,
+    elapsed: Duration,
+) -> Value {
+    let mut doc = Document::default();
+    doc.metric(INVOCATIONS_FAILED, "Count", 1);
     let mut root = doc.members;
+    root.insert("error_type".into(), Value::String(error_type.to_owned()));
+    root.insert("duration_ms".into(), Value::from(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)));
+    finish(root, &doc.definitions, event_account.unwrap_or("unknown"), trigger, "failed", now)
+}
+
+/// Adds the dimension, the plain properties (trigger, outcome) and the `_aws` metadata.
+fn finish(
+    mut root: Map<String, Value>,
+    definitions: &[Value],
+    account: &str,
+    trigger: &str,
+    outcome: &str,
+    now: DateTime<Utc>,
+) -> Value {
     root.insert(ACCOUNT_DIMENSION.into(), Value::String(account.to_owned()));
     // Plain properties: searchable in Logs Insights, not metrics, no cost.
-    root.insert("trigger".into(), Value::String(report.trigger.clone()));
-    root.insert("outcome".into(), Value::String(outcome.into()));
+    root.insert("trigger".into(), Value::String(trigger.to_owned()));
+    root.insert("outcome".into(), Value::String(outcome.to_owned()));
     root.insert(
         "_aws".into(),
         json!({
@@ -130,7 +164,7 @@ pub fn document(report: &Report, event_account: Option<&str>, now: DateTime<Utc>
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [[ACCOUNT_DIMENSION]],
-                "Metrics": doc.definitions,
+                "Metrics": definitions,
             }],
         }),
     );
@@ -151,7 +185,11 @@ pub fn catalogue() -> Vec<(String, &'static str)> {
         (EVENT_FINDINGS.to_owned(), "Count"),
     ]);
     all.extend(Severity::ALL_DESCENDING.map(|s| (event_findings_by_severity(s), "Count")));
-    all.extend([(REMEDIATIONS_APPLIED.to_owned(), "Count"), (REMEDIATIONS_FAILED.to_owned(), "Count")]);
+    all.extend([
+        (REMEDIATIONS_APPLIED.to_owned(), "Count"),
+        (REMEDIATIONS_FAILED.to_owned(), "Count"),
+        (INVOCATIONS_FAILED.to_owned(), "Count"),
+    ]);
     all
 }
 

@@ -108,4 +108,34 @@ mod tests {
             assert_eq!(members.role_arn("111122223333"), arn);
         }
     }
+
+    // moto's STS grants every AssumeRole: a refusal, and an answer without credentials, come
+    // from the SDK's shapes here.
+    #[tokio::test]
+    async fn a_refused_assume_role_names_the_member_role_and_an_empty_answer_is_an_error() {
+        use aws_sdk_sts::operation::assume_role::{AssumeRoleError, AssumeRoleOutput};
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let refused = mock!(aws_sdk_sts::Client::assume_role)
+            .sequence()
+            .error(|| {
+                AssumeRoleError::generic(
+                    aws_sdk_sts::error::ErrorMetadata::builder().code("AccessDenied").message("not trusted").build(),
+                )
+            })
+            .output(|| AssumeRoleOutput::builder().build())
+            .build();
+        let sts = mock_client!(aws_sdk_sts, RuleMode::Sequential, [&refused]);
+        let base = aws_config::SdkConfig::builder().region(aws_config::Region::new("us-east-1")).build();
+        let members = Members::new(base, sts, "iam-sentinel-member".into());
+        let now = Utc::now();
+        let err = members.sdk_for("222222222222", now).await.unwrap_err();
+        assert_eq!(
+            (err.action, err.target.as_str()),
+            ("sts:AssumeRole", "arn:aws:iam::222222222222:role/iam-sentinel-member")
+        );
+        assert!(err.message.contains("AccessDenied: not trusted"), "{err}");
+        let err = members.sdk_for("222222222222", now).await.unwrap_err();
+        assert!(err.message.contains("no credentials"), "{err}");
+        assert_eq!(refused.num_calls(), 2, "a failure is not cached");
+    }
 }

@@ -237,4 +237,42 @@ mod tests {
         assert!(err.not_enabled, "{err:?}");
         assert!(err.to_string().contains("Security Hub is not enabled here"), "{err}");
     }
+
+    #[tokio::test]
+    async fn retryable_rejections_that_persist_run_out_of_retries_and_are_reported() {
+        let always = mock!(Client::batch_import_findings).then_output(|| {
+            BatchImportFindingsOutput::builder()
+                .failed_findings(rejected("iam-sentinel/x/1", "InternalException"))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_securityhub, RuleMode::MatchAny, [&always]);
+        let err = SecurityHubStore::new(client, "us-east-1".into()).import(&docs(3), None).await.unwrap_err();
+        assert_eq!(always.num_calls(), 1 + ENTRY_RETRIES, "the first send and every retry, no more");
+        assert_eq!((err.imported, err.total, err.not_enabled), (2, 3, false));
+        assert!(err.message.contains("iam-sentinel/x/1: InternalException"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_deadline_reached_stops_the_import_before_the_next_batch_saying_so() {
+        let ok = mock!(Client::batch_import_findings).then_output(|| BatchImportFindingsOutput::builder().build());
+        let client = mock_client!(aws_sdk_securityhub, RuleMode::MatchAny, [&ok]);
+        let store = SecurityHubStore::new(client, "us-east-1".into());
+        let err = store.import(&docs(150), Some(Instant::now())).await.unwrap_err();
+        assert_eq!(ok.num_calls(), 0, "nothing sent once the deadline is reached");
+        assert_eq!((err.imported, err.total), (0, 150));
+        assert!(err.message.contains("stopped before the Lambda deadline"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_fails_the_import_with_its_reason() {
+        let refused = mock!(Client::batch_import_findings).then_error(|| {
+            BatchImportFindingsError::generic(
+                ErrorMetadata::builder().code("AccessDeniedException").message("not allowed").build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_securityhub, RuleMode::MatchAny, [&refused]);
+        let err = SecurityHubStore::new(client, "us-east-1".into()).import(&docs(1), None).await.unwrap_err();
+        assert_eq!((err.imported, err.not_enabled), (0, false));
+        assert!(err.message.contains("AccessDeniedException: not allowed"), "{err}");
+    }
 }

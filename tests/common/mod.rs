@@ -1,4 +1,5 @@
-//! Shared integration-test harness: a real moto server per test, and fixture builders.
+//! Shared integration-test harness: a real moto server per test (pooled: see [`Moto`]), and
+//! fixture builders.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -14,14 +15,27 @@ use serde_json::Value;
 
 pub const ACCOUNT: &str = "123456789012";
 
-/// A moto server on a free loopback port, killed when dropped.
+/// A moto server for one test at a time: taken from a pool shared by the tests of this
+/// binary, and reset (`POST /moto-api/reset`, every backend emptied) before the next test
+/// gets it. Starting moto and loading AWS's managed policies costs about two seconds a test;
+/// a reset, done as the test ends, costs a fraction of that. Each server serves one test
+/// at a time, so tests stay independent of one another and of their order.
 pub struct Moto {
-    child: Child,
+    server: Option<Server>,
     pub url: String,
 }
 
-impl Moto {
-    pub fn start() -> Moto {
+/// A running `moto_server` process and its port.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+/// Servers free for the next test, each reset.
+static POOL: std::sync::Mutex<Vec<Server>> = std::sync::Mutex::new(Vec::new());
+
+impl Server {
+    fn start() -> Server {
         let bin = std::env::var_os("MOTO_SERVER")
             .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"), PathBuf::from);
         assert!(
@@ -30,21 +44,73 @@ impl Moto {
             bin.display()
         );
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let args = ["-H".to_owned(), "127.0.0.1".to_owned(), "-p".to_owned(), port.to_string()];
+        // A pooled server outlives the test that started it, up to the end of the test binary,
+        // which never drops the pool: moto runs under its venv's python with a watchdog that
+        // exits when its stdin, a pipe from this process, closes (this process ended).
+        let python = bin.parent().map(|dir| dir.join("python")).filter(|p| p.exists());
+        let mut cmd = if let Some(python) = &python {
+            let mut cmd = Command::new(python);
+            cmd.arg("-c").arg(WATCHDOG).args(&args).stdin(Stdio::piped());
+            cmd
+        } else {
+            let mut cmd = Command::new(&bin);
+            cmd.args(&args).stdin(Stdio::null());
+            cmd
+        };
+        let child = cmd
             // AWS managed policies (AdministratorAccess, …) exist, so they can be attached.
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
+        let server = Server { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 30 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        moto
+        server
+    }
+
+    /// Empties every backend; false when the server does not answer (it is then discarded).
+    fn reset(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let request = format!(
+            "POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        if std::io::Write::write_all(&mut stream, request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut response = String::new();
+        let _ = std::io::Read::read_to_string(&mut stream, &mut response);
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs moto's server (its arguments after `-c`), exiting as soon as stdin reaches its end.
+const WATCHDOG: &str = "import os, sys, threading\n\
+def watch():\n    sys.stdin.buffer.read()\n    os._exit(0)\n\
+threading.Thread(target=watch, daemon=True).start()\n\
+from moto.server import main\n\
+main(sys.argv[1:])\n";
+
+impl Moto {
+    /// A clean moto server from the pool, or a new one when every pooled server is in use.
+    pub fn start() -> Moto {
+        let pooled = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let server = pooled.unwrap_or_else(Server::start);
+        let url = format!("http://127.0.0.1:{}", server.port);
+        Moto { server: Some(server), url }
     }
 
     /// The environment a child process (CLI, Lambda emulator) needs to reach this server.
@@ -69,9 +135,14 @@ impl Moto {
 }
 
 impl Drop for Moto {
+    /// Resets the server and gives it back to the pool (a server that does not answer is
+    /// killed instead).
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(server) = self.server.take()
+            && server.reset()
+        {
+            POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(server);
+        }
     }
 }
 
@@ -251,6 +322,18 @@ impl Account {
 pub fn sample(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events").join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The name of every sample in `events/`, read from the directory, sorted.
+pub fn sample_files() -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| std::path::Path::new(name).extension().is_some_and(|e| e == "json"))
+        .collect();
+    names.sort();
+    names
 }
 
 /// Sorted `(check, user)` pairs.

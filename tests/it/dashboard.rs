@@ -18,14 +18,14 @@ const AWS_METRICS: &[(&str, &str, &str, &str)] = &[
 
 const PSEUDO_PARAMETERS: &[&str] = &["AWS::AccountId", "AWS::Region", "AWS::StackName", "AWS::Partition"];
 
-struct Dashboard {
+pub(crate) struct Dashboard {
     /// The body as written, with its `${…}` references.
-    raw: String,
+    pub raw: String,
     /// The body parsed as JSON.
-    body: Value,
+    pub body: Value,
 }
 
-fn dashboard() -> Dashboard {
+pub(crate) fn dashboard() -> Dashboard {
     let t = template();
     let dashboards = resources_of_type(&t, "AWS::CloudWatch::Dashboard");
     assert_eq!(dashboards.len(), 1, "one dashboard");
@@ -37,11 +37,11 @@ fn dashboard() -> Dashboard {
 }
 
 /// One plotted metric: (namespace, name, [(dimension, value)]).
-type Plotted = (String, String, Vec<(String, String)>);
+pub(crate) type Plotted = (String, String, Vec<(String, String)>);
 
 /// Every metric line of every metric widget: (namespace, name, [(dimension, value)]), with the
 /// dashboard's `"."` shorthand (same as the line before) expanded.
-fn plotted(body: &Value) -> Vec<Plotted> {
+pub(crate) fn plotted(body: &Value) -> Vec<Plotted> {
     let mut all = Vec::new();
     for widget in body["widgets"].as_array().unwrap().iter().filter(|w| w["type"] == "metric") {
         let mut previous: Vec<String> = Vec::new();

@@ -117,7 +117,18 @@ async fn make_the_change(acct: &Account, file: &str, first_key: &str) {
     }
 }
 
-/// Every sample, in order, with the (check, user) pairs its event must publish.
+/// The organization's samples (`tests/it/scp_coverage.rs` replays them in organization mode).
+const ORGANIZATION_SAMPLES: [&str; 7] = [
+    "organizations-attach-policy.json",
+    "organizations-create-account.json",
+    "organizations-delete-policy.json",
+    "organizations-detach-policy.json",
+    "organizations-invite-account.json",
+    "organizations-move-account.json",
+    "organizations-update-policy.json",
+];
+
+/// Every IAM sample, in order, with the (check, user) pairs its event must publish.
 fn steps() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
     vec![
         ("tag-user-access-exception.json", vec![("exception-expiring", "svc-legacy-erp")]),
@@ -194,8 +205,15 @@ async fn every_sample_event_publishes_exactly_the_expected_findings() {
     acct.create_user("analyst-dave", &[]).await;
     let (app, counter) = remediating(&acct);
 
-    // Each step makes the IAM change the event records, then feeds the event.
+    // Every file in events/ is a step here or one of the samples that need another set-up
+    // (the organization's: ignored outside organization mode, as checked after the steps).
     let steps = steps();
+    let elsewhere = ORGANIZATION_SAMPLES.iter().chain(&["scheduled-daily-scan.json"]).copied();
+    let mut covered: Vec<&str> = steps.iter().map(|(file, _)| *file).chain(elsewhere).collect();
+    covered.sort_unstable();
+    assert_eq!(covered, crate::common::sample_files(), "every sample in events/ has its expected findings here");
+
+    // Each step makes the IAM change the event records, then feeds the event.
     let mut measured = Vec::new();
     for (file, expected) in steps {
         make_the_change(&acct, file, &first_key).await;
@@ -235,6 +253,31 @@ async fn every_sample_event_publishes_exactly_the_expected_findings() {
         ));
     }
     eprintln!("AWS calls per event:\n{}", measured.join("\n"));
+
+    // The organization's samples: outside organization mode each is ignored, saying why.
+    for file in ORGANIZATION_SAMPLES {
+        let report = run(&app, &counter, file).await;
+        assert!(
+            matches!(&report.outcome, Outcome::Ignored(r) if r.contains("ORGANIZATION_MODE=true")),
+            "{file}: {:?}",
+            report.outcome
+        );
+        assert!(acct.received().await.is_empty(), "{file}");
+    }
+    // The daily schedule: a scan of every user, its findings in the digest the subscriber gets.
+    let report = run(&app, &counter, "scheduled-daily-scan.json").await;
+    assert_eq!((report.trigger.as_str(), &report.outcome, &report.failure), ("schedule", &Outcome::Processed, &None));
+    let digests: Vec<_> = acct.received().await.into_iter().filter(|r| r.attributes["check"] == "digest").collect();
+    assert!(!digests.is_empty(), "a digest");
+    let mut in_digest: Vec<String> = digests
+        .iter()
+        .flat_map(|d| d.finding["findings"].as_array().unwrap())
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut found: Vec<String> = report.findings.iter().map(|f| f.id.clone()).collect();
+    in_digest.sort();
+    found.sort();
+    assert_eq!(in_digest, found, "the digest carries every finding of the scan, once");
 
     // Remediation removed the unapproved tags and left the approved user's alone.
     assert!(acct.tags("dev-mallory").await.is_empty());

@@ -188,6 +188,80 @@ async fn an_event_logs_what_it_raised_and_an_ignored_event_still_logs_a_line() {
     assert_eq!(number(&doc, "EventFindings"), 0);
 }
 
+/// Runs `event` through the Lambda handler and returns its answer and every line it printed
+/// for CloudWatch (the lines `handle` writes to stdout).
+async fn handled(app: &iam_sentinel::runtime::AwsApp, event: Value) -> (Result<Value, String>, Vec<Value>) {
+    let lines = std::sync::Mutex::new(Vec::new());
+    let emit = |line: &str| lines.lock().unwrap().push(line.to_owned());
+    let event = lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default());
+    let answer = iam_sentinel::lambda::handle_emitting(app, None, event, &emit).await.map_err(|e| e.to_string());
+    let lines = lines.into_inner().unwrap();
+    for line in &lines {
+        assert!(!line.contains('\n'), "one log line: {line}");
+    }
+    (answer, lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
+/// What the handler really prints: one EMF line per invocation (a scan, an event, an ignored
+/// event, and one that fails before it has a report), each valid, with the answer's numbers;
+/// the dashboard plots only metrics these lines define.
+#[tokio::test]
+async fn the_handler_prints_one_emf_line_per_invocation_even_when_it_fails() {
+    let acct = Account::new().await;
+    let now = Utc::now();
+    acct.put_registry(&registry(&[("svc-legacy-erp", &(now + Duration::days(5)).to_rfc3339())])).await;
+    acct.create_user("svc-legacy-erp", &[("AccessException", "True")]).await;
+    acct.create_key("svc-legacy-erp").await;
+    acct.create_user("console-no-mfa", &[]).await;
+    acct.create_login_profile("console-no-mfa").await;
+    let (app, _) = build_app_with(acct.config(&[]), &acct.sdk);
+    let mut defined = std::collections::BTreeSet::new();
+
+    let (answer, lines) = handled(&app, sample("scheduled-daily-scan.json")).await;
+    let answer = answer.unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    defined.extend(validate_emf(&lines[0]).into_iter().map(|(_, name, _)| name));
+    assert_eq!((lines[0]["trigger"].as_str(), lines[0]["outcome"].as_str()), (Some("schedule"), Some("processed")));
+    assert_eq!(lines[0]["Account"], ACCOUNT);
+    assert_eq!(number(&lines[0], "Findings"), answer["findings"].as_u64().unwrap());
+    assert!(number(&lines[0], "Findings") >= 2, "{answer}");
+    assert_eq!(number(&lines[0], "UsersScanned"), 2);
+
+    let (answer, lines) = handled(&app, sample("tag-user-access-exception.json")).await;
+    let answer = answer.unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    defined.extend(validate_emf(&lines[0]).into_iter().map(|(_, name, _)| name));
+    assert_eq!(lines[0]["trigger"], "event:TagUser");
+    assert_eq!(number(&lines[0], "EventFindings"), answer["findings"].as_u64().unwrap());
+    assert_eq!(number(&lines[0], "EventFindings"), 1, "exception-expiring");
+
+    let (_, lines) = handled(&app, sample("tag-user-failed-access-denied.json")).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    validate_emf(&lines[0]);
+    assert_eq!(lines[0]["outcome"], "ignored");
+
+    // A malformed event fails the invocation, and still prints its line.
+    let malformed = serde_json::json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.iam",
+                                       "account": ACCOUNT, "detail": {}});
+    let (answer, lines) = handled(&app, malformed).await;
+    assert!(answer.is_err(), "{answer:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    defined.extend(validate_emf(&lines[0]).into_iter().map(|(_, name, _)| name));
+    assert_eq!(number(&lines[0], metrics::INVOCATIONS_FAILED), 1);
+    assert_eq!((lines[0]["outcome"].as_str(), lines[0]["trigger"].as_str()), (Some("failed"), Some("event")));
+    assert_eq!(lines[0]["error_type"], "MalformedEvent");
+    assert_eq!(lines[0]["Account"], ACCOUNT, "the event's account");
+
+    // Every metric of this namespace the dashboard plots is one these lines defined.
+    let plotted = crate::dashboard::plotted(&crate::dashboard::dashboard().body);
+    let ours: Vec<&String> = plotted.iter().filter(|(ns, _, _)| ns == NAMESPACE).map(|(_, name, _)| name).collect();
+    assert!(!ours.is_empty());
+    for name in ours {
+        // Per-severity and per-check series are defined for every severity and check.
+        assert!(defined.contains(name), "the dashboard plots {name}, which the handler never printed: {defined:?}");
+    }
+}
+
 #[test]
 fn the_validator_rejects_what_the_specification_forbids() {
     let good = serde_json::json!({

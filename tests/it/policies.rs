@@ -4,7 +4,7 @@
 
 use crate::common::{Account, pairs, registry, sample};
 use chrono::Utc;
-use iam_sentinel::app::RunOptions;
+use iam_sentinel::app::{Outcome, RunOptions};
 use iam_sentinel::finding::Finding;
 use iam_sentinel::runtime::build_app_with;
 use serde_json::Value;
@@ -203,7 +203,7 @@ async fn a_group_or_policy_change_judges_every_user_it_reaches() {
     let mut event = event_about("create-policy-version-default.json", "policyArn", &wide);
     event["detail"]["requestParameters"]["policyDocument"] = NETWORK.into();
     let report = app.handle(event, &RunOptions::at(Utc::now())).await.unwrap();
-    assert_eq!(report.outcome, iam_sentinel::app::Outcome::Processed);
+    assert_eq!(report.outcome, Outcome::Processed);
     assert!(policy_pairs(&report.findings).is_empty(), "{:?}", policy_pairs(&report.findings));
 
     // Staff loses its network policy: every member is judged, in bulk.
@@ -253,7 +253,7 @@ async fn a_group_or_policy_change_judges_every_user_it_reaches() {
         .handle(event_about("attach-group-policy.json", "groupName", "empty"), &RunOptions::at(Utc::now()))
         .await
         .unwrap();
-    assert_eq!(report.outcome, iam_sentinel::app::Outcome::Ignored("group empty reaches no user".into()));
+    assert_eq!(report.outcome, Outcome::Ignored("group empty reaches no user".into()));
 }
 
 #[tokio::test]
@@ -304,8 +304,9 @@ async fn password_policy_events_judge_the_policy_now_in_force() {
     assert!(acct.received().await.is_empty());
 }
 
-/// An event name, its request parameters, and the (check, user) pairs it must publish.
-type Step<'a> = (&'a str, Value, Vec<(&'a str, &'a str)>);
+/// An event name, its request parameters, the (check, user) pairs it must publish, and the
+/// outcome (a step publishing nothing says whether users were judged or none was reached).
+type Step<'a> = (&'a str, Value, Vec<(&'a str, &'a str)>, Outcome);
 
 #[tokio::test]
 async fn every_policy_event_judges_what_it_changed_after_the_change() {
@@ -315,25 +316,46 @@ async fn every_policy_event_judges_what_it_changed_after_the_change() {
     let everything = "arn:aws:iam::123456789012:policy/Everything";
     let iam = &acct.iam;
     // Each step: make the change in moto, then hand the function the event CloudTrail records.
+    let processed = || Outcome::Processed;
     let steps: Vec<Step<'_>> = vec![
         (
             "DetachUserPolicy",
             serde_json::json!({"userName": "erin", "policyArn": everything}),
             vec![("user-direct-policy", "erin")],
+            processed(),
         ),
-        ("DeleteUserPolicy", serde_json::json!({"userName": "erin", "policyName": "notes"}), vec![]),
+        ("DeleteUserPolicy", serde_json::json!({"userName": "erin", "policyName": "notes"}), vec![], processed()),
         (
             "PutUserPolicy",
             serde_json::json!({"userName": "bob", "policyName": "mfa"}),
             vec![("network-restriction-missing", "bob"), ("user-direct-policy", "bob")],
+            processed(),
         ),
-        ("RemoveUserFromGroup", serde_json::json!({"userName": "dan", "groupName": "admins"}), vec![]),
-        ("PutGroupPolicy", serde_json::json!({"groupName": "admins", "policyName": "all"}), vec![]),
-        ("DeleteGroupPolicy", serde_json::json!({"groupName": "admins", "policyName": "all"}), vec![]),
-        ("SetDefaultPolicyVersion", serde_json::json!({"policyArn": network, "versionId": "v1"}), vec![]),
-        ("DeleteAccountPasswordPolicy", Value::Null, vec![("password-policy-weak", "")]),
+        // dan is in admins: an inline policy allowing everything, then removed, leaves him an
+        // administrator through AdministratorAccess; once he leaves, nobody is.
+        (
+            "PutGroupPolicy",
+            serde_json::json!({"groupName": "admins", "policyName": "all"}),
+            vec![("user-admin-access", "dan")],
+            processed(),
+        ),
+        (
+            "DeleteGroupPolicy",
+            serde_json::json!({"groupName": "admins", "policyName": "all"}),
+            vec![("user-admin-access", "dan")],
+            processed(),
+        ),
+        ("RemoveUserFromGroup", serde_json::json!({"userName": "dan", "groupName": "admins"}), vec![], processed()),
+        (
+            "PutGroupPolicy",
+            serde_json::json!({"groupName": "admins", "policyName": "all"}),
+            vec![],
+            Outcome::Ignored("group admins reaches no user".into()),
+        ),
+        ("SetDefaultPolicyVersion", serde_json::json!({"policyArn": network, "versionId": "v1"}), vec![], processed()),
+        ("DeleteAccountPasswordPolicy", Value::Null, vec![("password-policy-weak", "")], processed()),
     ];
-    for (name, request, expected) in steps {
+    for (name, request, expected, outcome) in steps {
         match name {
             "DetachUserPolicy" => {
                 iam.detach_user_policy().user_name("erin").policy_arn(everything).send().await.unwrap();
@@ -375,6 +397,7 @@ async fn every_policy_event_judges_what_it_changed_after_the_change() {
         event["detail"]["requestParameters"] = request;
         let report = app.handle(event, &RunOptions::at(Utc::now())).await.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(policy_pairs(&report.findings), pairs(expected), "{name}: {:?}", report.outcome);
+        assert_eq!(report.outcome, outcome, "{name}");
         assert_eq!(acct.received().await.len(), report.findings.len(), "{name}");
     }
 }

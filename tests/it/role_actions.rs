@@ -1,7 +1,8 @@
 //! The deployment role grants exactly what the code really calls: every AWS operation the
 //! function makes while handling every sample event and a scan against moto (with
 //! remediation and Security Hub on) is recorded by the SDK call counter, mapped to its IAM action, and
-//! compared with the `FunctionRole` of `infra/template.yaml`, both ways, and with the member role
+//! compared with the `FunctionRole` of `infra/template.yaml`, both ways (organization mode's
+//! Organizations and STS calls included), and with the member role
 //! of `infra/member.yaml` (organization mode), which makes the same IAM calls in each account.
 
 use std::collections::BTreeSet;
@@ -22,17 +23,22 @@ fn action_of(operation: &str) -> String {
 }
 
 /// Called only in organization mode, by the scan's list and digest steps in the management
-/// account (`tests/it/root_access.rs` counts the call), so never by the single-account run below.
+/// account (`tests/it/root_access.rs` counts the call): compared below with the calls the
+/// organization steps make.
 pub(crate) const ORGANIZATION_ONLY: &[&str] = &["iam:ListOrganizationsFeatures"];
 
-/// The `iam:`, `sns:`, `secretsmanager:` and `securityhub:` actions the template's `FunctionRole` grants.
+/// The `iam:`, `sns:`, `secretsmanager:`, `securityhub:`, `dynamodb:`, `organizations:` and
+/// `sts:` actions the template's `FunctionRole` grants (organization mode's among them).
 fn role_actions() -> BTreeSet<String> {
     let template = template();
     role_statements(&template)
         .into_iter()
         .flat_map(actions)
-        .filter(|a| ["iam:", "sns:", "secretsmanager:", "securityhub:"].iter().any(|p| a.starts_with(p)))
-        .filter(|a| !ORGANIZATION_ONLY.contains(a))
+        .filter(|a| {
+            ["iam:", "sns:", "secretsmanager:", "securityhub:", "dynamodb:", "organizations:", "sts:"]
+                .iter()
+                .any(|p| a.starts_with(p))
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -98,7 +104,23 @@ async fn role_matches_calls() {
         let opts = RunOptions { publish: false, ..RunOptions::at(day0 + chrono::Duration::days(day)) };
         Box::pin(app.scan(None, &opts)).await.unwrap();
     }
-    let called: BTreeSet<String> = counter.snapshot().calls.keys().map(|op| action_of(op)).collect();
+    let mut called: BTreeSet<String> = counter.snapshot().calls.keys().map(|op| action_of(op)).collect();
+    let single_account = called.clone();
+    // The state table's calls: every sample delivered twice (claimed, then a duplicate), and a scan.
+    let table = crate::memory::create_state_table(&acct.sdk).await;
+    let (stateful, state_counter) = build_app_with(acct.config(&[("STATE_TABLE", &table)]), &acct.sdk);
+    for file in &files {
+        for _ in 0..2 {
+            Box::pin(stateful.handle(sample(file), &opts)).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+    Box::pin(stateful.scan(None, &RunOptions::at(Utc::now()))).await.unwrap();
+    let state_calls: BTreeSet<String> =
+        state_counter.snapshot().calls.keys().map(|op| action_of(op)).filter(|a| a.starts_with("dynamodb:")).collect();
+    called.extend(state_calls);
+    called.extend(Box::pin(organization_calls(&acct)).await);
+    // AWS allows sts:GetCallerIdentity to everyone: it needs no grant.
+    called.remove("sts:GetCallerIdentity");
 
     let granted = role_actions();
     let not_granted: Vec<_> = called.difference(&granted).collect();
@@ -111,7 +133,7 @@ async fn role_matches_calls() {
     let member_granted: BTreeSet<String> =
         member_role_statements(&member).into_iter().flat_map(|(_, s)| actions(s)).map(str::to_owned).collect();
     let member_called: BTreeSet<String> =
-        called.iter().filter(|a| a.starts_with("iam:") && !KEY_WRITES.contains(&a.as_str())).cloned().collect();
+        single_account.iter().filter(|a| a.starts_with("iam:") && !KEY_WRITES.contains(&a.as_str())).cloned().collect();
     assert_eq!(
         member_granted, member_called,
         "the member role grants exactly the IAM calls the per-account path makes"
@@ -135,4 +157,72 @@ async fn role_matches_calls() {
         assert!(called.contains(rotation), "the rotation walk called {rotation}: {called:?}");
     }
     acct.received().await;
+}
+
+/// The operations organization mode makes, in the same moto: an organization whose management
+/// account is the test's, with one member in an OU under the seed SCP; the three steps of the
+/// state machine (list, a member's scan through its role, the digest with the SCP coverage),
+/// then the member's app for an event it forwards (its name read with DescribeAccount).
+async fn organization_calls(acct: &Account) -> BTreeSet<String> {
+    use aws_sdk_organizations::types::{OrganizationFeatureSet, PolicyType};
+    use iam_sentinel::lambda::org_step;
+    use iam_sentinel::org::run::OrgRequest;
+
+    let orgs = aws_sdk_organizations::Client::new(&acct.sdk);
+    orgs.create_organization().feature_set(OrganizationFeatureSet::All).send().await.unwrap();
+    let root = orgs.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_owned();
+    let ou = orgs.create_organizational_unit().parent_id(&root).name("Workloads").send().await.unwrap();
+    let ou = ou.organizational_unit().unwrap().id().unwrap().to_owned();
+    let created = orgs.create_account().account_name("member").email("member@example.com").send().await.unwrap();
+    let member = created.create_account_status().unwrap().account_id().unwrap().to_owned();
+    orgs.move_account().account_id(&member).source_parent_id(&root).destination_parent_id(&ou).send().await.unwrap();
+    let seed = include_str!("../../infra/policies/RestrictIAMUserAccessWithExceptions.scp.json");
+    let scp = orgs
+        .create_policy()
+        .name("RestrictIAMUserAccessWithExceptions")
+        .description("seed")
+        .r#type(PolicyType::ServiceControlPolicy)
+        .content(seed)
+        .send()
+        .await
+        .unwrap();
+    let scp = scp.policy().unwrap().policy_summary().unwrap().id().unwrap().to_owned();
+    orgs.attach_policy().policy_id(&scp).target_id(&ou).send().await.unwrap();
+
+    // In organization mode every approval names its account: an empty registry reads as one.
+    acct.put_registry(r#"{"exceptions":[]}"#).await;
+    let vars = [("ORGANIZATION_MODE", "true"), ("ENTERPRISE_CIDRS", "192.0.2.0/24,203.0.113.0/24,2001:db8:1234::/48")];
+    let deployment = iam_sentinel::runtime::Deployment::build(acct.config(&vars), &acct.sdk).await.unwrap();
+    let opts = RunOptions { publish: false, ..RunOptions::at(Utc::now()) };
+    let mut calls: BTreeSet<String> = BTreeSet::new();
+    let listed = org_step(&deployment, OrgRequest::ListAccounts, &opts).await.unwrap();
+    let management = listed["management_account"].as_str().unwrap().to_owned();
+    let request = OrgRequest::ScanAccount {
+        account: member.clone(),
+        account_name: None,
+        management_account: Some(management.clone()),
+        root_managed_centrally: None,
+    };
+    let scanned = org_step(&deployment, request, &opts).await.unwrap();
+    // What the state machine keeps of a child's answer (its ResultSelector).
+    let kept: serde_json::Map<String, serde_json::Value> = scanned
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| ["account", "users_scanned", "severity_counts", "check_counts", "v"].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let input = serde_json::from_value(serde_json::json!({"accounts": listed["accounts"], "results": [kept]})).unwrap();
+    // moto has no iam:ListOrganizationsFeatures: the digest step fails by name after its reads.
+    let digest = org_step(&deployment, OrgRequest::Digest(input), &opts).await.unwrap_err();
+    assert!(digest.message.contains("iam:ListOrganizationsFeatures"), "{digest:?}");
+    calls.extend(deployment.counter.snapshot().calls.keys().map(|op| action_of(op)));
+
+    // An event forwarded from the member, to a function that has not listed the accounts yet:
+    // the member's app, named with DescribeAccount.
+    let fresh = iam_sentinel::runtime::Deployment::build(acct.config(&vars), &acct.sdk).await.unwrap();
+    drop(fresh.app_for(&member, None, false, Utc::now()).await.unwrap());
+    calls.extend(fresh.counter.snapshot().calls.keys().map(|op| action_of(op)));
+    assert!(calls.contains("sts:AssumeRole") && calls.contains("organizations:DescribeAccount"), "{calls:?}");
+    calls
 }

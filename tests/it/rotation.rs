@@ -91,14 +91,11 @@ async fn a_user_is_walked_through_rotation_deactivation_and_deletion() {
     let (in_secret, secret_key, previous) = secret(&acct).await.expect("secret created");
     assert_eq!((in_secret.as_str(), secret_key.len(), previous), (second.as_str(), 40, false));
     let calls = counter.snapshot().calls;
-    assert_eq!(
-        (
-            calls.get("iam:CreateAccessKey"),
-            calls.get("secretsmanager:PutSecretValue").or(calls.get("secretsmanager:CreateSecret"))
-        ),
-        (Some(&1), Some(&1)),
-        "two writes per rotation: {calls:?}"
-    );
+    // A first rotation: one new key, and the secret created once (after one PutSecretValue that
+    // finds no secret yet); never a second secret or a second write.
+    assert_eq!(calls.get("iam:CreateAccessKey"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("secretsmanager:CreateSecret"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("secretsmanager:PutSecretValue"), Some(&1), "{calls:?}");
     let rotated = report.findings.iter().find(|f| f.check.as_str() == "access-key-rotated").unwrap();
     assert_eq!(
         (rotated.evidence["old_key_id"].as_str(), rotated.evidence["new_key_id"].as_str()),
@@ -365,4 +362,55 @@ async fn a_rotation_is_undone_only_once_the_user_opted_out() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("already undone"), "{err}");
     let _ = std::fs::remove_file(file);
+}
+
+/// A second rotation writes onto the secret the first one created (a new version, the old one
+/// kept as AWSPREVIOUS), and undoing it restores that previous version as AWSCURRENT
+/// (`restore_previous`) instead of deleting the secret.
+#[tokio::test]
+async fn a_second_rotation_writes_onto_the_secret_and_its_undo_restores_the_previous_value() {
+    let acct = Account::new().await;
+    let first = opted_in(&acct).await;
+    let t0 = Utc::now();
+    let (app, counter) = build_app_with(acct.config(&[("ROTATE_KEYS", "true")]), &acct.sdk);
+    let opts = |d| RunOptions { publish: false, ..at(t0, d) };
+    // The first rotation's three steps: the second key alone is left, and in the secret.
+    for day in [76, 90, 100] {
+        assert_eq!(app.scan(None, &opts(day)).await.unwrap().failure, None, "day {day}");
+    }
+    let k = keys(&acct).await;
+    assert_eq!(k.len(), 1);
+    let second = k[0].0.clone();
+    assert_ne!(second, first);
+
+    // moto dates the second key now: on day 176 it is as old as the first was on day 76.
+    counter.reset();
+    let report = app.scan(None, &opts(176)).await.unwrap();
+    assert_eq!(report.failure, None);
+    assert_eq!(
+        rotation_findings(&report.findings),
+        [("access-key-rotated".into(), Some("rotate".into()), Some(RemediationStatus::Applied))]
+    );
+    let calls = counter.snapshot().calls;
+    assert_eq!(calls.get("secretsmanager:PutSecretValue"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("secretsmanager:CreateSecret"), None, "the secret exists: {calls:?}");
+    let k = keys(&acct).await;
+    assert_eq!((k.len(), &k[0]), (2, &(second.clone(), true)));
+    let third = k[1].0.clone();
+    let (in_secret, _, previous) = secret(&acct).await.unwrap();
+    assert_eq!((in_secret.as_str(), previous), (third.as_str(), true), "the second key is AWSPREVIOUS");
+
+    // Undone once opted out: the secret's previous value (the second key) is current again,
+    // the third key is deleted, the secret is not scheduled for deletion.
+    let rotated = report.findings.iter().find(|f| f.check.as_str() == "access-key-rotated").unwrap();
+    let file = crate::stale_keys::findings_file("second-rotation", std::slice::from_ref(rotated));
+    acct.iam.untag_user().user_name(USER).tag_keys("iam-sentinel:rotation").send().await.unwrap();
+    let (code, out, err) = crate::stale_keys::undo(&acct, &rotated.id, &file);
+    let _ = std::fs::remove_file(file);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("restored") && out.contains(&third), "{out}");
+    assert_eq!(keys(&acct).await, [(second.clone(), true)]);
+    assert_eq!(secret(&acct).await.unwrap().0, second, "AWSCURRENT holds the second key again");
+    let described = acct.secrets.describe_secret().secret_id(secret_name(ACCOUNT, USER)).send().await.unwrap();
+    assert!(described.deleted_date().is_none(), "not scheduled for deletion");
 }

@@ -127,9 +127,6 @@ async fn each_slot_is_matched_to_its_own_key_and_a_finding_never_touches_a_sibli
     acct.put_registry(&registry(&[])).await;
     acct.create_user("two-keys", &[]).await;
     let first = acct.create_key("two-keys").await;
-    // A different second: the credential report's slots are told apart by creation time.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let second = acct.create_key("two-keys").await;
     let created = |id: &str| {
         let iam = acct.iam.clone();
         let id = id.to_owned();
@@ -139,6 +136,16 @@ async fn each_slot_is_matched_to_its_own_key_and_a_finding_never_touches_a_sibli
             let d = k.unwrap().create_date.unwrap();
             chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos()).unwrap()
         }
+    };
+    // A different second: the credential report's slots are told apart by creation time. moto
+    // dates a key by its own clock, to the second: a second key made within the first's second
+    // is deleted and made again, until moto's clock has moved on (no fixed sleep).
+    let second = loop {
+        let candidate = acct.create_key("two-keys").await;
+        if created(&candidate).await.timestamp() != created(&first).await.timestamp() {
+            break candidate;
+        }
+        acct.iam.delete_access_key().user_name("two-keys").access_key_id(&candidate).send().await.unwrap();
     };
 
     // The executor, given a finding naming one slot, deactivates that key and not its sibling.
