@@ -16,3 +16,4 @@ pub mod password;
 pub mod policy;
 pub mod registry;
 pub mod stored;
+pub mod timing;
