@@ -2,7 +2,7 @@
 Custodian) against the same moto server, at 1,000 and 5,000 users.
 
 Measures wall time, AWS API calls by action, peak RSS and findings count of each.
-With --org (or --org-sizes AxU,...), the organization benchmark instead (bench/org.py):
+With --org (or --org-sizes AxU,...), the organization benchmark instead (bench/organization.py):
 an organization of A accounts with U users each, `scan --organization`, one Step Functions
 child, the organization digest, and with --peers c7n-org.
 With --state, also three publishing scans with the state table (bench/state.py).
@@ -98,7 +98,7 @@ def base_env():
 
 def main_org(args):
     sys.path.insert(0, os.path.join(ROOT, "bench"))
-    import org  # noqa: E402
+    import organization as org  # noqa: E402
     results = []
     for size in args.org_sizes.split(","):
         accounts, users = (int(x) for x in size.lower().split("x"))
@@ -122,7 +122,7 @@ def main():
     ap.add_argument("--skip-per-user", action="store_true", help="do not run the per-user scan")
     ap.add_argument("--state", action="store_true",
                     help="also the state table: first scan, unchanged second scan, scan after 1 %% changed")
-    ap.add_argument("--org", action="store_true", help="the organization benchmark (bench/org.py)")
+    ap.add_argument("--org", action="store_true", help="the organization benchmark (bench/organization.py)")
     ap.add_argument("--org-sizes", help="accounts x users, e.g. 100x200,1000x20 (implies --org)")
     ap.add_argument("--max-concurrency", type=int, default=20, help="scan --organization --max-concurrency")
     ap.add_argument("--json", metavar="FILE", help="with --org: also write the results as JSON")
@@ -155,8 +155,6 @@ def main():
                 rows.append((n, name, r, agree))
             if args.state:
                 os.environ.update(env)  # boto3 in this process talks to the same moto
-                # boto3 first: with bench/ on the path, pickle's probe for `org.python` finds bench/org.py.
-                import boto3  # noqa: E402,F401
                 sys.path.insert(0, os.path.join(ROOT, "bench"))
                 import seed  # noqa: E402
                 import state  # noqa: E402
@@ -181,10 +179,10 @@ def main():
                   f"{b['calls'] / max(a['calls'], 1):.0f}x fewer calls")
     if state_rows:
         print(f"\nwith STATE_TABLE, publishing:\n{'users':>6}  {'scan':<26} {'wall s':>7} {'DynamoDB calls':>15} "
-              f"{'SNS messages':>13} {'peak RSS MiB':>13}")
+              f"{'SNS messages':>13} {'peak RSS MiB':>13} {'items':>7} {'table KB':>9}")
         for n, label, r in state_rows:
             ddb = {k: v for k, v in r["by_action"].items() if k.startswith("dynamodb:")}
-            print(f"{n:>6}  {label:<26} {r['wall_s']:>7.2f} {sum(ddb.values()):>15} {r['messages']:>13} {r['rss_mib']:>13.1f}")
+            print(f"{n:>6}  {label:<26} {r['wall_s']:>7.2f} {sum(ddb.values()):>15} {r['messages']:>13} {r['rss_mib']:>13.1f} {r['items']:>7} {r['table_bytes'] / 1000:>9.1f}")
         for n, label, r in state_rows:
             print(f"{n} {label}: {json.dumps(r['by_action'], sort_keys=True)}")
         for n, label, r in state_rows:

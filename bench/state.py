@@ -53,23 +53,28 @@ def create_table(name=TABLE):
     return name
 
 
-def create_topic_and_subscriber():
-    """A findings topic and an SQS queue subscribed to it with raw message delivery."""
+def subscribe(topic, name):
+    """An SQS queue subscribed to the topic with raw message delivery: (subscription, queue)."""
     sns, sqs = boto3.client("sns"), boto3.client("sqs")
-    topic = sns.create_topic(Name="iam-sentinel-findings-bench")["TopicArn"]
-    queue = sqs.create_queue(QueueName="iam-sentinel-findings-bench")["QueueUrl"]
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
-    return topic, queue
+    sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"},
+                        ReturnSubscriptionArn=True)["SubscriptionArn"]
+    return sub, queue
 
 
 def received(queue):
-    """How many messages the subscriber holds; the queue is emptied for the next scan."""
-    sqs = boto3.client("sqs")
-    attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
-    count = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
-    sqs.purge_queue(QueueUrl=queue)
-    return count
+    """How many messages the subscriber's queue holds."""
+    attrs = boto3.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def table_size(name=TABLE):
+    """Items in the table and their approximate size (attribute names and values as JSON)."""
+    import json
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=name)
+    items = [item for page in pages for item in page["Items"]]
+    return len(items), sum(len(json.dumps(i, separators=(",", ":"))) for i in items)
 
 
 def change_one_percent(n, user_name):
@@ -88,13 +93,17 @@ def measure(run_scan, env, n, user_name):
     """The three scans: returns rows (label, result with `messages`)."""
     os.environ.update(env)
     table = create_table()
-    topic, queue = create_topic_and_subscriber()
+    topic = boto3.client("sns").create_topic(Name="iam-sentinel-findings-bench")["TopicArn"]
     scan_env = dict(env, STATE_TABLE=table, FINDINGS_TOPIC_ARN=topic)
     rows = []
-    for label in ("first scan", "unchanged second scan", "after 1 % changed"):
+    for k, label in enumerate(("first scan", "unchanged second scan", "after 1 % changed")):
         if label == "after 1 % changed":
             label = f"after {change_one_percent(n, user_name)} users changed"
+        # A fresh subscriber per scan: it receives exactly that scan's messages.
+        sub, queue = subscribe(topic, f"iam-sentinel-findings-bench-{k}")
         r = run_scan(scan_env)
         r["messages"] = received(queue)
+        boto3.client("sns").unsubscribe(SubscriptionArn=sub)
+        r["items"], r["table_bytes"] = table_size(table)
         rows.append((label, r))
     return rows
