@@ -2,10 +2,13 @@
 Custodian) against the same moto server, at 1,000 and 5,000 users.
 
 Measures wall time, AWS API calls by action, peak RSS and findings count of each.
-With --org (or --org-sizes AxU,...), the organization benchmark instead (bench/org.py):
+With --org (or --org-sizes AxU,...), the organization benchmark instead (bench/organization.py):
 an organization of A accounts with U users each, `scan --organization`, one Step Functions
 child, the organization digest, and with --peers c7n-org.
-Usage: bench.py [--sizes 1000,5000] [--peers]   (run through scripts/bench)
+With --state, also three publishing scans with the state table (bench/state.py).
+With --baseline BINARY, an earlier build scans the same seeded server first (before/after).
+Usage: bench.py [--sizes 1000,5000] [--peers] [--state] [--baseline BINARY] [--skip-per-user]
+       (run through scripts/bench)
        bench.py --org [--org-sizes 100x200,1000x20] [--max-concurrency 20] [--peers]
 """
 import argparse
@@ -55,8 +58,10 @@ def measure(cmd, env):
     return time.monotonic() - start, out, err, proc.returncode
 
 
-def run_sentinel(binary, env, per_user):
-    cmd = [binary, "scan", "--no-publish", "--format", "json", "--stats", "--as-of", AS_OF]
+def run_sentinel(binary, env, per_user, publish=False):
+    cmd = [binary, "scan", "--format", "json", "--stats", "--as-of", AS_OF]
+    if not publish:
+        cmd.append("--no-publish")
     if per_user:
         cmd.append("--per-user")
     wrapped = [sys.executable, os.path.join(ROOT, "bench", "rss.py")] + cmd
@@ -65,13 +70,21 @@ def run_sentinel(binary, env, per_user):
         raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{err}")
     objects = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
     stats = next(o for o in objects if "aws_calls" in o)
+    # Where the time went (binaries that print phases); phases may overlap.
+    phases = next((o for o in objects if "phases" in o), None)
     rss = next(o for o in objects if "peak_rss_kib" in o)["peak_rss_kib"] / 1024
     findings = [json.loads(l) for l in out.splitlines() if l.strip()]
     compared = sorted({(f["check"], f["user"]) for f in findings
                       if f["check"] in ("access-key-stale", "access-key-unused", "console-without-mfa",
                                         "access-key-multiple-active")})
     return {"wall_s": wall, "calls": stats["aws_calls"], "by_action": stats["by_action"], "rss_mib": rss,
-            "findings": len(findings), "compared": compared}
+            "findings": len(findings), "compared": compared, "phases": phases}
+
+
+def print_phases(n, name, phases):
+    print(f"{n} {name}: phases (start ms + duration ms; reads overlap), total {phases['total_ms']:.0f} ms")
+    for p in phases["phases"]:
+        print(f"    {p['phase']:<28} {p['start_ms']:>8.1f} + {p['ms']:>8.1f}")
 
 
 def base_env():
@@ -85,7 +98,7 @@ def base_env():
 
 def main_org(args):
     sys.path.insert(0, os.path.join(ROOT, "bench"))
-    import org  # noqa: E402
+    import organization as org  # noqa: E402
     results = []
     for size in args.org_sizes.split(","):
         accounts, users = (int(x) for x in size.lower().split("x"))
@@ -104,7 +117,12 @@ def main():
     ap.add_argument("--sizes", default="1000,5000")
     ap.add_argument("--peers", action="store_true", help="also run Cloud Custodian (c7n, pinned) on the same moto")
     ap.add_argument("--binary", required=True)
-    ap.add_argument("--org", action="store_true", help="the organization benchmark (bench/org.py)")
+    ap.add_argument("--baseline", metavar="BINARY",
+                    help="also scan with this (earlier) build on the same seeded server: before and after")
+    ap.add_argument("--skip-per-user", action="store_true", help="do not run the per-user scan")
+    ap.add_argument("--state", action="store_true",
+                    help="also the state table: first scan, unchanged second scan, scan after 1 %% changed")
+    ap.add_argument("--org", action="store_true", help="the organization benchmark (bench/organization.py)")
     ap.add_argument("--org-sizes", help="accounts x users, e.g. 100x200,1000x20 (implies --org)")
     ap.add_argument("--max-concurrency", type=int, default=20, help="scan --organization --max-concurrency")
     ap.add_argument("--json", metavar="FILE", help="with --org: also write the results as JSON")
@@ -114,7 +132,7 @@ def main():
     if args.org or args.org_sizes:
         args.org_sizes = args.org_sizes or "100x200,1000x20"
         return main_org(args)
-    rows = []
+    rows, state_rows = [], []
     for n in [int(s) for s in args.sizes.split(",")]:
         proc, url = start_moto()
         try:
@@ -122,9 +140,12 @@ def main():
             t = time.monotonic()
             subprocess.run([sys.executable, os.path.join(ROOT, "bench", "seed.py"), str(n)], env=env, check=True)
             print(f"seeded {n} users in {time.monotonic() - t:.1f} s", file=sys.stderr)
-            bulk = run_sentinel(args.binary, env, per_user=False)
-            per_user = run_sentinel(args.binary, env, per_user=True)
-            results = {"iam-sentinel scan": bulk, "per-user scan": per_user}
+            results = {}
+            if args.baseline:
+                results["baseline scan"] = run_sentinel(args.baseline, env, per_user=False)
+            results["iam-sentinel scan"] = run_sentinel(args.binary, env, per_user=False)
+            if not args.skip_per_user:
+                results["per-user scan"] = run_sentinel(args.binary, env, per_user=True)
             if args.peers:
                 sys.path.insert(0, os.path.join(ROOT, "bench"))
                 import peers  # noqa: E402
@@ -132,6 +153,13 @@ def main():
             agree = len({json.dumps(r["compared"]) for r in results.values()}) == 1
             for name, r in results.items():
                 rows.append((n, name, r, agree))
+            if args.state:
+                os.environ.update(env)  # boto3 in this process talks to the same moto
+                sys.path.insert(0, os.path.join(ROOT, "bench"))
+                import seed  # noqa: E402
+                import state  # noqa: E402
+                scan = lambda e: run_sentinel(args.binary, e, per_user=False, publish=True)  # noqa: E731
+                state_rows.extend((n, label, r) for label, r in state.measure(scan, env, n, seed.user_name))
         finally:
             proc.kill()
             proc.wait()
@@ -140,11 +168,26 @@ def main():
         print(f"{n:>6}  {name:<18} {r['wall_s']:>8.2f} {r['calls']:>10} {r['rss_mib']:>13.1f} {r['findings']:>9} {len(r['compared']):>9}  {'yes' if agree else 'NO'}")
     for n, name, r, _ in rows:
         print(f"{n} {name}: {json.dumps(r['by_action'], sort_keys=True)}")
+    for n, name, r, _ in rows:
+        if r["phases"]:
+            print_phases(n, name, r["phases"])
     by = {(n, name): r for n, name, r, _ in rows}
     for n in sorted({n for n, *_ in rows}):
-        a, b = by[(n, "iam-sentinel scan")], by[(n, "per-user scan")]
-        print(f"{n} users: bulk scan is {b['wall_s'] / a['wall_s']:.0f}x faster than the per-user scan, "
-              f"{b['calls'] / max(a['calls'], 1):.0f}x fewer calls")
+        a, b = by[(n, "iam-sentinel scan")], by.get((n, "per-user scan"))
+        if b:
+            print(f"{n} users: bulk scan is {b['wall_s'] / a['wall_s']:.0f}x faster than the per-user scan, "
+                  f"{b['calls'] / max(a['calls'], 1):.0f}x fewer calls")
+    if state_rows:
+        print(f"\nwith STATE_TABLE, publishing:\n{'users':>6}  {'scan':<26} {'wall s':>7} {'DynamoDB calls':>15} "
+              f"{'SNS messages':>13} {'peak RSS MiB':>13} {'items':>7} {'table KB':>9}")
+        for n, label, r in state_rows:
+            ddb = {k: v for k, v in r["by_action"].items() if k.startswith("dynamodb:")}
+            print(f"{n:>6}  {label:<26} {r['wall_s']:>7.2f} {sum(ddb.values()):>15} {r['messages']:>13} {r['rss_mib']:>13.1f} {r['items']:>7} {r['table_bytes'] / 1000:>9.1f}")
+        for n, label, r in state_rows:
+            print(f"{n} {label}: {json.dumps(r['by_action'], sort_keys=True)}")
+        for n, label, r in state_rows:
+            if r["phases"]:
+                print_phases(n, label, r["phases"])
     if not all(agree for *_, agree in rows):
         raise SystemExit("the tools disagree on the compared findings")
 

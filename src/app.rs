@@ -25,6 +25,7 @@ use crate::checks::{
     password, root_used,
 };
 use crate::config::Config;
+use crate::domain::timing::Phase;
 use crate::event::{EventError, IamChange, Parsed, RootActivity, Trigger, parse_event};
 use crate::finding::{Action, CheckId, Finding, Remediation, RemediationStatus, Scope, Severity, sort_findings};
 use crate::message::{ActiveException, MAX_BODY_BYTES, Message, ScanSummary, digest};
@@ -118,6 +119,9 @@ pub struct Report {
     /// Records of the state table that could not be read (key and problem): skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub state_warnings: Vec<String>,
+    /// Where the run spent its time (scans: each read, judging, remediation, publishing).
+    #[serde(skip)]
+    pub phases: Vec<crate::domain::timing::Phase>,
 }
 
 impl Report {
@@ -138,6 +142,7 @@ impl Report {
             failures: Vec::new(),
             sent: Vec::new(),
             state_warnings: Vec::new(),
+            phases: Vec::new(),
         }
     }
 }
@@ -438,8 +443,14 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         if opts.publish && self.sink.is_none() {
             return Err(AppError::NoTopic);
         }
-        let collect = async { tokio::join!(self.directory.read_account(), self.approvals.load()) };
-        let (snapshot, approvals) = match opts.stop_by {
+        let reading = std::time::Instant::now();
+        let approvals_read = async {
+            let started = std::time::Instant::now();
+            (self.approvals.load().await, Phase::since("approvals", started))
+        };
+        // Boxed: the reads' future is large; the scan's own stays small for its callers.
+        let collect = Box::pin(async { tokio::join!(self.directory.read_account(), approvals_read) });
+        let (snapshot, (approvals, approvals_phase)) = match opts.stop_by {
             None => collect.await,
             Some(stop) => tokio::time::timeout_at(stop, collect).await.map_err(|_| AppError::DeadlineNear {
                 completed: "nothing: the credential report and GetAccountAuthorizationDetails were still being \
@@ -447,7 +458,11 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                     .into(),
             })?,
         };
-        let snapshot = snapshot?;
+        let mut snapshot = snapshot?;
+        let mut phases = std::mem::take(&mut snapshot.phases);
+        phases.push(approvals_phase);
+        phases.push(Phase::since("read", reading));
+        let judging = std::time::Instant::now();
         let scope = Scope {
             account: snapshot.account.clone().or(event_account).unwrap_or_else(|| "unknown".into()),
             region: self.region.clone(),
@@ -458,27 +473,11 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
         let exceptions = registry.map(|a| exceptions_in_force(&snapshot.users, a, &self.config.policy, opts.now));
         let exceptions_active = exceptions.as_ref().map(Vec::len);
         let registry_read = registry.is_some();
-        let policy = &self.config.policy;
-        let judge = AccessJudge::new(&snapshot.catalogue, &policy.enterprise_cidrs);
-        let mut findings: Vec<Finding> = snapshot
-            .users
-            .iter()
-            .flat_map(|user| {
-                let input =
-                    UserInput { user, approvals: registry, change: None, policy, scope: &scope, access: Some(&judge) };
-                if snapshot.users_not_in_report.contains(&user.name) {
-                    check_user_tags(&input)
-                } else {
-                    let mut found = check_user(&input);
-                    crate::remediate::stale::attach(&mut found, user, policy, &self.config.stale_keys, opts.now);
-                    found
-                }
-            })
-            .collect();
+        let mut findings = self.judge_users(&snapshot, registry, &scope, opts);
         if let Some(root) = &snapshot.root {
             findings.extend(check_root(root, &scope));
         }
-        findings.extend(password::check(snapshot.password_policy.as_ref(), &policy.password, &scope));
+        findings.extend(password::check(snapshot.password_policy.as_ref(), &self.config.policy.password, &scope));
         if self.organization.as_ref().is_some_and(|o| o.management) {
             // SCPs never apply to the management account: its IAM users are unrestricted.
             let names: Vec<String> = snapshot.users.iter().map(|u| u.name.clone()).collect();
@@ -493,11 +492,15 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
                 ),
             });
         }
+        phases.push(Phase::since("judge", judging));
+        let remediating = std::time::Instant::now();
         let mut failures = self.remediate_or_report(&mut findings, approvals.err(), &scope, opts).await?;
         self.scan_member_root(&scope, &mut findings, &mut failures).await;
         let privileged = self.scan_privileged(&snapshot, &scope, &mut findings, &mut failures).await;
         self.rotate_scanned(&snapshot, &scope, opts, &mut findings, &mut failures).await;
         sort_findings(&mut findings);
+        phases.push(Phase::since("remediate", remediating));
+        let planning = std::time::Instant::now();
         let coverage = lifecycle::Coverage {
             account: &scope.account,
             registry_read,
@@ -506,6 +509,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             break_glass_checked: privileged.break_glass_checked,
         };
         let lifecycle = self.lifecycle(&findings, &coverage, opts).await;
+        phases.push(Phase::since("state.plan", planning));
         failures.extend(lifecycle.failure.clone());
         failures.extend(lifecycle.state_failure.clone());
         let summary = ScanSummary {
@@ -527,7 +531,40 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             messages.extend(resolved.iter().map(Message::finding));
             messages
         };
-        self.finish("schedule".into(), findings, failures, opts, Some(summary), lifecycle, messages).await
+        let finishing = std::time::Instant::now();
+        // Boxed: the publishing future is large; the scan's own stays small for its callers.
+        let report =
+            Box::pin(self.finish("schedule".into(), findings, failures, opts, Some(summary), lifecycle, messages))
+                .await?;
+        phases.push(Phase::since("publish", finishing));
+        Ok(Report { phases, ..report })
+    }
+
+    /// Every user of the snapshot judged: all checks, or only the tag checks for a user the
+    /// credential report does not list yet; stale keys get their remediation attached.
+    fn judge_users(
+        &self,
+        snapshot: &crate::ports::AccountSnapshot,
+        registry: Option<&Approvals>,
+        scope: &Scope,
+        opts: &RunOptions,
+    ) -> Vec<Finding> {
+        let policy = &self.config.policy;
+        let judge = AccessJudge::new(&snapshot.catalogue, &policy.enterprise_cidrs);
+        snapshot
+            .users
+            .iter()
+            .flat_map(|user| {
+                let input = UserInput { user, approvals: registry, change: None, policy, scope, access: Some(&judge) };
+                if snapshot.users_not_in_report.contains(&user.name) {
+                    check_user_tags(&input)
+                } else {
+                    let mut found = check_user(&input);
+                    crate::remediate::stale::attach(&mut found, user, policy, &self.config.stale_keys, opts.now);
+                    found
+                }
+            })
+            .collect()
     }
 
     /// Reads the store's open findings and decides which this scan resolves (pure, in
@@ -753,6 +790,7 @@ impl<D: UserDirectory + AccountReader, A: ApprovalsStore, S: FindingsSink> App<D
             failures,
             sent,
             state_warnings: warnings,
+            phases: Vec::new(),
         })
     }
 

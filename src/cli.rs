@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::{AppError, Outcome, Report, RunOptions};
 use crate::aws::{CallCounter, Endpoint};
 use crate::config::Config;
+use crate::domain::timing::Phase;
 use crate::finding::Severity;
 use crate::output::{Format, render};
 use crate::runtime::{AwsApp, Deployment};
@@ -56,7 +57,7 @@ enum Command {
         /// Benchmark baseline: read every user with per-user calls instead of the bulk reads.
         #[arg(long, hide = true)]
         per_user: bool,
-        /// Print the AWS calls made, as JSON on stderr.
+        /// Print the AWS calls made and where the time went (phases), as JSON on stderr.
         #[arg(long)]
         stats: bool,
         /// Scan every active account of the organization (organization mode, whatever
@@ -354,10 +355,12 @@ async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
 }
 
 async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats: bool) -> ExitCode {
+    let origin = std::time::Instant::now();
     let (app, counter, endpoint) = match common.prepare().await {
         Ok(prepared) => prepared,
         Err(f) => return fail(f.code, &f.message),
     };
+    let start_phase = Phase::since("start", origin);
     let opts = common.options();
     let result =
         if per_user { Box::pin(app.scan_per_user(&opts)).await } else { Box::pin(app.scan(None, &opts)).await };
@@ -378,7 +381,18 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
     if matches!(common.format, Format::Table | Format::Summary) {
         print_memory(&report, app.state.is_some(), opts.publish);
     }
-    print!("{}", render(&report.findings, report.scan.as_ref(), common.format));
+    let rendering = std::time::Instant::now();
+    let rendered = render(&report.findings, report.scan.as_ref(), common.format);
+    let render_phase = Phase::since("render", rendering);
+    print!("{rendered}");
+    if stats {
+        let phases: Vec<_> = std::iter::once(&start_phase)
+            .chain(&report.phases)
+            .chain(std::iter::once(&render_phase))
+            .map(|p| serde_json::json!({ "phase": p.name, "start_ms": p.start_ms(origin), "ms": p.ms() }))
+            .collect();
+        eprintln!("{}", serde_json::json!({ "phases": phases, "total_ms": origin.elapsed().as_secs_f64() * 1000.0 }));
+    }
     note(&format!(
         "scan: {} finding(s), {} message(s) published, {} AWS call(s)",
         report.findings.len(),

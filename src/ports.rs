@@ -112,6 +112,8 @@ pub struct AccountSnapshot {
     pub catalogue: crate::snapshot::PolicyCatalogue,
     /// The account password policy; `None` when the account has none.
     pub password_policy: Option<crate::domain::password::PasswordPolicy>,
+    /// How long each read took (the credential report's wait, each GAAD page, parsing).
+    pub phases: Vec<crate::domain::timing::Phase>,
 }
 
 /// The account's policies and how they reach each user, without credentials.

@@ -4,9 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_iam::Client;
+use aws_sdk_iam::operation::get_account_authorization_details::GetAccountAuthorizationDetailsOutput;
 use aws_sdk_iam::types::{
-    AttachedPolicy, EntityType, GroupDetail, ManagedPolicyDetail, PolicyDetail, ReportStateType, StatusType,
-    SummaryKeyType, UserDetail,
+    AttachedPolicy, EntityType, PolicyDetail, ReportStateType, StatusType, SummaryKeyType, UserDetail,
 };
 use futures_util::future::try_join_all;
 
@@ -15,6 +15,7 @@ use crate::checks::RootSummary;
 use crate::checks::password::PasswordPolicy;
 use crate::checks::policy::{PolicyDocument, PolicyError};
 use crate::credential_report::{self, CredentialReport};
+use crate::domain::timing::Phase;
 use crate::ports::{AccessSnapshot, AccountReader, AccountSnapshot, CallError, KeyState, ScanError, UserDirectory};
 use crate::snapshot::{
     AccessKey, GroupPolicies, InlinePolicy, KeyRef, ManagedPolicy, PolicyCatalogue, Tag, UserPolicies, UserSnapshot,
@@ -201,8 +202,12 @@ impl UserDirectory for IamDirectory {
 }
 
 impl IamDirectory {
-    /// Generates (polling with backoff, bounded) and downloads the credential report.
-    async fn credential_report(&self) -> Result<(CredentialReport, Option<chrono::DateTime<chrono::Utc>>), ScanError> {
+    /// Generates (polling with backoff, bounded) and downloads the credential report; how
+    /// long it waited for AWS to build it, the download and the parse go to `phases`.
+    async fn credential_report(
+        &self,
+        phases: &mut Vec<Phase>,
+    ) -> Result<(CredentialReport, Option<chrono::DateTime<chrono::Utc>>), ScanError> {
         let started = Instant::now();
         let mut delay = self.report_first_delay;
         for poll in 1..=self.report_polls {
@@ -221,29 +226,61 @@ impl IamDirectory {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(4));
         }
+        phases.push(Phase::since("credential_report.generate", started));
+        let downloading = Instant::now();
         let out = self
             .client
             .get_credential_report()
             .send()
             .await
             .map_err(|e| call_error("iam:GetCredentialReport", "account", &e))?;
+        phases.push(Phase::since("credential_report.download", downloading));
+        let parsing = Instant::now();
         let content = out.content().map(aws_sdk_iam::primitives::Blob::as_ref).unwrap_or_default();
-        Ok((credential_report::parse(content)?, out.generated_time().and_then(to_utc)))
+        let report = credential_report::parse(content)?;
+        phases.push(Phase::since("credential_report.parse", parsing));
+        Ok((report, out.generated_time().and_then(to_utc)))
     }
 
-    /// `GetAccountAuthorizationDetails` with `filters`, every page.
-    async fn authorization_details(&self, filters: &[EntityType]) -> Result<Details, CallError> {
+    /// `GetAccountAuthorizationDetails` with `filters`, every page. The pages are fetched by
+    /// a task of their own, so page N + 1 is on its way while page N is turned into the
+    /// snapshot's types (and its SDK structures freed); each fetch and each parse go to `phases`.
+    async fn authorization_details(
+        &self,
+        filters: &[EntityType],
+        phases: &mut Vec<Phase>,
+    ) -> Result<Details, CallError> {
         let mut request = self.client.get_account_authorization_details().max_items(GAAD_PAGE);
         for f in filters {
             request = request.filter(f.clone());
         }
         let mut pages = request.into_paginator().send();
+        // Two pages ahead at most: memory stays bounded whatever the account's size.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let fetching = tokio::spawn(async move {
+            let mut started = Instant::now();
+            while let Some(page) = pages.next().await {
+                if tx.send((page, started)).await.is_err() {
+                    break; // the reader gave up (a page failed): fetch no more.
+                }
+                started = Instant::now();
+            }
+        });
         let mut details = Details::default();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| call_error("iam:GetAccountAuthorizationDetails", "account", &e))?;
-            details.users.extend(page.user_detail_list.unwrap_or_default());
-            details.groups.extend(page.group_detail_list.unwrap_or_default());
-            details.policies.extend(page.policies.unwrap_or_default());
+        let mut number = 0;
+        while let Some((page, started)) = rx.recv().await {
+            number += 1;
+            phases.push(Phase::since(format!("gaad.page.{number}"), started));
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    fetching.abort();
+                    return Err(call_error("iam:GetAccountAuthorizationDetails", "account", &e));
+                }
+            };
+            let parsing = Instant::now();
+            details.add(page);
+            phases.push(Phase::since(format!("gaad.parse.{number}"), parsing));
         }
         Ok(details)
     }
@@ -253,12 +290,22 @@ impl IamDirectory {
 /// managed policies: those are known by ARN).
 const ACCESS_FILTERS: &[EntityType] = &[EntityType::User, EntityType::Group, EntityType::LocalManagedPolicy];
 
-/// What `GetAccountAuthorizationDetails` returned, all pages together.
+/// What `GetAccountAuthorizationDetails` returned, all pages together, in the snapshot's types.
 #[derive(Debug, Default)]
 struct Details {
-    users: Vec<UserDetail>,
-    groups: Vec<GroupDetail>,
-    policies: Vec<ManagedPolicyDetail>,
+    users: Vec<ListedUser>,
+    catalogue: PolicyCatalogue,
+}
+
+/// A user as GAAD lists it: its tags and how policies reach it (credentials are the report's).
+#[derive(Debug)]
+struct ListedUser {
+    name: String,
+    arn: String,
+    tags: Vec<Tag>,
+    /// When the user was created.
+    created: Option<chrono::DateTime<chrono::Utc>>,
+    policies: UserPolicies,
 }
 
 /// A URL-encoded policy document as GAAD returns it, parsed.
@@ -280,14 +327,21 @@ fn arns(list: &[AttachedPolicy]) -> Vec<String> {
 }
 
 impl Details {
-    /// Groups and the customer managed policies attached somewhere; an unattached policy
-    /// reaches nobody, so its document is not even parsed.
-    fn catalogue(&self) -> PolicyCatalogue {
-        let managed = self
-            .policies
-            .iter()
-            .filter(|p| p.attachment_count().is_none_or(|n| n > 0))
-            .filter_map(|p| {
+    /// Adds one page: its users, its groups, and the customer managed policies attached
+    /// somewhere (an unattached policy reaches nobody, so its document is not even parsed).
+    fn add(&mut self, page: GetAccountAuthorizationDetailsOutput) {
+        self.users.extend(page.user_detail_list.unwrap_or_default().iter().filter_map(|d| {
+            Some(ListedUser {
+                name: d.user_name()?.to_owned(),
+                arn: d.arn()?.to_owned(),
+                tags: d.tags().iter().map(|t| Tag::new(t.key(), t.value())).collect(),
+                created: d.create_date().and_then(to_utc),
+                policies: user_policies(d),
+            })
+        }));
+        let managed = page.policies.unwrap_or_default();
+        self.catalogue.managed.extend(
+            managed.iter().filter(|p| p.attachment_count().is_none_or(|n| n > 0)).filter_map(|p| {
                 let arn = p.arn()?;
                 let default = p.policy_version_list().iter().find(|v| v.is_default_version());
                 let document = match default {
@@ -297,20 +351,13 @@ impl Details {
                 // The name is also the ARN's last part (after any path).
                 let name = p.policy_name().or_else(|| arn.rsplit('/').next()).unwrap_or(arn).to_owned();
                 Some((arn.to_owned(), ManagedPolicy { name, document }))
-            })
-            .collect();
-        let groups = self
-            .groups
-            .iter()
-            .filter_map(|g| {
-                let policies = GroupPolicies {
-                    attached: arns(g.attached_managed_policies()),
-                    inline: inline(g.group_policy_list()),
-                };
-                Some((g.group_name()?.to_owned(), policies))
-            })
-            .collect();
-        PolicyCatalogue { managed, groups }
+            }),
+        );
+        self.catalogue.groups.extend(page.group_detail_list.unwrap_or_default().iter().filter_map(|g| {
+            let policies =
+                GroupPolicies { attached: arns(g.attached_managed_policies()), inline: inline(g.group_policy_list()) };
+            Some((g.group_name()?.to_owned(), policies))
+        }));
     }
 }
 
@@ -324,23 +371,37 @@ fn user_policies(d: &UserDetail) -> UserPolicies {
 
 impl AccountReader for IamDirectory {
     async fn read_account(&self) -> Result<AccountSnapshot, ScanError> {
-        let (report, details, password_policy) = tokio::join!(
-            self.credential_report(),
-            self.authorization_details(ACCESS_FILTERS),
-            self.read_password_policy()
+        // The three reads overlap: while AWS builds the credential report (seconds on a large
+        // account) and it is polled, GAAD's pages are fetched and parsed one after another.
+        let started = Instant::now();
+        let (mut report_phases, mut gaad_phases) = (Vec::new(), Vec::new());
+        let timed_password_policy = async {
+            let started = Instant::now();
+            (self.read_password_policy().await, Phase::since("password_policy", started))
+        };
+        let (report, details, (password_policy, password_phase)) = tokio::join!(
+            self.credential_report(&mut report_phases),
+            self.authorization_details(ACCESS_FILTERS, &mut gaad_phases),
+            timed_password_policy
         );
         let ((report, generated), details) = (report?, details?);
-        let mut snapshot = join(report, generated, &details.users);
-        snapshot.catalogue = details.catalogue();
+        let joining = Instant::now();
+        let mut snapshot = join(report, generated, details.users);
+        snapshot.catalogue = details.catalogue;
         snapshot.password_policy = password_policy?;
+        snapshot.phases = report_phases;
+        snapshot.phases.append(&mut gaad_phases);
+        snapshot.phases.push(password_phase);
+        snapshot.phases.push(Phase::since("join", joining));
+        snapshot.phases.push(Phase::since("read_account", started));
         Ok(snapshot)
     }
 
     async fn read_access(&self) -> Result<AccessSnapshot, CallError> {
-        let details = self.authorization_details(ACCESS_FILTERS).await?;
+        let details = self.authorization_details(ACCESS_FILTERS, &mut Vec::new()).await?;
         Ok(AccessSnapshot {
-            catalogue: details.catalogue(),
-            users: details.users.iter().filter_map(|d| Some((d.user_name()?.to_owned(), user_policies(d)))).collect(),
+            catalogue: details.catalogue,
+            users: details.users.into_iter().map(|u| (u.name, u.policies)).collect(),
         })
     }
 
@@ -388,8 +449,8 @@ impl AccountReader for IamDirectory {
     }
 
     async fn list_user_names(&self) -> Result<Vec<String>, ScanError> {
-        let details = self.authorization_details(&[EntityType::User]).await?;
-        Ok(details.users.into_iter().filter_map(|u| u.user_name).collect())
+        let details = self.authorization_details(&[EntityType::User], &mut Vec::new()).await?;
+        Ok(details.users.into_iter().map(|u| u.name).collect())
     }
 
     async fn role_exists(&self, role_arn: &str) -> Result<bool, CallError> {
@@ -413,11 +474,11 @@ impl AccountReader for IamDirectory {
 fn join(
     report: CredentialReport,
     generated: Option<chrono::DateTime<chrono::Utc>>,
-    details: &[UserDetail],
+    listed_users: Vec<ListedUser>,
 ) -> AccountSnapshot {
     let mut by_name: HashMap<&str, &credential_report::ReportUser> =
         report.users.iter().map(|u| (u.name.as_str(), u)).collect();
-    let listed: HashSet<&str> = details.iter().filter_map(|d| d.user_name()).collect();
+    let listed: HashSet<&str> = listed_users.iter().map(|u| u.name.as_str()).collect();
     let mut snapshot = AccountSnapshot {
         users_deleted_since_report: report
             .users
@@ -428,24 +489,22 @@ fn join(
         report_generated_at: generated,
         ..AccountSnapshot::default()
     };
-    for d in details {
-        let (Some(name), Some(arn)) = (d.user_name(), d.arn()) else { continue };
-        let tags = d.tags().iter().map(|t| Tag::new(t.key(), t.value())).collect();
-        let credentials = by_name.remove(name);
+    for listed in listed_users {
+        let credentials = by_name.remove(listed.name.as_str());
         if credentials.is_none() {
-            snapshot.users_not_in_report.push(name.to_owned());
+            snapshot.users_not_in_report.push(listed.name.clone());
         }
         snapshot.users.push(UserSnapshot {
-            name: name.to_owned(),
-            arn: arn.to_owned(),
-            tags,
+            name: listed.name,
+            arn: listed.arn,
+            tags: listed.tags,
             keys: credentials.map(|c| c.keys.clone()).unwrap_or_default(),
             password_enabled: credentials.is_some_and(|c| c.password_enabled),
             password_last_used: credentials.and_then(|c| c.password_last_used),
             password_set: credentials.and_then(|c| c.password_set),
             mfa_active: credentials.is_some_and(|c| c.mfa_active),
-            created: d.create_date().and_then(to_utc),
-            policies: Some(user_policies(d)),
+            created: listed.created,
+            policies: Some(listed.policies),
         });
     }
     snapshot.account = snapshot
@@ -467,6 +526,7 @@ mod tests {
     use aws_sdk_iam::operation::get_account_authorization_details::GetAccountAuthorizationDetailsOutput;
     use aws_sdk_iam::operation::get_credential_report::GetCredentialReportOutput;
     use aws_sdk_iam::primitives::Blob;
+    use aws_sdk_iam::types::{GroupDetail, ManagedPolicyDetail};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     fn report() -> String {
@@ -568,6 +628,24 @@ mod tests {
         let root = snap.root.unwrap();
         assert!(!root.mfa_active && root.keys[0].active);
         assert_eq!((generate.num_calls(), get.num_calls(), gaad.num_calls()), (2, 1, 2));
+        let mut phases: Vec<&str> = snap.phases.iter().map(|p| p.name.as_str()).collect();
+        phases.sort_unstable();
+        assert_eq!(
+            phases,
+            [
+                "credential_report.download",
+                "credential_report.generate",
+                "credential_report.parse",
+                "gaad.page.1",
+                "gaad.page.2",
+                "gaad.parse.1",
+                "gaad.parse.2",
+                "join",
+                "password_policy",
+                "read_account"
+            ],
+            "every read is timed, each GAAD page on its own"
+        );
     }
 
     #[tokio::test]

@@ -17,3 +17,4 @@ pub mod policy;
 pub mod registry;
 pub mod root;
 pub mod stored;
+pub mod timing;
