@@ -378,8 +378,13 @@ async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats:
     if common.format == Format::Table {
         print_scan_header(&report, opts.now);
     }
-    if matches!(common.format, Format::Table | Format::Summary) {
-        print_memory(&report, app.state.is_some(), opts.publish);
+    if let Some(line) = memory_line(&report, app.state.is_some(), opts.publish) {
+        if common.format == Format::Table {
+            println!("{line}\n");
+        } else {
+            // Other formats keep stdout to their document: the memory line goes with the notes.
+            note(&line);
+        }
     }
     let rendering = std::time::Instant::now();
     let rendered = render(&report.findings, report.scan.as_ref(), common.format);
@@ -655,8 +660,8 @@ fn print_scan_header(report: &Report, now: DateTime<Utc>) {
 
 /// What the state table decided: what changed since the previous scan, or why nothing was
 /// remembered (no STATE_TABLE, or a run that publishes nothing).
-fn print_memory(report: &Report, table: bool, publish: bool) {
-    let Some(scan) = &report.scan else { return };
+fn memory_line(report: &Report, table: bool, publish: bool) -> Option<String> {
+    let scan = report.scan.as_ref()?;
     let line = match (&scan.changes, table, publish) {
         (_, false, _) => {
             "Memory: off (STATE_TABLE not set): every high finding is announced again on every scan".to_owned()
@@ -679,7 +684,7 @@ fn print_memory(report: &Report, table: bool, publish: bool) {
             )
         }
     };
-    println!("{line}\n");
+    Some(line)
 }
 
 /// `42 min`, `5 h`, `12 days`.

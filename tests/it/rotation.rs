@@ -372,10 +372,16 @@ async fn a_second_rotation_writes_onto_the_secret_and_its_undo_restores_the_prev
     let acct = Account::new().await;
     let first = opted_in(&acct).await;
     let t0 = Utc::now();
-    let (app, counter) = build_app_with(acct.config(&[("ROTATE_KEYS", "true")]), &acct.sdk);
+    // The journal (the state table) is what undo reads.
+    let table = crate::memory::create_state_table(&acct.sdk).await;
+    let (app, counter) = build_app_with(acct.config(&[("ROTATE_KEYS", "true"), ("STATE_TABLE", &table)]), &acct.sdk);
     let opts = |d| RunOptions { publish: false, ..at(t0, d) };
-    // The first rotation's three steps: the second key alone is left, and in the secret.
-    for day in [76, 90, 100] {
+    // The first rotation's three steps: the second key alone is left, and in the secret. Its
+    // consumer moves to the new key: the evidence the deactivation needs.
+    assert_eq!(app.scan(None, &opts(76)).await.unwrap().failure, None, "day 76");
+    let (id, secret_key, _) = secret(&acct).await.unwrap();
+    use_key(&acct, USER, &id, &secret_key).await;
+    for day in [90, 100] {
         assert_eq!(app.scan(None, &opts(day)).await.unwrap().failure, None, "day {day}");
     }
     let k = keys(&acct).await;
@@ -401,7 +407,7 @@ async fn a_second_rotation_writes_onto_the_secret_and_its_undo_restores_the_prev
     assert_eq!((in_secret.as_str(), previous), (third.as_str(), true), "the second key is AWSPREVIOUS");
 
     // Undone once opted out: the secret's previous value (the second key) is current again,
-    // the third key is deleted, the secret is not scheduled for deletion.
+    // the third key is deactivated (not deleted), the secret is not scheduled for deletion.
     let rotated = report.findings.iter().find(|f| f.check.as_str() == "access-key-rotated").unwrap();
     let file = crate::stale_keys::findings_file("second-rotation", std::slice::from_ref(rotated));
     acct.iam.untag_user().user_name(USER).tag_keys("iam-sentinel:rotation").send().await.unwrap();
@@ -409,7 +415,11 @@ async fn a_second_rotation_writes_onto_the_secret_and_its_undo_restores_the_prev
     let _ = std::fs::remove_file(file);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("restored") && out.contains(&third), "{out}");
-    assert_eq!(keys(&acct).await, [(second.clone(), true)]);
+    let mut expected = vec![(second.clone(), true), (third.clone(), false)];
+    expected.sort();
+    let mut now = keys(&acct).await;
+    now.sort();
+    assert_eq!(now, expected);
     assert_eq!(secret(&acct).await.unwrap().0, second, "AWSCURRENT holds the second key again");
     let described = acct.secrets.describe_secret().secret_id(secret_name(ACCOUNT, USER)).send().await.unwrap();
     assert!(described.deleted_date().is_none(), "not scheduled for deletion");
