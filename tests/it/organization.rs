@@ -457,3 +457,89 @@ async fn an_organization_registry_without_accounts_is_rejected_loudly() {
     // Nothing was untagged on a registry that could not be read.
     assert_eq!(tags_of(&fx.org.iam_in(&fx.sandbox).await, "alice").await, ["AccessException"]);
 }
+
+/// The fault proxy in front of moto (`tests/tools/fault_proxy.py`), stopped when dropped.
+struct FaultProxy {
+    child: std::process::Child,
+    url: String,
+}
+
+impl FaultProxy {
+    /// Refuses `sts:AssumeRole` into `refused`'s roles; holds `slow` calls and counts them in flight.
+    fn start(upstream: &str, refused: &str, slow: &str) -> FaultProxy {
+        use std::io::BufRead;
+        // The pinned venv's interpreter, beside moto_server.
+        let moto = std::env::var_os("MOTO_SERVER").map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"),
+            std::path::PathBuf::from,
+        );
+        let python = moto.with_file_name("python");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/fault_proxy.py");
+        let mut child = std::process::Command::new(&python)
+            .arg(&script)
+            .args([upstream, refused, slow])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
+        let mut port = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut port).unwrap();
+        FaultProxy { child, url: format!("http://127.0.0.1:{}", port.trim()) }
+    }
+
+    async fn max_in_flight(&self) -> usize {
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let text = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /__max_in_flight HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        })
+        .await
+        .unwrap();
+        text.rsplit("\r\n\r\n").next().unwrap().trim().parse().unwrap()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_that_refuses_the_role_is_counted_as_failed_and_concurrency_stays_bounded() {
+    let org = Org::new(5, &["Workloads"]).await;
+    org.account.put_registry(r#"{"exceptions":[]}"#).await;
+    let refused = org.members["Workloads"][2].clone();
+    let proxy = FaultProxy::start(&org.account.moto.url, &refused, "GetAccountAuthorizationDetails");
+    let vars = Org::vars(&[("AWS_ENDPOINT_URL", proxy.url.as_str())]);
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = org
+        .account
+        .cli(&["scan", "--organization", "--no-publish", "--format", "json", "--max-concurrency", "2"], &refs);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The refused member is counted, named with the reason, and the command fails.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("5 account(s) scanned, 1 failed"), "six accounts, one refused: {stderr}");
+    assert!(stderr.contains(&refused) && stderr.contains("AccessDenied"), "{stderr}");
+    // The others were scanned: their findings are printed.
+    let findings: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // What the scans found (the SCP findings come from Organizations, for every member): each
+    // other member has no password policy; nothing was judged inside the refused one.
+    let scanned: BTreeSet<&str> = findings
+        .iter()
+        .filter(|f| !f["check"].as_str().unwrap_or_default().starts_with("scp-"))
+        .filter_map(|f| f["account"].as_str())
+        .collect();
+    let others: BTreeSet<&str> =
+        org.members["Workloads"].iter().map(String::as_str).filter(|a| *a != refused).collect();
+    assert_eq!(scanned, others, "{findings:?}");
+    // --max-concurrency 2: never more than two accounts read at once (each read held 300 ms).
+    let most = proxy.max_in_flight().await;
+    assert!((1..=2).contains(&most), "{most} accounts read at once");
+}
