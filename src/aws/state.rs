@@ -90,6 +90,23 @@ impl DynamoState {
         Ok(items)
     }
 
+    /// After a batch round with `left` items unprocessed: `true` when none is left; otherwise it
+    /// backs off (unprocessed items mean throttling) before the rest is sent again, or fails
+    /// naming `action` once the retries are spent.
+    async fn round_done(&self, action: &'static str, round: usize, left: usize) -> Result<bool, StateError> {
+        if left == 0 {
+            return Ok(true);
+        }
+        if round == UNPROCESSED_RETRIES {
+            return Err(self.err(
+                action,
+                format!("{left} item(s) still unprocessed after {UNPROCESSED_RETRIES} retries (throttled)"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
+        Ok(false)
+    }
+
     async fn batch_write(&self, items: Vec<Item>) -> Result<(), StateError> {
         for chunk in items.chunks(WRITE_BATCH) {
             let mut pending: Vec<WriteRequest> = chunk
@@ -109,20 +126,9 @@ impl DynamoState {
                     .await
                     .map_err(|e| self.sdk_err("dynamodb:BatchWriteItem", &e))?;
                 pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
-                if pending.is_empty() {
+                if self.round_done("dynamodb:BatchWriteItem", round, pending.len()).await? {
                     break;
                 }
-                if round == UNPROCESSED_RETRIES {
-                    return Err(self.err(
-                        "dynamodb:BatchWriteItem",
-                        format!(
-                            "{} item(s) still unprocessed after {UNPROCESSED_RETRIES} retries (throttled)",
-                            pending.len()
-                        ),
-                    ));
-                }
-                // Unprocessed items mean throttling: back off before sending them again.
-                tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
             }
         }
         Ok(())
@@ -148,16 +154,9 @@ impl DynamoState {
                 found.extend(out.responses.and_then(|mut m| m.remove(&self.table)).unwrap_or_default());
                 pending =
                     out.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
-                if pending.is_empty() {
+                if self.round_done("dynamodb:BatchGetItem", round, pending.len()).await? {
                     break;
                 }
-                if round == UNPROCESSED_RETRIES {
-                    return Err(self.err(
-                        "dynamodb:BatchGetItem",
-                        format!("{} key(s) still unprocessed (throttled)", pending.len()),
-                    ));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
             }
         }
         Ok(found)
