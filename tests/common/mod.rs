@@ -17,9 +17,13 @@ pub const ACCOUNT: &str = "123456789012";
 
 /// A moto server for one test at a time: taken from a pool shared by the tests of this
 /// binary, and reset (`POST /moto-api/reset`, every backend emptied) before the next test
-/// gets it. Starting moto and loading AWS's managed policies costs about two seconds a test;
-/// a reset, done as the test ends, costs a fraction of that. Each server serves one test
-/// at a time, so tests stay independent of one another and of their order.
+/// gets it. Starting moto costs about two seconds a test; a reset, done as the test ends,
+/// costs a fraction of that. Each server serves one test at a time, so tests stay
+/// independent of one another and of their order.
+///
+/// AWS's managed policies (`arn:aws:iam::aws:policy/…`) are loaded only by the servers of
+/// [`Moto::with_managed_policies`]: moto loads them into every account it sees after each
+/// reset (about 0.6 s of CPU an account), and only the tests that attach one need them.
 pub struct Moto {
     server: Option<Server>,
     pub url: String,
@@ -29,13 +33,20 @@ pub struct Moto {
 struct Server {
     child: Child,
     port: u16,
+    managed_policies: bool,
 }
 
-/// Servers free for the next test, each reset.
+/// Servers free for the next test, each reset: without AWS's managed policies, and with them.
 static POOL: std::sync::Mutex<Vec<Server>> = std::sync::Mutex::new(Vec::new());
+static POOL_WITH_MANAGED_POLICIES: std::sync::Mutex<Vec<Server>> = std::sync::Mutex::new(Vec::new());
+
+fn pool(managed_policies: bool) -> std::sync::MutexGuard<'static, Vec<Server>> {
+    let pool = if managed_policies { &POOL_WITH_MANAGED_POLICIES } else { &POOL };
+    pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 impl Server {
-    fn start() -> Server {
+    fn start(managed_policies: bool) -> Server {
         let bin = std::env::var_os("MOTO_SERVER")
             .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"), PathBuf::from);
         assert!(
@@ -60,12 +71,12 @@ impl Server {
         };
         let child = cmd
             // AWS managed policies (AdministratorAccess, …) exist, so they can be attached.
-            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", if managed_policies { "true" } else { "false" })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let server = Server { child, port };
+        let server = Server { child, port, managed_policies };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 30 s");
@@ -107,8 +118,17 @@ main(sys.argv[1:])\n";
 impl Moto {
     /// A clean moto server from the pool, or a new one when every pooled server is in use.
     pub fn start() -> Moto {
-        let pooled = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-        let server = pooled.unwrap_or_else(Server::start);
+        Moto::from_pool(false)
+    }
+
+    /// A clean moto server whose accounts have AWS's managed policies (`AdministratorAccess`, …).
+    pub fn with_managed_policies() -> Moto {
+        Moto::from_pool(true)
+    }
+
+    fn from_pool(managed_policies: bool) -> Moto {
+        let pooled = pool(managed_policies).pop();
+        let server = pooled.unwrap_or_else(|| Server::start(managed_policies));
         let url = format!("http://127.0.0.1:{}", server.port);
         Moto { server: Some(server), url }
     }
@@ -141,7 +161,7 @@ impl Drop for Moto {
         if let Some(server) = self.server.take()
             && server.reset()
         {
-            POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(server);
+            pool(server.managed_policies).push(server);
         }
     }
 }
@@ -179,7 +199,15 @@ pub const SECRET_ID: &str = "iam-sentinel/approvals";
 
 impl Account {
     pub async fn new() -> Account {
-        let moto = Moto::start();
+        Account::on(Moto::start()).await
+    }
+
+    /// An account whose IAM has AWS's managed policies, for tests that attach one.
+    pub async fn with_managed_policies() -> Account {
+        Account::on(Moto::with_managed_policies()).await
+    }
+
+    async fn on(moto: Moto) -> Account {
         let sdk = moto.sdk_config().await;
         let iam = aws_sdk_iam::Client::new(&sdk);
         let sns = aws_sdk_sns::Client::new(&sdk);

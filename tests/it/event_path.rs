@@ -207,7 +207,7 @@ fn steps() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
 
 #[tokio::test]
 async fn every_sample_event_publishes_exactly_the_expected_findings() {
-    let acct = Account::new().await;
+    let acct = Account::with_managed_policies().await;
     let in_10_days = (Utc::now() + Duration::days(10)).to_rfc3339();
     acct.put_registry(&registry(&[("svc-legacy-erp", &in_10_days)])).await;
     acct.create_user("svc-legacy-erp", &[("AccessException", "True")]).await;

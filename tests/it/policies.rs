@@ -56,7 +56,7 @@ async fn join(acct: &Account, user: &str, group: &str) {
 
 /// Users covered in every way, and not; returns the ARN of the weakened network policy.
 async fn fixture() -> (Account, String) {
-    let acct = Account::new().await;
+    let acct = Account::with_managed_policies().await;
     acct.put_registry(&registry(&[])).await;
     let network = create_policy(&acct, "EnterpriseNetworkRestriction", NETWORK).await;
     let mfa = create_policy(&acct, "RequireMFA", REQUIRE_MFA).await;
