@@ -7,13 +7,15 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{AppError, Outcome, Report, RunOptions};
+use crate::app::{AppError, Outcome, RunOptions};
 use crate::aws::{CallCounter, Endpoint};
 use crate::config::Config;
-use crate::domain::timing::Phase;
 use crate::finding::Severity;
 use crate::output::{Format, render};
 use crate::runtime::{AwsApp, Deployment};
+
+mod journal;
+mod scan;
 
 /// Exit statuses and environment, shown by `--help`.
 const AFTER_HELP: &str = "\
@@ -254,10 +256,10 @@ pub async fn run() -> ExitCode {
     match cli.command {
         Command::Handle { file, common } => Box::pin(handle(&file, &common)).await,
         Command::Scan { common, fail_on, organization: true, max_concurrency, stats, .. } => {
-            Box::pin(scan_organization(&common, fail_on, usize::from(max_concurrency), stats)).await
+            Box::pin(scan::organization(&common, fail_on, usize::from(max_concurrency), stats)).await
         }
         Command::Scan { common, fail_on, per_user, stats, .. } => {
-            Box::pin(scan(&common, fail_on, per_user, stats)).await
+            Box::pin(scan::account(&common, fail_on, per_user, stats)).await
         }
         Command::Undo { finding_id, from, account, dry_run, endpoint_url, region } => {
             let common = Common {
@@ -269,12 +271,12 @@ pub async fn run() -> ExitCode {
                 call_timeout: 30,
                 as_of: None,
             };
-            Box::pin(undo(&finding_id, from.as_deref(), account, &common)).await
+            Box::pin(journal::undo(&finding_id, from.as_deref(), account, &common)).await
         }
         Command::History { user, account, format, endpoint_url, region } => {
             let common =
                 Common { format, dry_run: true, no_publish: true, endpoint_url, region, call_timeout: 30, as_of: None };
-            Box::pin(history(&user, account, &common)).await
+            Box::pin(journal::history(&user, account, &common)).await
         }
     }
 }
@@ -354,79 +356,6 @@ async fn handle(file: &std::path::Path, common: &Common) -> ExitCode {
     }
 }
 
-async fn scan(common: &Common, fail_on: Option<Severity>, per_user: bool, stats: bool) -> ExitCode {
-    let origin = std::time::Instant::now();
-    let (app, counter, endpoint) = match common.prepare().await {
-        Ok(prepared) => prepared,
-        Err(f) => return fail(f.code, &f.message),
-    };
-    let start_phase = Phase::since("start", origin);
-    let opts = common.options();
-    let result =
-        if per_user { Box::pin(app.scan_per_user(&opts)).await } else { Box::pin(app.scan(None, &opts)).await };
-    let calls = counter.snapshot();
-    if stats {
-        eprintln!(
-            "{}",
-            serde_json::json!({ "aws_calls": calls.total_calls(), "by_action": calls.calls, "attempts": calls.attempts })
-        );
-    }
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return run_failed(&e, &endpoint),
-    };
-    if common.format == Format::Table {
-        print_scan_header(&report, opts.now);
-    }
-    if let Some(line) = memory_line(&report, app.state.is_some(), opts.publish) {
-        if common.format == Format::Table {
-            println!("{line}\n");
-        } else {
-            // Other formats keep stdout to their document: the memory line goes with the notes.
-            note(&line);
-        }
-    }
-    let rendering = std::time::Instant::now();
-    let rendered = render(&report.findings, report.scan.as_ref(), common.format);
-    let render_phase = Phase::since("render", rendering);
-    print!("{rendered}");
-    if stats {
-        let phases: Vec<_> = std::iter::once(&start_phase)
-            .chain(&report.phases)
-            .chain(std::iter::once(&render_phase))
-            .map(|p| serde_json::json!({ "phase": p.name, "start_ms": p.start_ms(origin), "ms": p.ms() }))
-            .collect();
-        eprintln!("{}", serde_json::json!({ "phases": phases, "total_ms": origin.elapsed().as_secs_f64() * 1000.0 }));
-    }
-    note(&format!(
-        "scan: {} finding(s), {} message(s) published, {} AWS call(s)",
-        report.findings.len(),
-        report.published,
-        calls.total_calls()
-    ));
-    if report.imported > 0 || !report.resolved.is_empty() {
-        let who = |f: &crate::finding::Finding| f.user.clone().unwrap_or_else(|| f.principal.clone());
-        let resolved: Vec<String> = report.resolved.iter().map(|f| format!("{} {}", f.check, who(f))).collect();
-        eprintln!(
-            "security hub: {} finding(s) imported; {} resolved{}{}",
-            report.imported,
-            resolved.len(),
-            if resolved.is_empty() { "" } else { ": " },
-            resolved.join(", ")
-        );
-    }
-    if let Some(f) = &report.failure {
-        return fail(1, f);
-    }
-    match fail_on {
-        Some(threshold) if report.findings.iter().any(|f| f.severity >= threshold) => {
-            eprintln!("iam-sentinel: findings of severity {threshold} or worse (--fail-on {threshold})");
-            ExitCode::from(3)
-        }
-        _ => ExitCode::SUCCESS,
-    }
-}
-
 /// Writes `line` to stderr in one write, after what is printed on stdout: `eprintln!` writes
 /// an unbuffered stderr piece by piece, so a terminal showing both streams (stdout through a
 /// pipe) could split the line around rows of the table.
@@ -434,266 +363,6 @@ fn note(line: &str) {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().lock().write_all(format!("{line}\n").as_bytes());
-}
-
-/// `scan --organization`: every account, the organization-level checks, the digest.
-async fn scan_organization(
-    common: &Common,
-    fail_on: Option<Severity>,
-    max_concurrency: usize,
-    stats: bool,
-) -> ExitCode {
-    // The flag is organization mode: ORGANIZATION_MODE need not say it again.
-    let (deployment, endpoint) = match common.deployment(true).await {
-        Ok(prepared) => prepared,
-        Err(f) => return fail(f.code, &f.message),
-    };
-    let opts = common.options();
-    let keep = common.format == Format::Json || fail_on.is_some();
-    let result = Box::pin(crate::org::run::scan_organization(&deployment, &opts, max_concurrency, keep)).await;
-    let calls = deployment.counter.snapshot();
-    if stats {
-        eprintln!(
-            "{}",
-            serde_json::json!({ "aws_calls": calls.total_calls(), "by_action": calls.calls, "attempts": calls.attempts })
-        );
-    }
-    let scan = match result {
-        Ok(scan) => scan,
-        Err(e) => {
-            let message = e.to_string();
-            let hint = if message.contains("no answer") { endpoint.url.as_deref().unwrap_or("AWS") } else { "" };
-            return fail(1, &if hint.is_empty() { message } else { format!("{message} (endpoint {hint})") });
-        }
-    };
-    match common.format {
-        Format::Json => print!("{}", render(&scan.findings, None, Format::Json)),
-        _ => print!("{}", crate::org::digest::text(&scan.summary, &scan.results)),
-    }
-    note(&format!(
-        "scan --organization: {} account(s) scanned, {} failed, {} finding(s), {} digest message(s) published, {} AWS call(s)",
-        scan.summary.accounts_scanned,
-        scan.summary.accounts_failed,
-        scan.summary.findings,
-        scan.digest_published,
-        calls.total_calls()
-    ));
-    if let Some(f) = &scan.summary.failure {
-        return fail(1, f);
-    }
-    match fail_on {
-        Some(threshold) if scan.findings.iter().any(|f| f.severity >= threshold) => {
-            eprintln!("iam-sentinel: findings of severity {threshold} or worse (--fail-on {threshold})");
-            ExitCode::from(3)
-        }
-        _ => ExitCode::SUCCESS,
-    }
-}
-
-/// The journal and the account to read it for: `--account`, or the caller's own (one
-/// `sts:GetCallerIdentity`, which also names who acts, for the undo's journal entry).
-async fn journal_access(
-    account: Option<String>,
-    common: &Common,
-) -> Result<(AwsApp, CallCounter, String, String), Failed> {
-    let (config, sdk, _) = common.sdk(false).await?;
-    let (app, counter) = crate::runtime::build_app_with(config, &sdk);
-    if app.state.is_none() {
-        return Err(Failed::config(
-            "STATE_TABLE is not set: the action journal lives in the state table (the stack's StateTableName output)"
-                .into(),
-        ));
-    }
-    let sts =
-        aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&sdk).interceptor(counter.clone()).build());
-    let identity = sts.get_caller_identity().send().await.map_err(|e| Failed {
-        code: 1,
-        message: crate::aws::call_error("sts:GetCallerIdentity", "your credentials", &e).to_string(),
-    })?;
-    let caller = identity.arn().unwrap_or("unknown caller").to_owned();
-    let account = match account {
-        Some(a) if crate::event::is_account_id(&a) => a,
-        Some(a) => return Err(Failed::config(format!("--account {a:?} is not a 12-digit account id"))),
-        None => identity.account().unwrap_or_default().to_owned(),
-    };
-    Ok((app, counter, account, caller))
-}
-
-/// Exit status: 0 undone (or would be, with --dry-run), 1 refused or a call failed, 2 the
-/// journal holds no such action, or bad configuration.
-async fn undo(finding_id: &str, from: Option<&std::path::Path>, account: Option<String>, common: &Common) -> ExitCode {
-    use crate::remediate::undo::{UndoError, apply, find_record};
-    use crate::state::journal::{JournalEntry, Refusal, check_pointer, to_undo};
-    let (app, counter, account, caller) = match journal_access(account, common).await {
-        Ok(access) => access,
-        Err(f) => return fail(f.code, &f.message),
-    };
-    let Some(state) = app.state.as_ref() else { return fail(2, "STATE_TABLE is not set") };
-    let entries = match state.actions_of(&account, finding_id).await {
-        Ok(e) => e,
-        Err(e) => return fail(1, &e.to_string()),
-    };
-    let entry = match to_undo(&entries, &account, finding_id) {
-        Ok(entry) => entry.clone(),
-        Err(e @ Refusal::NoAction { .. }) => return fail(2, &e.to_string()),
-        Err(e) => return fail(1, &e.to_string()),
-    };
-    if let Some(path) = from {
-        // The file is a pointer: its record must be the journal's, field for field.
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => return fail(2, &format!("cannot read {}: {e}", path.display())),
-        };
-        let checked = find_record(&text, finding_id)
-            .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|record| check_pointer(&record, &entry.action).map_err(|e| format!("{}: {e}", path.display())));
-        if let Err(e) = checked {
-            return fail(1, &e);
-        }
-    }
-    let rotation = app.key_rotation.as_deref();
-    let now = Utc::now();
-    let result = apply(&app.directory, &app.approvals, rotation, &app.config, &entry.action, now, common.dry_run).await;
-    let journaled = match &result {
-        Ok(_) if !common.dry_run => state.journal(&JournalEntry::undone(&entry, now, &caller)).await.err(),
-        _ => None,
-    };
-    let calls = counter.snapshot().total_calls();
-    match result {
-        Ok(done) => {
-            println!(
-                "{done} (recorded {} by {} on {}, trigger {})",
-                entry.at.format("%Y-%m-%d %H:%M UTC"),
-                entry.by,
-                entry.account,
-                entry.trigger
-            );
-            eprintln!("undo: {calls} AWS call(s)");
-            match journaled {
-                Some(e) => fail(1, &format!("undone, but the undo could not be journaled: {e}")),
-                None => ExitCode::SUCCESS,
-            }
-        }
-        Err(e @ (UndoError::Refused(_) | UndoError::Call(_))) => fail(1, &e.to_string()),
-        Err(e @ UndoError::NoRecord(_)) => fail(2, &e.to_string()),
-    }
-}
-
-/// Exit status: 0 listed (even if empty), 1 the journal could not be read, 2 bad configuration.
-async fn history(user: &str, account: Option<String>, common: &Common) -> ExitCode {
-    let (app, _, account, _) = match journal_access(account, common).await {
-        Ok(access) => access,
-        Err(f) => return fail(f.code, &f.message),
-    };
-    let Some(state) = app.state.as_ref() else { return fail(2, "STATE_TABLE is not set") };
-    let entries = match state.history(&account, user).await {
-        Ok(e) => e,
-        Err(e) => return fail(1, &e.to_string()),
-    };
-    if matches!(common.format, Format::Json) {
-        for e in &entries {
-            println!("{}", serde_json::to_string(e).unwrap_or_default());
-        }
-        return ExitCode::SUCCESS;
-    }
-    println!("History of {user} in account {account}: {} action(s)", entries.len());
-    for e in &entries {
-        let kind = match e.kind {
-            crate::state::journal::EntryKind::Applied => "applied",
-            crate::state::journal::EntryKind::Undone => "undone",
-        };
-        println!(
-            "{}  {kind:<7}  {} -> {}  finding {}  ({}, by {})",
-            e.at.format("%Y-%m-%d %H:%M:%S UTC"),
-            e.before,
-            e.after,
-            e.finding_id,
-            e.trigger,
-            e.by
-        );
-    }
-    ExitCode::SUCCESS
-}
-
-fn print_scan_header(report: &Report, now: DateTime<Utc>) {
-    let Some(scan) = &report.scan else { return };
-    // The report's age is real time (the wall clock), even when --as-of moves "now".
-    let wall = Utc::now();
-    let age = scan.credential_report_generated_at.map_or_else(
-        || "generation time unknown".to_owned(),
-        |t| {
-            let d = wall - t;
-            let when = if d < chrono::Duration::zero() {
-                format!("{} ahead of this machine's clock", age(-d))
-            } else {
-                format!("{} ago", age(d))
-            };
-            format!("generated {} ({when})", t.format("%Y-%m-%d %H:%M UTC"))
-        },
-    );
-    println!("Account {} · {} users · credential report {age}", scan.account, scan.users_scanned);
-    // GenerateCredentialReport replaces a report older than 4 hours, so AWS never serves an
-    // older one; an endpoint that does (moto dates every report 2015-02-02) is not telling its age.
-    if scan.credential_report_generated_at.is_some_and(|t| wall - t > chrono::Duration::hours(24)) {
-        println!(
-            "  (AWS regenerates credential reports older than 4 hours: this endpoint's date is not a real \
-             generation time; local emulators such as moto date every report 2015-02-02)"
-        );
-    }
-    if (now - wall).num_minutes().abs() >= 1 {
-        println!(
-            "Evaluated as of {} (--as-of): ages and expiries are counted to then",
-            now.format("%Y-%m-%d %H:%M UTC")
-        );
-    }
-    if !scan.users_not_in_report.is_empty() {
-        println!(
-            "Not yet in the credential report (tag checks only; key and MFA checks skipped): {}",
-            scan.users_not_in_report.join(", ")
-        );
-    }
-    if !scan.users_deleted_since_report.is_empty() {
-        println!("Deleted since the report was generated (skipped): {}", scan.users_deleted_since_report.join(", "));
-    }
-    println!();
-}
-
-/// What the state table decided: what changed since the previous scan, or why nothing was
-/// remembered (no STATE_TABLE, or a run that publishes nothing).
-fn memory_line(report: &Report, table: bool, publish: bool) -> Option<String> {
-    let scan = report.scan.as_ref()?;
-    let line = match (&scan.changes, table, publish) {
-        (_, false, _) => {
-            "Memory: off (STATE_TABLE not set): every high finding is announced again on every scan".to_owned()
-        }
-        (_, true, false) => "Memory: not consulted (--no-publish): nothing is announced, nothing remembered".to_owned(),
-        (None, true, true) => {
-            "Memory: the state table could not be read: announced as if stateless (see the error)".to_owned()
-        }
-        (Some(c), true, true) if !c.previous_scan => {
-            format!("Memory: first scan with the state table: {} finding(s) are new", c.new)
-        }
-        (Some(c), true, true) => {
-            let oldest = match (c.oldest_open_since, c.oldest_open_check) {
-                (Some(t), Some(check)) => format!("; oldest open since {} ({check})", t.format("%Y-%m-%d")),
-                _ => String::new(),
-            };
-            format!(
-                "Since the previous scan: {} new, {} resolved, {} still open{oldest}",
-                c.new, c.resolved, c.still_open
-            )
-        }
-    };
-    Some(line)
-}
-
-/// `42 min`, `5 h`, `12 days`.
-fn age(d: chrono::Duration) -> String {
-    match d.num_minutes() {
-        m if m < 120 => format!("{m} min"),
-        m if m < 48 * 60 => format!("{} h", m / 60),
-        _ => format!("{} days", d.num_days()),
-    }
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {

@@ -22,7 +22,7 @@ use std::path::Path;
 /// trailing `/**` takes the module and everything under it). The most specific match wins.
 const LAYERS: &[(&str, &[&str])] = &[
     ("domain", &["domain/**", "finding", "snapshot", "approvals", "credential_report"]),
-    ("input", &["config", "event/**"]),
+    ("input", &["config/**", "event/**"]),
     ("rules", &["checks/**", "remediate/rotation", "org/scp", "org/coverage", "state/**"]),
     ("ports", &["ports"]),
     (
@@ -30,7 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["aws/**", "render/**", "message", "output", "remediate", "remediate/stale", "remediate/undo", "org"],
     ),
     ("app", &["app/**", "org/digest"]),
-    ("wiring and entrypoints", &["runtime", "org/run", "metrics", "lambda", "cli", ""]),
+    ("wiring and entrypoints", &["runtime", "org/run", "metrics", "lambda", "cli/**", ""]),
 ];
 
 /// Files held to less than their layer allows: (module pattern, what it may import, why).
