@@ -23,11 +23,11 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     ("domain", &["domain/**", "finding", "snapshot", "approvals", "credential_report"]),
     ("input", &["config/**", "event/**"]),
-    ("rules", &["checks/**", "remediate/rotation", "org/scp", "org/coverage", "state/**"]),
+    ("rules", &["checks/**", "remediate/rotation", "org/scp", "org/coverage/**", "state/**"]),
     ("ports", &["ports"]),
     (
         "adapters, renderings and executors",
-        &["aws/**", "render/**", "message", "output", "remediate", "remediate/stale", "remediate/undo", "org"],
+        &["aws/**", "render/**", "message", "output", "remediate", "remediate/stale/**", "remediate/undo", "org"],
     ),
     ("app", &["app/**", "org/digest"]),
     ("wiring and entrypoints", &["runtime", "org/run", "metrics", "lambda", "cli/**", ""]),
