@@ -5,6 +5,7 @@ Measures wall time, AWS API calls by action, peak RSS and findings count of each
 With --org (or --org-sizes AxU,...), the organization benchmark instead (bench/organization.py):
 an organization of A accounts with U users each, `scan --organization`, one Step Functions
 child, the organization digest, and with --peers c7n-org.
+With --peers, also bench/bulk_reads.py: the same bulk reads from a boto3 script, nothing judged.
 With --state, also three publishing scans with the state table (bench/state.py).
 With --baseline BINARY, an earlier build scans the same seeded server first (before/after).
 Usage: bench.py [--sizes 1000,5000] [--peers] [--state] [--baseline BINARY] [--skip-per-user]
@@ -81,6 +82,22 @@ def run_sentinel(binary, env, per_user, publish=False):
             "findings": len(findings), "compared": compared, "phases": phases}
 
 
+def run_bulk_reads(env, users):
+    """bench/bulk_reads.py: the scan's reads from a boto3 script, nothing judged (the floor)."""
+    cmd = [sys.executable, os.path.join(ROOT, "bench", "rss.py"), sys.executable,
+           os.path.join(ROOT, "bench", "bulk_reads.py")]
+    wall, out, err, code = measure(cmd, env)
+    if code != 0:
+        raise SystemExit(f"bench/bulk_reads.py failed ({code}):\n{err}")
+    result = json.loads(out)
+    if result["report_users"] != users or result["gaad_users"] != users:
+        raise SystemExit(f"bench/bulk_reads.py read {result['report_users']} users in the report and "
+                         f"{result['gaad_users']} in GAAD, not {users}")
+    rss = next(json.loads(l) for l in err.splitlines() if l.startswith("{"))["peak_rss_kib"] / 1024
+    return {"wall_s": wall, "calls": sum(result["by_action"].values()), "by_action": result["by_action"],
+            "rss_mib": rss, "findings": None, "compared": None, "phases": None}
+
+
 def print_phases(n, name, phases):
     print(f"{n} {name}: phases (start ms + duration ms; reads overlap), total {phases['total_ms']:.0f} ms")
     for p in phases["phases"]:
@@ -115,7 +132,7 @@ def main_org(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,5000")
-    ap.add_argument("--peers", action="store_true", help="also run Cloud Custodian (c7n, pinned) on the same moto")
+    ap.add_argument("--peers", action="store_true", help="also a boto3 script making the same bulk reads, and Cloud Custodian (c7n, pinned), on the same moto")
     ap.add_argument("--binary", required=True)
     ap.add_argument("--baseline", metavar="BINARY",
                     help="also scan with this (earlier) build on the same seeded server: before and after")
@@ -147,10 +164,12 @@ def main():
             if not args.skip_per_user:
                 results["per-user scan"] = run_sentinel(args.binary, env, per_user=True)
             if args.peers:
+                results["bulk reads (boto3)"] = run_bulk_reads(env, n)
                 sys.path.insert(0, os.path.join(ROOT, "bench"))
                 import peers  # noqa: E402
                 results["cloud-custodian"] = peers.run_custodian(env, AS_OF)
-            agree = len({json.dumps(r["compared"]) for r in results.values()}) == 1
+            # The bulk reads judge nothing: they have no findings to compare.
+            agree = len({json.dumps(r["compared"]) for r in results.values() if r["compared"] is not None}) == 1
             for name, r in results.items():
                 rows.append((n, name, r, agree))
             if args.state:
@@ -165,15 +184,20 @@ def main():
             proc.wait()
     print(f"\n{'users':>6}  {'tool':<18} {'wall s':>8} {'AWS calls':>10} {'peak RSS MiB':>13} {'findings':>9} {'compared':>9}  agree")
     for n, name, r, agree in rows:
-        print(f"{n:>6}  {name:<18} {r['wall_s']:>8.2f} {r['calls']:>10} {r['rss_mib']:>13.1f} {r['findings']:>9} {len(r['compared']):>9}  {'yes' if agree else 'NO'}")
+        findings, compared = ("-", "-") if r["compared"] is None else (r["findings"], len(r["compared"]))
+        print(f"{n:>6}  {name:<18} {r['wall_s']:>8.2f} {r['calls']:>10} {r['rss_mib']:>13.1f} {findings:>9} {compared:>9}  "
+              f"{'-' if r['compared'] is None else 'yes' if agree else 'NO'}")
     for n, name, r, _ in rows:
         print(f"{n} {name}: {json.dumps(r['by_action'], sort_keys=True)}")
     for n, name, r, _ in rows:
-        if r["phases"]:
+        if r.get("phases"):
             print_phases(n, name, r["phases"])
     by = {(n, name): r for n, name, r, _ in rows}
     for n in sorted({n for n, *_ in rows}):
         a, b = by[(n, "iam-sentinel scan")], by.get((n, "per-user scan"))
+        for peer in ("bulk reads (boto3)", "cloud-custodian"):
+            if (n, peer) in by:
+                print(f"{n} users: the scan takes {a['wall_s'] / by[(n, peer)]['wall_s']:.2f}x the time of {peer}")
         if b:
             print(f"{n} users: bulk scan is {b['wall_s'] / a['wall_s']:.0f}x faster than the per-user scan, "
                   f"{b['calls'] / max(a['calls'], 1):.0f}x fewer calls")
@@ -186,7 +210,7 @@ def main():
         for n, label, r in state_rows:
             print(f"{n} {label}: {json.dumps(r['by_action'], sort_keys=True)}")
         for n, label, r in state_rows:
-            if r["phases"]:
+            if r.get("phases"):
                 print_phases(n, label, r["phases"])
     if not all(agree for *_, agree in rows):
         raise SystemExit("the tools disagree on the compared findings")
