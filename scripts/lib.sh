@@ -56,3 +56,19 @@ start_moto() {
 stop_moto() {
   if [[ -n "${MOTO_PID:-}" ]]; then kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; fi
 }
+
+# The shared target directory may hold this crate built from another checkout, which cargo
+# can take for fresh (it compares the sources' times by relative path, and the test
+# binaries have that checkout's paths compiled in). When the last build came from
+# elsewhere, this crate's own artefacts are removed; the dependencies stay compiled.
+claim_target_dir() {
+  local stamp="$CARGO_TARGET_DIR/.iam-sentinel-checkout"
+  if [[ -d "$CARGO_TARGET_DIR" && "$(cat "$stamp" 2>/dev/null)" != "$ROOT" ]]; then
+    log "$CARGO_TARGET_DIR was last built from another checkout: rebuilding this crate (its dependencies stay)"
+    cargo clean --quiet --manifest-path "$ROOT/Cargo.toml" -p iam-sentinel
+    cargo clean --quiet --manifest-path "$ROOT/Cargo.toml" -p iam-sentinel --release
+  fi
+  mkdir -p "$CARGO_TARGET_DIR"
+  printf '%s\n' "$ROOT" > "$stamp"
+}
+claim_target_dir
